@@ -1,0 +1,91 @@
+// The slice of the Node-RED runtime API our adapters use, typed once so no node needs `any`.
+import type { NodeStatus } from '../../src/common/status';
+
+export interface NodeMessage {
+  _msgid?: string;
+  payload?: unknown;
+  topic?: string;
+  [key: string]: unknown;
+}
+
+export type SendFunction = (msg: NodeMessage | null | Array<NodeMessage | NodeMessage[] | null>) => void;
+export type DoneFunction = (err?: Error) => void;
+
+/** Properties every node's flow JSON carries. */
+export interface NodeDef {
+  id: string;
+  type: string;
+  name?: string;
+  z?: string;
+  [key: string]: unknown;
+}
+
+/** A runtime node instance, as Node-RED's `createNode` makes it. */
+export interface Node<Credentials = Record<string, string | undefined>> {
+  id: string;
+  type: string;
+  name?: string;
+  z?: string;
+  credentials: Credentials;
+  on(event: 'input', listener: (msg: NodeMessage, send: SendFunction, done: DoneFunction) => void): void;
+  on(event: 'close', listener: (removed: boolean, done: () => void) => void): void;
+  send(msg: NodeMessage | null | Array<NodeMessage | NodeMessage[] | null>): void;
+  status(status: NodeStatus | Record<string, never>): void;
+  log(msg: unknown): void;
+  warn(msg: unknown): void;
+  error(err: unknown, msg?: NodeMessage): void;
+  debug(msg: unknown): void;
+  trace(msg: unknown): void;
+}
+
+export interface CredentialsDef {
+  [name: string]: { type: 'text' | 'password' };
+}
+
+export interface NodeAPI {
+  nodes: {
+    createNode(node: object, def: NodeDef): void;
+    registerType(
+      type: string,
+      constructor: (this: Node, def: NodeDef) => void,
+      options?: { credentials?: CredentialsDef; settings?: Record<string, { value: unknown; exportable?: boolean }> },
+    ): void;
+    getNode(id: string): unknown;
+  };
+  util: {
+    cloneMessage<T extends NodeMessage>(msg: T): T;
+    evaluateNodeProperty(
+      value: string,
+      type: string,
+      node: Node,
+      msg: NodeMessage | undefined,
+      callback: (err: Error | null, result: unknown) => void,
+    ): void;
+    generateId(): string;
+  };
+  settings: Record<string, unknown>;
+  events: { on(event: string, listener: (...args: unknown[]) => void): void; removeListener(event: string, listener: (...args: unknown[]) => void): void };
+  httpAdmin: {
+    get(path: string, ...handlers: Array<(req: AdminRequest, res: AdminResponse, next?: () => void) => void>): void;
+    post(path: string, ...handlers: Array<(req: AdminRequest, res: AdminResponse, next?: () => void) => void>): void;
+  };
+  auth: { needsPermission(permission: string): (req: AdminRequest, res: AdminResponse, next?: () => void) => void };
+  _(key: string, substitutions?: Record<string, unknown>): string;
+}
+
+export interface AdminRequest {
+  params: Record<string, string>;
+  query: Record<string, string | undefined>;
+  body: unknown;
+}
+
+export interface AdminResponse {
+  json(body: unknown): void;
+  status(code: number): AdminResponse;
+  send(body?: unknown): void;
+}
+
+/** Turns a possibly-thrown value into an Error whose message a Catch node can show. */
+export function asError(err: unknown): Error {
+  return err instanceof Error ? err : new Error(String(err));
+}

@@ -79,8 +79,11 @@ export class Address {
     return new Address([...this.elements.filter(([t]) => t !== tag), [tag, value]]);
   }
 
+  private text?: string;
+
   toString(): string {
-    return `(${this.elements.map(([t, v]) => `${t}:${v}`).join(' ')})`;
+    if (this.text === undefined) this.text = `(${this.elements.map(([t, v]) => `${t}:${v}`).join(' ')})`;
+    return this.text;
   }
 
   toObject(): Record<string, string> {

@@ -126,6 +126,15 @@ describe('mbus entities on loopback multicast', function () {
     await until(() => seen.includes('lost b bye'), 'lost-entity on bye');
   });
 
+  it('LINKLOCAL with an interface chosen by name (lo) works the same way', async () => {
+    const a = await entity({ name: 'a', scope: 'LINKLOCAL', interface: 'lo' });
+    const b = await entity({ name: 'b', scope: 'LINKLOCAL', interface: 'lo' });
+    assert.ok(a.address.get('id')?.endsWith('@127.0.0.1'));
+    await until(() => a.entities.some((p) => p.address.equals(b.address)), 'link-local discovery');
+    await a.send(b.address, [{ name: 'test.ll', args: [] }], { reliable: true });
+    await assert.rejects(entity({ name: 'c', scope: 'LINKLOCAL', interface: 'no-such-if0' }), /no IPv4 address/);
+  });
+
   it('loses a silent entity after the RFC timeout', async () => {
     const a = await entity({ name: 'a' });
     const r = await raw();

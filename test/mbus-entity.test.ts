@@ -156,6 +156,7 @@ describe('mbus entities on loopback multicast', function () {
   it('refuses reliable sends to unknown or ambiguous destinations, and datagrams above the size limit', async () => {
     const [a] = await pair();
     await assert.rejects(a.send(Address.parse('(module:nobody)'), [{ name: 'x', args: [] }], { reliable: true }), /no known entity/);
+    await assert.rejects(a.send(Address.empty, [{ name: 'x', args: [] }], { reliable: true }), /not \(\) \(everyone\)/);
     await entity({ name: 'b' }); // a second (module:b)? no: a second app:busbar-test
     await until(() => a.entities.length === 2, 'third entity');
     await assert.rejects(a.send(Address.parse('(app:busbar-test)'), [{ name: 'x', args: [] }], { reliable: true }), /matches 2 entities/);

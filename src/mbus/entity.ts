@@ -222,6 +222,7 @@ export class Entity extends EventEmitter {
 
   /** The one known entity a reliable message may go to: an exact address, or a partial one that matches exactly one peer. */
   resolvePeer(destination: Address): PeerInfo {
+    if (destination.size === 0) throw new MbusError('reliable messages and RPCs need a destination address, not () (everyone)', 'EUNKNOWN');
     const exact = this.peers.get(destination.key);
     if (exact) return exact;
     const matches = [...this.peers.values()].filter((p) => destination.isSubsetOf(p.address));

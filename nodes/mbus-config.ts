@@ -36,6 +36,7 @@ export = function (RED: NodeAPI): void {
         const showPeers = (): void => {
           if (node.entity?.isRunning) node.pool.setStatus(Status.connected(RED._('mbus-config.status.peers', { count: node.entity.entities.length })));
         };
+        node.entity.on('warning', (err) => node.warn(err.message));
         node.entity.on('new-entity', showPeers);
         node.entity.on('lost-entity', showPeers);
       } catch (err) {

@@ -207,6 +207,22 @@ describe('mbus entities on loopback multicast', function () {
     assert.ok(!r.received.some((m) => m.acks.includes(partial)));
   });
 
+  it('survives a listener that throws', async () => {
+    const a = await entity({ name: 'a' });
+    const r = await raw();
+    const warnings: string[] = [];
+    const got: string[] = [];
+    a.on('warning', (e) => warnings.push(e.message));
+    a.on('command', (c) => {
+      if (c.name === 'test.boom') throw new Error('listener failed');
+      got.push(c.name);
+    });
+    r.send(Address.empty, [{ name: 'test.boom', args: [] }]);
+    r.send(Address.empty, [{ name: 'test.fine', args: [] }]);
+    await until(() => got.includes('test.fine'), 'entity still receiving');
+    assert.deepStrictEqual(warnings, ['listener failed']);
+  });
+
   it('ignores a datagram with a bad HMAC', async () => {
     const a = await entity({ name: 'a' });
     const r = await raw();

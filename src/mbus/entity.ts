@@ -84,6 +84,8 @@ export interface EntityEvents {
   waiting: [string, Message];
   go: [string, Message];
   drop: [DropReason, string, RemoteInfo];
+  /** A listener threw while handling a received message; the entity keeps running. */
+  warning: [Error];
   stopped: [];
 }
 
@@ -310,6 +312,15 @@ export class Entity extends EventEmitter {
   }
 
   private receive(data: Buffer, rinfo: RemoteInfo): void {
+    try {
+      this.handle(data, rinfo);
+    } catch (err) {
+      // A throwing listener must not take the socket (and the Node-RED process) down.
+      if (this.listenerCount('warning') > 0) this.emit('warning', err instanceof Error ? err : new Error(String(err)));
+    }
+  }
+
+  private handle(data: Buffer, rinfo: RemoteInfo): void {
     if (!this.running) return;
     let msg: Message;
     try {

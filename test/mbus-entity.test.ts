@@ -135,6 +135,16 @@ describe('mbus entities on loopback multicast', function () {
     await assert.rejects(entity({ name: 'c', scope: 'LINKLOCAL', interface: 'no-such-if0' }), /no IPv4 address/);
   });
 
+  it('keeps buses on different groups with the same port apart', async () => {
+    const a = await entity({ name: 'a' });
+    const other = await entity({ name: 'other', group: '224.255.222.240' });
+    const b = await entity({ name: 'b' });
+    await until(() => a.entities.some((p) => p.address.equals(b.address)), 'same-group discovery');
+    await sleep(300); // several hello intervals of the other group's entity
+    assert.ok(!a.entities.some((p) => p.address.equals(other.address)), 'a must not hear the other group');
+    assert.ok(!other.entities.length, 'the other group hears nobody');
+  });
+
   it('loses a silent entity after the RFC timeout', async () => {
     const a = await entity({ name: 'a' });
     const r = await raw();

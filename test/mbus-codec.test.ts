@@ -29,6 +29,10 @@ import {
   desEngineInUse,
   setDesEngine,
   loadMbusFile,
+  helloInterval,
+  deadAfter,
+  retransmitSchedule,
+  DEFAULT_TIMERS,
 } from '../src/mbus';
 import { desCbc } from '../src/mbus/des';
 import { buildCall, buildReturn, readCall, readReturn } from '../src/mbus/rpc';
@@ -328,6 +332,21 @@ describe('mbus addresses', () => {
     assert.ok(Address.parse('(app:rat id:4711-1@192.168.1.1 module:engine media:audio conf:test )').equals(own));
     assert.ok(!Address.parse('(app:rat)').equals(own));
     assert.deepStrictEqual(Address.from({ app: 'x', module: 'y' }).toString(), '(app:x module:y)');
+  });
+});
+
+describe('mbus timers (RFC 3259 §7, §8 arithmetic)', () => {
+  it('hello interval, dither and dead time', () => {
+    assert.strictEqual(helloInterval(DEFAULT_TIMERS, 1, 0), 900);
+    assert.strictEqual(Math.round(helloInterval(DEFAULT_TIMERS, 1, 0.999999)), 1100);
+    assert.strictEqual(helloInterval(DEFAULT_TIMERS, 5, 0.5), 1000);
+    assert.strictEqual(helloInterval(DEFAULT_TIMERS, 10, 0.5), 2000);
+    assert.strictEqual(deadAfter(DEFAULT_TIMERS, 5), 5500);
+    assert.strictEqual(deadAfter(DEFAULT_TIMERS, 20), 22000);
+  });
+  it('reliable schedule: sends at 0, 100, 300 ms, failure at 600 ms = T_k', () => {
+    assert.deepStrictEqual(retransmitSchedule(DEFAULT_TIMERS), { sends: [0, 100, 300], failAt: 600 });
+    assert.deepStrictEqual(retransmitSchedule({ ...DEFAULT_TIMERS, retries: 1 }), { sends: [0], failAt: 100 });
   });
 });
 

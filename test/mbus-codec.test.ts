@@ -412,6 +412,17 @@ describe('mbus parser fuzz (bounded)', () => {
       }
     }
   });
+
+  it('500 random ciphertexts with a valid hash through DES decryption: only clean drops', () => {
+    const r = rng(42);
+    const des: SecurityConfig = { hash: hashKey(KEYS.K1), encryption: encryptionKey('(DES,ASNFZ4mrze8=)') };
+    for (let i = 0; i < 500; i++) {
+      const body = Buffer.alloc(Math.floor(r() * 40) * (r() < 0.9 ? 8 : 3));
+      for (let j = 0; j < body.length; j++) body[j] = Math.floor(r() * 256);
+      const d = Buffer.concat([Buffer.from(`${mac(des.hash, body)}\n`), body]);
+      assert.throws(() => parseMessage(openDatagram(des, d)), (e: unknown) => e instanceof DatagramError);
+    }
+  });
 });
 
 export type { MValue };

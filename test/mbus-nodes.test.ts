@@ -116,7 +116,7 @@ describe('mbus nodes in Node-RED', function () {
       { id: 'caller', type: 'mbus-rpc', config: 'c1', mode: 'call', procedure: 'math.sum', destination: '(app:nrtest module:two)', timeout: 2000, wires: [['results']] },
       { id: 'srv', type: 'mbus-rpc', config: 'c2', mode: 'serve', procedure: 'math.sum', procedures: ['math.fail'], wires: [['calls']] },
       { id: 'srv1', type: 'mbus-rpc', config: 'c1', mode: 'serve', procedure: 'back.ping', wires: [['calls1']] },
-      { id: 'call2', type: 'mbus-rpc', config: 'c2', mode: 'call', destination: '(module:one)', timeout: 300, wires: [['results2']] },
+      { id: 'call2', type: 'mbus-rpc', config: 'c2', mode: 'call', destination: '(module:one)', timeout: 1000, wires: [['results2']] },
       { id: 'results', type: 'helper' },
       { id: 'results2', type: 'helper' },
       { id: 'calls', type: 'helper' },

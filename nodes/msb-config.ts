@@ -48,6 +48,7 @@ interface TlsConfigNode {
 }
 
 const MIN_RECONNECT_S = 3;
+const DEPLOY_FALLBACK_MS = 10000;
 
 /**
  * A deploy stops and starts nodes over several ticks, so users come and go in more than one burst. While the
@@ -225,6 +226,11 @@ export = function (RED: NodeAPI) {
         usersChanged: (users) => {
           if (deploying) {
             pendingAfterDeploy.add(applyUsers);
+            // Should `flows:started` never come (a failed start), register anyway rather than never.
+            deployFallback ??= setTimeout(() => {
+              deployFallback = undefined;
+              if (pendingAfterDeploy.delete(applyUsers)) applyUsers();
+            }, DEPLOY_FALLBACK_MS);
             return;
           }
           applyUsers();
@@ -232,6 +238,8 @@ export = function (RED: NodeAPI) {
         onError: (err) => node.error(err.message),
       });
       const applyUsers = (): void => {
+        if (deployFallback) clearTimeout(deployFallback);
+        deployFallback = undefined;
         if (closed) return;
         const users = pool.list();
         {
@@ -257,6 +265,7 @@ export = function (RED: NodeAPI) {
         }
       };
       let closed = false;
+      let deployFallback: NodeJS.Timeout | undefined;
       let compiled: SelfDescription | undefined;
 
       node.register = (user) => pool.register(user);
@@ -280,6 +289,8 @@ export = function (RED: NodeAPI) {
       this.on('close', (_removed: boolean, done: () => void) => {
         closed = true;
         pendingAfterDeploy.delete(applyUsers);
+        if (deployFallback) clearTimeout(deployFallback);
+        deployFallback = undefined;
         pool.close().then(done, (err: unknown) => {
           node.error(asError(err).message);
           done();

@@ -148,10 +148,23 @@ describe('msb nodes in Node-RED', function () {
   });
 
   it('caches flagged events while not registered and sends them in order after IO_REGISTERED', async () => {
-    const flow: Flow = [service('cfg', A, { eventCacheSize: 2 }), { id: 'ev', type: 'msb-event-out', service: 'cfg', eventId: 'N', dataType: 'int32', priority: 'LOW', cached: true }];
+    const flow: Flow = [
+      service('cfg', A, { eventCacheSize: 2 }),
+      { id: 'ev', type: 'msb-event-out', service: 'cfg', eventId: 'N', dataType: 'int32', priority: 'LOW', cached: false },
+      { id: 'catcher', type: 'catch', scope: null, uncaught: false, wires: [['errors']] },
+      { id: 'errors', type: 'helper' },
+    ];
     emulator.holdRegistrations(true);
     await helper.load(nodes, flow);
-    for (let i = 1; i <= 3; i++) node('ev').receive({ payload: i });
+    const errors: string[] = [];
+    node('errors').on('input', (msg) => errors.push(String((msg.error as { message: string }).message)));
+    // The node's default is "not cached"; msg.cached overrides it per message.
+    for (let i = 1; i <= 3; i++) node('ev').receive({ payload: i, cached: true });
+    node('ev').receive({ payload: 4 });
+    node('ev').receive({ payload: 5, cached: 'yes' });
+    await until(() => errors.length === 2, 'errors for the uncached and the bad flag');
+    assert.match(errors[0], /not registered/);
+    assert.match(errors[1], /msb-event-out\.error\.cached/);
     await until(() => messages(emulator, 'R ').length === 1, 'registration sent');
     emulator.holdRegistrations(false);
     await until(() => messages(emulator, 'E ').length === 2, 'flush');

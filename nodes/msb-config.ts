@@ -153,6 +153,9 @@ export = function (RED: NodeAPI) {
       let lastDetail: string | undefined;
       let definitionError: string | undefined;
       let nioStatus = false;
+      // A NIO that ends the session (uuid already connected, unauthorized) stays visible until registration succeeds,
+      // rather than being replaced by "disconnected" a moment later.
+      let sessionNio: string | undefined;
 
       const setStatus = (status: NodeStatus): void => pool.setStatus(status);
       const mirrorParameters = (parameters: Record<string, unknown>): void => {
@@ -175,14 +178,18 @@ export = function (RED: NodeAPI) {
           if (state === 'connecting') setStatus(Status.connecting('msb.status.connecting'));
           else if (state === 'connected') setStatus({ fill: 'green', shape: 'ring', text: 'msb.status.connected' });
           else if (state === 'registered') setStatus(Status.connected('msb.status.registered'));
-          else if (state === 'disconnected') setStatus(Status.disconnected('msb.status.disconnected'));
+          else if (state === 'disconnected') setStatus(sessionNio ? Status.error(`msb.status.${sessionNio}`) : Status.disconnected('msb.status.disconnected'));
           else if (state === 'closed') setStatus(Status.disconnected('msb.status.disconnected'));
           if (state === 'disconnected' && detail && detail !== lastDetail) node.warn(RED._('msb-config.warn.disconnected', { url: def.url, detail }));
-          if (state === 'registered') node.log(RED._('msb-config.log.registered', { uuid: service.uuid }));
+          if (state === 'registered') {
+            sessionNio = undefined;
+            node.log(RED._('msb-config.log.registered', { uuid: service.uuid }));
+          }
           lastDetail = state === 'disconnected' ? detail : undefined;
         });
         c.on('nio', (keyword, meaning, eventId) => {
           nioStatus = true;
+          if (keyword === 'NIO_ALREADY_CONNECTED' || keyword === 'NIO_UNAUTHORIZED_CONNECTION') sessionNio = keyword;
           setStatus(Status.error(`msb.status.${keyword}`));
           node.warn(`${keyword}: ${meaning}${eventId ? ` (event "${eventId}")` : ''}`);
         });
@@ -223,7 +230,7 @@ export = function (RED: NodeAPI) {
           client = undefined;
           await c?.close();
         },
-        usersChanged: (users) => {
+        usersChanged: () => {
           if (deploying) {
             pendingAfterDeploy.add(applyUsers);
             // Should `flows:started` never come (a failed start), register anyway rather than never.
@@ -242,26 +249,24 @@ export = function (RED: NodeAPI) {
         deployFallback = undefined;
         if (closed) return;
         const users = pool.list();
-        {
-          try {
-            compiled = compileSelfDescription(
-              service,
-              users.flatMap((u) => (u.event ? [u.event] : [])),
-              users.flatMap((u) => (u.function ? [u.function] : [])),
-            );
-            if (definitionError) {
-              definitionError = undefined;
-              setStatus(client?.registered ? Status.connected('msb.status.registered') : Status.connecting('msb.status.connecting'));
-            }
-            client?.setSelfDescription(compiled);
-            const parameters = client?.parameters ?? {};
-            mirrorParameters(parameters);
-            for (const u of users) u.onConfiguration?.({ parameters, changed: {} });
-          } catch (err) {
-            definitionError = err instanceof MsbDefinitionError ? err.message : asError(err).message;
-            node.error(RED._('msb-config.error.definition', { error: definitionError }));
-            setStatus(Status.error('msb.status.invalid'));
+        try {
+          compiled = compileSelfDescription(
+            service,
+            users.flatMap((u) => (u.event ? [u.event] : [])),
+            users.flatMap((u) => (u.function ? [u.function] : [])),
+          );
+          if (definitionError) {
+            definitionError = undefined;
+            setStatus(client?.registered ? Status.connected('msb.status.registered') : Status.connecting('msb.status.connecting'));
           }
+          client?.setSelfDescription(compiled);
+          const parameters = client?.parameters ?? {};
+          mirrorParameters(parameters);
+          for (const u of users) u.onConfiguration?.({ parameters, changed: {} });
+        } catch (err) {
+          definitionError = err instanceof MsbDefinitionError ? err.message : asError(err).message;
+          node.error(RED._('msb-config.error.definition', { error: definitionError }));
+          setStatus(Status.error('msb.status.invalid'));
         }
       };
       let closed = false;

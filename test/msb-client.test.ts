@@ -159,6 +159,20 @@ describe('msb client with the emulator', () => {
     assert.strictEqual(c.publish({ eventId: 'PING', dataObject: 'again' }), 'sent');
   });
 
+  it('NIO_UNAUTHORIZED_CONNECTION and a SockJS c-frame end the session; the client reconnects and registers again', async () => {
+    const c = make();
+    const warnings: string[] = [];
+    c.on('warning', (w) => warnings.push(w));
+    c.connect();
+    await registered(c);
+    const registrations = (): number => emulator.traffic.filter((r) => r.message.startsWith('R ')).length;
+    emulator.sendStatus(A, 'NIO_UNAUTHORIZED_CONNECTION');
+    await until(() => registrations() === 2 && c.registered, 'registration after NIO_UNAUTHORIZED_CONNECTION');
+    emulator.closeSession(A);
+    await until(() => registrations() === 3 && c.registered, 'registration after c[3000,"Go away!"]');
+    assert.ok(warnings.some((w) => /MSB closed the session: 3000 Go away!/.test(w)), warnings.join('; '));
+  });
+
   it('close releases the socket and the reconnect timer (no handle left behind)', async () => {
     const handles = (): number => (process as unknown as { _getActiveHandles(): unknown[] })._getActiveHandles().length;
     const baseline = handles();

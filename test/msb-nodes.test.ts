@@ -293,6 +293,30 @@ describe('msb nodes in Node-RED', function () {
     assert.strictEqual(messages(emulator, 'R ').length, 0);
   });
 
+  it('a node with a bad data format or no msb-config fails its messages with a clear error', async () => {
+    const flow: Flow = [
+      service('cfg', A),
+      { id: 'bad', type: 'msb-event-out', service: 'cfg', eventId: 'B', dataType: 'complex', schema: '{"type":"object","properties":{"x":{"$ref":"#/definitions/Nope"}}}', priority: 'LOW', cached: false },
+      { id: 'orphan', type: 'msb-event-out', service: '', eventId: 'O', dataType: 'string', priority: 'LOW', cached: false },
+      { id: 'good', type: 'msb-event-out', service: 'cfg', eventId: 'G', dataType: 'string', priority: 'LOW', cached: false },
+      { id: 'catcher', type: 'catch', scope: null, uncaught: false, wires: [['errors']] },
+      { id: 'errors', type: 'helper' },
+    ];
+    await helper.load(nodes, flow);
+    const errors: string[] = [];
+    node('errors').on('input', (msg) => errors.push(String((msg.error as { message: string }).message)));
+    assert.deepStrictEqual(lastStatus('bad'), { fill: 'red', shape: 'ring', text: 'msb.status.invalid' });
+    assert.deepStrictEqual(lastStatus('orphan'), { fill: 'red', shape: 'ring', text: 'msb.status.noService' });
+    node('bad').receive({ payload: {} });
+    node('orphan').receive({ payload: 'x' });
+    await until(() => errors.length === 2, 'two errors');
+    assert.match(errors[0], /events\[B\]\.dataFormat\.dataObject\.properties\.x\.\$ref: refers to "#\/definitions\/Nope"/);
+    assert.match(errors[1], /msb-event-out\.error\.noService/);
+    // The bad node is left out; the service registers with the good one.
+    await until(() => emulator.services().has(A), 'registration');
+    assert.deepStrictEqual((emulator.services().get(A) as unknown as SelfDescription).events.map((e) => e.eventId), ['G']);
+  });
+
   it('close leaves no socket or timer behind', async () => {
     const handles = (): number => (process as unknown as { _getActiveHandles(): unknown[] })._getActiveHandles().length;
     const baseline = handles();

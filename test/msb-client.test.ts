@@ -62,6 +62,25 @@ describe('msb client with the emulator', () => {
     });
   }
 
+  it('coalesces a burst into SockJS frames of at most 8000 bytes, in order', async () => {
+    const c = make();
+    c.connect();
+    await registered(c);
+    const frames: string[] = [];
+    const ws = (c as unknown as { ws: { send(data: string): void } }).ws;
+    const original = ws.send.bind(ws);
+    ws.send = (data: string) => {
+      frames.push(data);
+      original(data);
+    };
+    for (let i = 0; i < 300; i++) c.publish({ eventId: 'PING', dataObject: `event ${i} ${'x'.repeat(40)}` });
+    await until(() => emulator.traffic.filter((r) => r.message.startsWith('E ')).length === 300, 'all events');
+    assert.ok(frames.length > 1 && frames.length < 300, `${frames.length} frames`);
+    assert.ok(frames.every((f) => Buffer.byteLength(f) <= 8000), 'frame size bound');
+    const sent = emulator.traffic.filter((r) => r.message.startsWith('E ')).map((r) => String(JSON.parse(r.message.slice(2)).dataObject).split(' ')[1]);
+    assert.deepStrictEqual(sent, Array.from({ length: 300 }, (_, i) => String(i)));
+  });
+
   it('routes an event through an integration flow into a function call, propagating or generating correlationIds', async () => {
     emulator.addFlow({ source: { uuid: A, eventId: 'PING' }, target: { uuid: B, functionId: 'ASK' }, mapping: [{ from: '/dataObject', to: '/question' }] });
     const a = make();

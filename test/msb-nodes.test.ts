@@ -226,6 +226,23 @@ describe('msb nodes in Node-RED', function () {
     assert.deepStrictEqual(cfg.parameters, { limit: 7.25, mode: 'eco' });
   });
 
+  it('values set by K outlive a full redeploy, until the parameter is edited in the editor', async () => {
+    const flow = (limit: string): Flow => [
+      service('cfgK', A, { parameters: [{ name: 'limit', type: 'double', value: limit }] }),
+      { id: 'ev', type: 'msb-event-out', service: 'cfgK', eventId: 'X', dataType: 'string', priority: 'LOW', cached: false },
+    ];
+    const registeredLimit = (): unknown => (emulator.services().get(A) as unknown as SelfDescription | undefined)?.configuration.parameters.limit.value;
+    await helper.load(nodes, flow('1.5'));
+    await until(() => registeredLimit() === 1.5, 'declared value');
+    emulator.sendConfiguration(A, { limit: 7 });
+    await until(() => registeredLimit() === 7, 'value set by K');
+    await helper.setFlows(flow('1.5'), 'full');
+    await until(() => messages(emulator, 'R ').length >= 3 && emulator.services().has(A), 'registration after the full deploy');
+    assert.strictEqual(registeredLimit(), 7, 'the MSB value survives the redeploy');
+    await helper.setFlows(flow('2.5'), 'full');
+    await until(() => registeredLimit() === 2.5, 'the edited editor value wins');
+  });
+
   it('shows the NIO error in words on every user and recovers on the next IO_PUBLISHED', async () => {
     const flow: Flow = [service('cfg', A), { id: 'ev', type: 'msb-event-out', service: 'cfg', eventId: 'X', dataType: 'string', priority: 'LOW', cached: false }];
     await helper.load(nodes, flow);

@@ -113,6 +113,25 @@ describe('msb client with the emulator', () => {
     assert.ok(c.registered);
   });
 
+  it('drops malformed messages from the MSB with a warning and keeps running', async () => {
+    const c = make();
+    const warnings: string[] = [];
+    c.on('warning', (w) => warnings.push(w));
+    c.connect();
+    await registered(c);
+    emulator.sendStatus(A, 'C {"functionId": broken');
+    emulator.sendStatus(A, 'C {"uuid":"x"}');
+    emulator.sendStatus(A, 'K {"uuid":"someone-else","params":{"threshold":3}}');
+    emulator.sendStatus(A, '%%%');
+    await until(() => warnings.length === 4, 'four warnings');
+    assert.match(warnings[0], /malformed message.*C message body is not valid JSON/);
+    assert.match(warnings[1], /function call without a functionId/);
+    assert.match(warnings[2], /configuration message for another service/);
+    assert.match(warnings[3], /malformed message/);
+    assert.ok(c.registered);
+    assert.strictEqual(c.publish({ eventId: 'PING', dataObject: 'still here' }), 'sent');
+  });
+
   it('applies K to known parameters, re-registers with the new values and reports the change', async () => {
     const c = make();
     c.connect();

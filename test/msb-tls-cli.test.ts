@@ -154,6 +154,40 @@ describe('busbar-msb-emulator CLI', () => {
     }
   });
 
+  it('loads integration flows from --flows and routes with them', async () => {
+    const cli = path.join(__dirname, '..', 'src', 'msb', 'emulator-cli.js');
+    const file = path.join(os.tmpdir(), `busbar-msb-flows-${process.pid}.json`);
+    const target = '33333333-4444-4555-8666-777777777777';
+    fs.writeFileSync(file, JSON.stringify([{ source: { uuid: UUID, eventId: 'GO' }, target: { uuid: target, functionId: 'RUN' }, mapping: [{ from: '/dataObject', to: '/speed' }] }]));
+    const child = spawn(process.execPath, [cli, '--port', '0', '--flows', file, '--quiet'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const clients: MsbClient[] = [];
+    try {
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      await until(() => /listening on ws:\/\/127\.0\.0\.1:\d+/.test(out), 'the listening line');
+      assert.match(out, /1 integration flow\(s\)/);
+      const url = /listening on (ws:\/\/127\.0\.0\.1:\d+)/.exec(out)?.[1] as string;
+      const source = new MsbClient({ url, autoReconnect: false });
+      source.setSelfDescription(compileSelfDescription({ uuid: UUID, name: 'source', serviceClass: 'Application' }, [{ eventId: 'GO', dataFormat: { kind: 'simple', type: 'int32' } }], []));
+      const sink = new MsbClient({ url, autoReconnect: false });
+      sink.setSelfDescription(compileSelfDescription({ uuid: target, name: 'sink', serviceClass: 'SmartObject' }, [], [{ functionId: 'RUN', dataFormat: { kind: 'none' } }]));
+      clients.push(source, sink);
+      const calls: unknown[] = [];
+      sink.on('call', (call) => calls.push(call.functionParameters));
+      source.connect();
+      sink.connect();
+      await until(() => source.registered && sink.registered, 'both registered');
+      source.publish({ eventId: 'GO', dataObject: 12 });
+      await until(() => calls.length === 1, 'the routed call');
+      assert.deepStrictEqual(calls[0], { speed: 12 });
+    } finally {
+      await Promise.all(clients.map((c) => c.close()));
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+      fs.rmSync(file, { force: true });
+    }
+  });
+
   it('rejects unknown options', () => {
     const cli = path.join(__dirname, '..', 'src', 'msb', 'emulator-cli.js');
     assert.throws(() => execFileSync(process.execPath, [cli, '--bogus'], { stdio: 'pipe' }), /unknown option --bogus/);

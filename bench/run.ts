@@ -1,5 +1,6 @@
 // `npm run bench [-- name…]`: runs bench/<name>.bench.ts files, keeps each result in bench/results/<name>.md,
 // and assembles BENCHMARKS.md from every result present (so one bus can be re-measured without the others).
+// `npm run bench -- --assemble` only reassembles BENCHMARKS.md from the stored results.
 import fs from 'fs';
 import os from 'os';
 import path from 'path';
@@ -11,12 +12,15 @@ const root = path.join(__dirname, '..', '..');
 const resultsDir = path.join(root, 'bench', 'results');
 
 async function main(): Promise<void> {
-  const only = process.argv.slice(2);
-  const names = fs
-    .readdirSync(__dirname)
-    .filter((f) => f.endsWith('.bench.js'))
-    .map((f) => f.slice(0, -'.bench.js'.length))
-    .filter((name) => only.length === 0 || only.includes(name));
+  const args = process.argv.slice(2);
+  const only = args.filter((a) => !a.startsWith('--'));
+  const names = args.includes('--assemble')
+    ? []
+    : fs
+        .readdirSync(__dirname)
+        .filter((f) => f.endsWith('.bench.js'))
+        .map((f) => f.slice(0, -'.bench.js'.length))
+        .filter((name) => only.length === 0 || only.includes(name));
   fs.mkdirSync(resultsDir, { recursive: true });
   for (const name of names) {
     process.stdout.write(`bench ${name} …\n`);

@@ -92,8 +92,8 @@ export = function (RED: NodeAPI): void {
     });
 
     node.on('input', (msg, send, done) => {
-      if (!connection) {
-        done(new Error('no sg-broker configured for this sg-resource'));
+      if (connection instanceof Error) {
+        done(connection);
         return;
       }
       const handle = msg[ECHO_HANDLE];

@@ -109,18 +109,20 @@ describe('sg-resource and sg-app on a broker', function () {
     ...extra,
   });
 
-  it('taxisignservice publishes the observed startup burst in order, with QoS 1 and retain flags (§4.2)', async () => {
-    const name = uniqueName('taxisignservice');
-    await observer.subscribe(`+/${name}/#`);
-    await load(sgNodes, [brokerNode(), taxisign(name), { id: 'out', type: 'helper' }]);
-    await observer.waitFor((s) => s.topic === `data/${name}/state`);
-    assert.deepStrictEqual(observer.seen.map(line), [
-      `resourceavailable/${name}/presence True q1 r1`,
-      `commandavailable/${name}/state True q1 r1`,
-      `dataavailable/${name}/state True q1 r1`,
-      `data/${name}/state False q1 r1`,
-    ]);
-  });
+  for (const protocol of ['3.1', '3.1.1', '5']) {
+    it(`taxisignservice publishes the observed startup burst in order, with QoS 1 and retain flags (§4.2), MQTT ${protocol}`, async () => {
+      const name = uniqueName('taxisignservice');
+      await observer.subscribe(`+/${name}/#`);
+      await load(sgNodes, [brokerNode(broker.port, { protocol }), taxisign(name), { id: 'out', type: 'helper' }]);
+      await observer.waitFor((s) => s.topic === `data/${name}/state`);
+      assert.deepStrictEqual(observer.seen.map(line), [
+        `resourceavailable/${name}/presence True q1 r1`,
+        `commandavailable/${name}/state True q1 r1`,
+        `dataavailable/${name}/state True q1 r1`,
+        `data/${name}/state False q1 r1`,
+      ]);
+    });
+  }
 
   it('testLoop resource: data, echoed commands and a command without echo (§4.2)', async () => {
     const name = uniqueName('testresource');

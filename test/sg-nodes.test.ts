@@ -198,17 +198,20 @@ describe('sg-resource and sg-app on a broker', function () {
     await app.publish(`command/${name}/mode`, 'A');
     await app.publish(`command/${name}/mode`, ' A ');
     await app.publish(`command/${name}/mode`, 'B');
-    const msgs = await out.next(3);
+    await app.publish(`command/${name}/state`, Buffer.alloc(0));
+    const msgs = await out.next(4);
     assert.deepStrictEqual(
       msgs.map((m) => [m.topic, m.payload, m.messagetype, m.service, m.signal]),
       [
         ['state', 'padded', 'command', name, 'state'],
         ['mode', 'A', 'command', name, 'mode'],
         ['mode', 'B', 'command', name, 'mode'],
+        ['state', '', 'command', name, 'state'],
       ],
     );
-    const echoes = await observer.waitFor(() => true, 3);
-    assert.deepStrictEqual(echoes.map(line), [`data/${name}/state padded q1 r0`, `data/${name}/mode A q1 r0`, `data/${name}/mode B q1 r0`]);
+    // An empty command is delivered as '' and echoed as a zero-length payload (spec §5).
+    const echoes = await observer.waitFor(() => true, 4);
+    assert.deepStrictEqual(echoes.map(line), [`data/${name}/state padded q1 r0`, `data/${name}/mode A q1 r0`, `data/${name}/mode B q1 r0`, `data/${name}/state  q1 r0`]);
     await app.close();
   });
 

@@ -291,8 +291,13 @@ export class SgConnection {
     if (this.client !== client) return;
     // Commands and echoes are small packets; Nagle + delayed ACK would add ~40 ms to each command -> echo trip.
     (client.stream as unknown as { setNoDelay?(noDelay: boolean): void }).setNoDelay?.(true);
-    this.pool.setStatus(Status.connected());
     const plan = this.plan;
+    if (this.willKey(plan) !== this.appliedWill) {
+      // A resource joined this name while the app connection was being opened: it needs its will, so start over.
+      this.reconnect(compilePlan(this.options.name, [])); // nothing was announced on this connection yet
+      return;
+    }
+    this.pool.setStatus(Status.connected());
     for (const topic of subscriptionsOf(plan)) client.subscribe(topic, { qos: this.options.qos });
     for (const p of startupSequence(plan, this.options.qos, (topic, registered) => this.latestFor(topic, registered))) {
       client.publish(p.topic, p.payload, { qos: p.qos, retain: p.retain });

@@ -441,6 +441,32 @@ describe('sg-resource and sg-app on a broker', function () {
     assert.strictEqual(o1.msgs.length + o2.msgs.length, 2);
   });
 
+  it('warns about an sg-app subscription with a wildcard and keeps the valid ones working', async () => {
+    const res = uniqueName('res');
+    await load(sgNodes, [
+      brokerNode(),
+      {
+        id: 'app',
+        type: 'sg-app',
+        broker: 'broker',
+        app: uniqueName('app'),
+        subscriptions: [
+          { type: 'data', service: '+', signal: 'state' },
+          { type: 'data', service: res, signal: 'state' },
+        ],
+        wires: [['appout']],
+      },
+      { id: 'appout', type: 'helper' },
+    ]);
+    const out = collect('appout');
+    await waitUntil(() => node('app').warn.args.some((a) => /service "\+" contains/.test(String(a[0]))), 'wildcard warning');
+    // The valid subscription is live: a retained value arrives after subscribing.
+    await observer.publish(`data/${res}/state`, 'on', true);
+    const [msg] = await out.next(1);
+    assert.deepStrictEqual([msg?.topic, msg?.payload], [`data/${res}/state`, 'on']);
+    await clearRetained(broker.url, [`data/${res}/state`]);
+  });
+
   it('refuses a resource name with "/", "+" or "#" with a warning and a catchable error per msg', async () => {
     await load(sgNodes, [brokerNode(), { ...taxisign('taxi/sign'), wires: [[]] }]);
     const res = helper.getNode('res') as unknown as TestNode & { status: { args: unknown[][] } };

@@ -4,7 +4,7 @@ import assert from 'assert';
 import helper from 'node-red-node-test-helper';
 import type { NodeMessage } from '../nodes/lib/red';
 import { load, sgNodes } from './lib/nodes';
-import { clearRetained, KillableProxy, Observer, Seen, startTestBroker, TestBroker, uniqueName } from './lib/mqtt-peer';
+import { clearRetained, clearUsedNames, KillableProxy, Observer, Seen, startTestBroker, TestBroker, uniqueName } from './lib/mqtt-peer';
 
 helper.init(require.resolve('node-red'));
 
@@ -83,6 +83,7 @@ describe('sg-resource and sg-app on a broker', function () {
     const retained = observer.seen.filter((s) => s.retain).map((s) => s.topic);
     await observer.close();
     await clearRetained(broker.url, retained);
+    await clearUsedNames(broker.url);
   });
 
   const brokerNode = (port = broker.port, extra: object = {}): object => ({

@@ -1,9 +1,13 @@
 // sg-resource and sg-app in a Node-RED runtime against a real broker (in-process aedes, or MQTT_URL e.g. Mosquitto),
 // observed on the wire by an independent mqtt.js client: startup bursts, echo, change-only, reconnect, stop, will.
 import assert from 'assert';
+import fs from 'fs';
+import net from 'net';
+import path from 'path';
+import tls from 'tls';
 import helper from 'node-red-node-test-helper';
 import type { NodeMessage } from '../nodes/lib/red';
-import { load, sgNodes } from './lib/nodes';
+import { coreTls, load, sgNodes } from './lib/nodes';
 import { clearRetained, clearUsedNames, KillableProxy, Observer, Seen, startTestBroker, TestBroker, uniqueName } from './lib/mqtt-peer';
 
 helper.init(require.resolve('node-red'));
@@ -473,6 +477,46 @@ describe('sg-resource and sg-app on a broker', function () {
     const res = helper.getNode('res') as unknown as TestNode & { status: { args: unknown[][] } };
     assert.ok(res.warn.args.some((a) => String(a[0]).includes('contains "/", "+" or "#"')));
     assert.ok(res.status.args.some((a) => (a[0] as { text?: string }).text === 'sg-resource.status.bad-name'));
+  });
+
+  it('connects through a core tls-config node with TLS 1.2+, verifying the server certificate', async () => {
+    const dir = path.join(__dirname, '..', '..', 'test', 'fixtures', 'tls');
+    const protocols: string[] = [];
+    const server = tls.createServer({ key: fs.readFileSync(path.join(dir, 'server.key')), cert: fs.readFileSync(path.join(dir, 'server.crt')) }, (socket) => {
+      protocols.push(String(socket.getProtocol()));
+      const upstream = net.connect(broker.port, broker.host);
+      socket.pipe(upstream);
+      upstream.pipe(socket);
+      socket.on('error', () => upstream.destroy());
+      upstream.on('error', () => socket.destroy());
+      socket.on('close', () => upstream.destroy());
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as net.AddressInfo).port;
+    try {
+      const name = uniqueName('taxisignservice');
+      await observer.subscribe(`resourceavailable/${name}/presence`);
+      await load([coreTls, ...(sgNodes as unknown as never[])] as never, [
+        { id: 'tls', type: 'tls-config', cert: '', key: '', ca: path.join(dir, 'server.crt'), verifyservercert: true, servername: '' },
+        brokerNode(port, { host: 'localhost', tls: 'tls' }),
+        taxisign(name),
+        { id: 'out', type: 'helper' },
+      ]);
+      await observer.waitFor((s) => s.payload === 'True');
+      assert.ok(protocols.length > 0 && protocols.every((p) => p === 'TLSv1.2' || p === 'TLSv1.3'), protocols.join());
+      await helper.unload();
+      // Without the CA the self-signed server is refused.
+      await load([coreTls, ...(sgNodes as unknown as never[])] as never, [
+        { id: 'tls', type: 'tls-config', cert: '', key: '', ca: '', verifyservercert: true, servername: '' },
+        brokerNode(port, { host: 'localhost', tls: 'tls' }),
+        taxisign(uniqueName('untrusted')),
+        { id: 'out', type: 'helper' },
+      ]);
+      const b = helper.getNode('broker') as unknown as TestNode;
+      await waitUntil(() => b.warn.args.some((a) => /certificate/i.test(String(a[0]))), 'a certificate warning');
+    } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
   });
 
   function port0(): number {

@@ -274,7 +274,14 @@ export class SgConnection {
         this.pool.setStatus(Status.disconnected());
       }
     });
-    client.on('error', (err) => this.options.log.warn(`${this.name}: ${err.message}`));
+    // mqtt.js repeats the same error on every reconnect attempt; say it once until something changes.
+    let lastError = '';
+    client.on('connect', () => (lastError = ''));
+    client.on('error', (err) => {
+      if (err.message === lastError) return;
+      lastError = err.message;
+      this.options.log.warn(`${this.name}: ${err.message}`);
+    });
   }
 
   private reconnect(before: SgPlan): void {

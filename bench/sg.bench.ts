@@ -8,7 +8,8 @@ import mqtt, { MqttClient } from 'mqtt';
 import { EmbeddedBroker } from '../src/mqtt/embedded-broker';
 
 const PUBLISHES = 10000; // per throughput run
-const ROUND_TRIPS = 150; // per latency run
+const ROUND_TRIPS = 120; // per latency run
+const BURSTS = 3; // throughput bursts per run
 const RUNS = 5; // alternating sg / core (order swapped every run); medians reported
 
 interface Receivable {
@@ -95,14 +96,20 @@ function percentile(xs: number[], p: number): number {
  * broker's PUBACK, for both node kinds), counted by a Complete node. Counting at a subscriber instead would measure
  * the broker's queue limits (Mosquitto drops QoS 1 messages beyond max_queued_messages for a slow subscriber).
  */
-async function throughput(red: NodeRed, counterId: string, entry: Receivable, inputTopic: string): Promise<number> {
-  let count = 0;
-  red.node(counterId).on('input', () => count++);
+async function throughput(counter: { count: number }, entry: Receivable, inputTopic: string): Promise<number> {
+  counter.count = 0;
   const start = process.hrtime.bigint();
   for (let i = 0; i < PUBLISHES; i++) entry.receive({ topic: inputTopic, payload: i });
-  await until(() => count >= PUBLISHES, `${PUBLISHES} completed publishes`, 60000);
+  await until(() => counter.count >= PUBLISHES, `${PUBLISHES} completed publishes`, 60000);
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
   return PUBLISHES / seconds;
+}
+
+/** Counts the msgs reaching a node (one listener per deployed flow). */
+function counting(red: NodeRed, id: string): { count: number } {
+  const counter = { count: 0 };
+  red.node(id).on('input', () => counter.count++);
+  return counter;
 }
 
 /** Sequential command -> echo round trips seen from an independent client; returns milliseconds per trip. */
@@ -210,7 +217,8 @@ export async function run(): Promise<string> {
     const sgRun = async (): Promise<void> => {
       await red.deploy(sgFlow(false));
       await sgReady();
-      sgRate.push(await throughput(red, 'fs-completed', red.node('res'), 'value'));
+      const sgCounter = counting(red, 'fs-completed');
+      for (let b = 0; b < BURSTS; b++) sgRate.push(await throughput(sgCounter, red.node('res'), 'value'));
       sgEcho.push(...(await roundTrips(pinger, `command/${res}/ping`, `data/${res}/ping`)));
       await red.deploy(sgFlow(true));
       await sgReady();
@@ -220,7 +228,8 @@ export async function run(): Promise<string> {
     const coreRun = async (): Promise<void> => {
       await red.deploy(coreFlow);
       await coreReady();
-      coreRate.push(await throughput(red, 'fc-completed', red.node('out'), `data/${core}/value`));
+      const coreCounter = counting(red, 'fc-completed');
+      for (let b = 0; b < BURSTS; b++) coreRate.push(await throughput(coreCounter, red.node('out'), `data/${core}/value`));
       coreEcho.push(...(await roundTrips(pinger, `command/${core}/ping`, `data/${core}/ping`)));
       await red.deploy([]);
     };
@@ -254,7 +263,7 @@ export async function run(): Promise<string> {
   return [
     '## Secure Gateway (sg-resource vs core mqtt nodes)',
     '',
-    `Runtime: a real Node-RED ${String((require('node-red/package.json') as { version: string }).version)} started in-process with this package installed in a temporary user directory, flows deployed through its runtime API (no test-helper spies). Broker: ${broker}; QoS 1 everywhere; ${RUNS} runs alternating which side goes first; throughput = median over runs of ${PUBLISHES} msgs sent into the node at once, until the last done() (QoS 1 PUBACK) seen by a Complete node; latency = percentiles over ${RUNS * ROUND_TRIPS} sequential command \u2192 echo round trips (after 20 warm-up trips per run) timed by an independent mqtt.js client. ${os.cpus().length} CPUs shared with other work.`,
+    `Runtime: a real Node-RED ${String((require('node-red/package.json') as { version: string }).version)} started in-process with this package installed in a temporary user directory, flows deployed through its runtime API (no test-helper spies). Broker: ${broker}; QoS 1 everywhere; ${RUNS} runs alternating which side goes first; throughput = median of ${RUNS * BURSTS} bursts of ${PUBLISHES} msgs sent into the node at once, until the last done() (QoS 1 PUBACK) seen by a Complete node; latency = percentiles over ${RUNS * ROUND_TRIPS} sequential command \u2192 echo round trips (after 20 warm-up trips per run) timed by an independent mqtt.js client. ${os.cpus().length} CPUs shared with other work.`,
     '',
     '| measure | sg nodes | core `mqtt out` / `mqtt in` | ratio (sg / core) |',
     '|---|---|---|---|',

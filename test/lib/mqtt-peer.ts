@@ -50,12 +50,14 @@ export class Observer {
   }
 
   static async connect(url: string, options: IClientOptions = {}): Promise<Observer> {
-    const client = await mqtt.connectAsync(url, { clientId: uniqueName('observer-'), reconnectPeriod: 0, ...options });
+    // MQTT 5 with retain-as-published, so live retained publications show their retain flag.
+    const client = await mqtt.connectAsync(url, { clientId: uniqueName('observer-'), protocolVersion: 5, reconnectPeriod: 0, ...options });
     return new Observer(client);
   }
 
-  async subscribe(topics: string | string[], qos: 0 | 1 | 2 = 1): Promise<void> {
-    await this.client.subscribeAsync(topics, { qos });
+  /** QoS 2 by default, so the delivered QoS is the publisher's. */
+  async subscribe(topics: string | string[], qos: 0 | 1 | 2 = 2): Promise<void> {
+    await this.client.subscribeAsync(topics, { qos, rap: true });
   }
 
   async publish(topic: string, payload: string | Buffer, retain = false, qos: 0 | 1 | 2 = 1): Promise<void> {

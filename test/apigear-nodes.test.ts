@@ -72,7 +72,8 @@ describe('apigear nodes' + (process.env.MQTT_URL ? ` (${process.env.MQTT_URL})` 
     P = `${moduleName}/Hello`;
   });
   afterEach(async () => {
-    if (peers.length > 0) await publish(peers[0], `${P}/prop/last`, '', { retain: true }); // leave no retained value behind
+    // Leave no retained value behind (when the broker is still there: removing the last user stops the embedded one).
+    if (peers.length > 0 && peers[0].connected) await publish(peers[0], `${P}/prop/last`, '', { retain: true });
     await Promise.all(peers.map(endClient));
     peers = [];
     await helper.unload();
@@ -250,6 +251,28 @@ describe('apigear nodes' + (process.env.MQTT_URL ? ` (${process.env.MQTT_URL})` 
       [`${P}/rpc/say`],
       'only the valid (unanswered) call went out',
     );
+  });
+
+  it('a restarted service keeps its retained properties; a removed one clears them', async () => {
+    await start([serviceDef()]);
+    await connected('svc');
+    node('svc').receive({ topic: 'prop/last', payload: { content: 'kept?' } });
+    const { client, inbox } = await peer();
+    await subscribe(client, `${P}/prop/+`);
+    assert.strictEqual((await inbox.next(`${P}/prop/last`)).payload.toString(), '{"content":"kept?"}');
+    const flowWith = (name: string): object[] => [{ id: 'f1', type: 'tab', label: 'apigear' }, brokerDef(), { z: 'f1', ...serviceDef({ name }) }, ...helpers.map((h) => ({ z: 'f1', ...h }))];
+    // Modified node: Node-RED restarts it (close with removed=false). The value stays retained.
+    await helper.setFlows(flowWith('renamed') as never, 'nodes');
+    await connected('svc');
+    const late = await peer();
+    await subscribe(late.client, `${P}/prop/+`);
+    const kept = await late.inbox.next(`${P}/prop/last`);
+    assert.strictEqual(kept.packet.retain, true);
+    // Deleted node ("modified nodes" deploy, so the broker node stays up): close with removed=true clears the
+    // retained value with an empty retained publish.
+    await helper.setFlows([{ id: 'f1', type: 'tab', label: 'apigear' }, brokerDef(), ...helpers.map((h) => ({ z: 'f1', ...h }))] as never, 'nodes');
+    const cleared = await inbox.next(`${P}/prop/last`);
+    assert.strictEqual(cleared.payload.length, 0);
   });
 
   it('reports a declaration that does not compile in its status and log, without connecting', async () => {

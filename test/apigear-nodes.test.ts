@@ -80,10 +80,10 @@ describe('apigear nodes' + (process.env.MQTT_URL ? ` (${process.env.MQTT_URL})` 
   });
 
   function serviceDef(extra: object = {}): Record<string, unknown> {
-    return { id: 'svc', type: 'apigear-service', broker: 'b1', source: 'yaml', moduleYaml: helloYaml(moduleName), interface: 'Hello', qos: 2, applySet: true, wires: [['svcSet'], ['svcCall']], ...extra };
+    return { id: 'svc', type: 'apigear-service', broker: 'b1', source: 'yaml', moduleYaml: helloYaml(moduleName), interface: 'Hello', applySet: true, wires: [['svcSet'], ['svcCall']], ...extra };
   }
   function clientDef(extra: object = {}): Record<string, unknown> {
-    return { id: 'cli', type: 'apigear-client', broker: 'b1', source: 'yaml', moduleYaml: helloYaml(moduleName), interface: 'Hello', clientId: `nr-cli-${process.pid}`, qos: 2, timeout: 5, wires: [['cliProp'], ['cliSig'], ['cliResult']], ...extra };
+    return { id: 'cli', type: 'apigear-client', broker: 'b1', source: 'yaml', moduleYaml: helloYaml(moduleName), interface: 'Hello', clientId: `nr-cli-${process.pid}`, timeout: 5, wires: [['cliProp'], ['cliSig'], ['cliResult']], ...extra };
   }
   const helpers = ['svcSet', 'svcCall', 'cliProp', 'cliSig', 'cliResult', 'caught'].map((id) => ({ id, type: 'helper' }));
 
@@ -139,7 +139,7 @@ describe('apigear nodes' + (process.env.MQTT_URL ? ` (${process.env.MQTT_URL})` 
   });
 
   it('the service node speaks the wire protocol to a plain mqtt.js v5 client (Python and C++ correlation data)', async () => {
-    await start([serviceDef()]);
+    await start([serviceDef({ qos: 2 })]); // QoS 2, as ApiGear's templates use
     await connected('svc');
     // The reply msg travels through JSON on the way back (as after a JSON or file node): CorrelationData becomes
     // { type: 'Buffer', data: [...] }, and must still be echoed byte for byte.
@@ -181,7 +181,7 @@ describe('apigear nodes' + (process.env.MQTT_URL ? ` (${process.env.MQTT_URL})` 
 
   it('the client node speaks the wire protocol to a plain mqtt.js v5 service', async () => {
     const { client: raw, inbox } = await (async () => {
-      await start([clientDef()]);
+      await start([clientDef({ qos: 2 })]); // QoS 2, as ApiGear's templates use
       return peer();
     })();
     await publish(raw, `${P}/prop/last`, '{"content":"one"}', { retain: true });

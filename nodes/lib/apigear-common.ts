@@ -31,9 +31,14 @@ export interface ApiGearDef extends NodeDef {
 
 export type QoS = 0 | 1 | 2;
 
+/**
+ * QoS for every publish and subscription of a node. Default 1, the ApiGear spec's default: the generated templates use
+ * 2, but the embedded aedes 2.0.0-beta.1 broker now and then acknowledges a QoS 2 publish without delivering it.
+ */
 export function qosOf(value: unknown): QoS {
+  if (value === undefined || value === null || value === '') return 1;
   const n = Number(value);
-  return n === 0 || n === 1 ? n : 2;
+  return n === 0 || n === 2 ? n : 1;
 }
 
 /** Compiles the node's declaration; throws an error naming the declaration at fault. */

@@ -282,6 +282,13 @@ describe('apigear nodes' + (process.env.MQTT_URL ? ` (${process.env.MQTT_URL})` 
     assert.match(String(node('svc').error.getCalls()[0].args[0]), /has no interface "Goodbye" \(it declares: Hello\)/);
   });
 
+  it('refuses a client id that cannot be a topic level, without connecting', async () => {
+    await start([clientDef({ clientId: 'a/b' })]);
+    const status = node('cli').status.getCalls().map((c) => c.args[0]);
+    assert.deepStrictEqual(status[status.length - 1], { fill: 'red', shape: 'ring', text: 'apigear-client.status.invalid' });
+    assert.match(String(node('cli').error.getCalls()[0].args[0]), /client id "a\/b": up to 128 characters, no spaces, \+, # or \//);
+  });
+
   it('works with members listed by hand', async () => {
     const members = [
       { kind: 'property', name: 'count', type: 'int' },

@@ -55,6 +55,8 @@ export function planOf(def: ApiGearDef): InterfacePlan {
 /** The node's MQTT client id: as configured, else derived from the node id, which stays the same across deploys. */
 export function clientIdOf(node: Node, def: ApiGearDef, prefix: string): string {
   const id = (def.clientId ?? '').trim();
+  // The id becomes a topic level of every reply topic, so it cannot hold MQTT separators or wildcards.
+  if (id && !/^[^\s+#/]{1,128}$/.test(id)) throw new Error(`client id ${JSON.stringify(id)}: up to 128 characters, no spaces, +, # or /`);
   return id || `${prefix}-${node.id.replace(/[^A-Za-z0-9_-]/g, '')}`;
 }
 

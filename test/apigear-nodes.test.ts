@@ -7,6 +7,7 @@ import { MqttClient } from 'mqtt';
 import { helloYaml } from './support/hello';
 import { connectV5, endClient, Inbox, publish, subscribe } from './support/mqtt-peer';
 import { uniqueModule } from './support/v5-broker';
+import { callsOf, green, lastStatus } from './support/node-calls';
 import type { SgBrokerNode } from '../nodes/lib/sg-broker-api';
 
 helper.init(require.resolve('node-red'));
@@ -26,8 +27,6 @@ interface Msg {
 interface TestNode {
   receive(msg: Msg): void;
   on(event: 'input', fn: (msg: Msg) => void): void;
-  status: { getCalls(): Array<{ args: [{ fill?: string; text?: string }] }> };
-  error: { getCalls(): Array<{ args: unknown[] }> };
 }
 
 function node(id: string): TestNode {
@@ -48,16 +47,7 @@ function next(id: string): Promise<Msg> {
   return new Promise((resolve) => (helper.getNode(id) as unknown as { once(e: string, fn: (m: Msg) => void): void }).once('input', resolve));
 }
 
-/** Waits (bounded) until a node shows a green status, i.e. its subscriptions are acknowledged. */
-async function connected(id: string): Promise<void> {
-  for (let i = 0; i < 250; i++) {
-    const calls = node(id).status.getCalls();
-    const last = calls[calls.length - 1]?.args[0];
-    if (last?.fill === 'green') return;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error(`${id} did not connect`);
-}
+const connected = green;
 
 describe('apigear nodes' + (process.env.MQTT_URL ? ` (${process.env.MQTT_URL})` : ' (embedded broker)'), () => {
   let moduleName: string;
@@ -277,16 +267,30 @@ describe('apigear nodes' + (process.env.MQTT_URL ? ` (${process.env.MQTT_URL})` 
 
   it('reports a declaration that does not compile in its status and log, without connecting', async () => {
     await start([serviceDef({ interface: 'Goodbye' })]);
-    const status = node('svc').status.getCalls().map((c) => c.args[0]);
-    assert.deepStrictEqual(status[status.length - 1], { fill: 'red', shape: 'ring', text: 'apigear-service.status.invalid' });
-    assert.match(String(node('svc').error.getCalls()[0].args[0]), /has no interface "Goodbye" \(it declares: Hello\)/);
+    assert.deepStrictEqual(lastStatus('svc'), { fill: 'red', shape: 'ring', text: 'apigear-service.status.invalid' });
+    assert.match(String(callsOf('svc', 'error')[0][0]), /has no interface "Goodbye" \(it declares: Hello\)/);
   });
 
   it('refuses a client id that cannot be a topic level, without connecting', async () => {
     await start([clientDef({ clientId: 'a/b' })]);
-    const status = node('cli').status.getCalls().map((c) => c.args[0]);
-    assert.deepStrictEqual(status[status.length - 1], { fill: 'red', shape: 'ring', text: 'apigear-client.status.invalid' });
-    assert.match(String(node('cli').error.getCalls()[0].args[0]), /client id "a\/b": up to 128 characters, no spaces, \+, # or \//);
+    assert.deepStrictEqual(lastStatus('cli'), { fill: 'red', shape: 'ring', text: 'apigear-client.status.invalid' });
+    assert.match(String(callsOf('cli', 'error')[0][0]), /client id "a\/b": up to 128 characters, no spaces, \+, # or \//);
+  });
+
+  it('reports a broker that cannot start (embedded port in use) in status and log, and keeps the runtime up', async function () {
+    if (process.env.MQTT_URL) this.skip(); // about the embedded broker
+    const net = await import('net');
+    const blocker = net.createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    const port = (blocker.address() as { port: number }).port;
+    try {
+      await helper.load(nodes as never, [{ id: 'b1', type: 'sg-broker', mode: 'embedded', embeddedPort: port }, clientDef({ wires: [[], [], []] })] as never);
+      for (let i = 0; i < 250 && callsOf('cli', 'error').length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+      assert.match(String(callsOf('cli', 'error')[0]?.[0]), /MQTT broker: .*EADDRINUSE/);
+      assert.strictEqual(lastStatus('cli')?.fill, 'red');
+    } finally {
+      blocker.close();
+    }
   });
 
   it('works with members listed by hand', async () => {

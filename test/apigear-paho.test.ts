@@ -5,6 +5,7 @@ import { ChildProcess, spawn, spawnSync } from 'child_process';
 import path from 'path';
 import readline from 'readline';
 import helper from 'node-red-node-test-helper';
+import { green } from './support/node-calls';
 import type { TestNodeInitializer } from 'node-red-node-test-helper';
 import { helloYaml } from './support/hello';
 import { uniqueModule } from './support/v5-broker';
@@ -52,13 +53,8 @@ function runPeer(python: string, mode: 'client' | 'service', url: string, prefix
   };
 }
 
-function node(id: string): { receive(m: object): void; on(e: 'input', fn: (m: Record<string, unknown>) => void): void; status: { lastCall?: { args: [{ fill?: string }] } } } {
+function node(id: string): { receive(m: object): void; on(e: 'input', fn: (m: Record<string, unknown>) => void): void } {
   return helper.getNode(id) as never;
-}
-
-async function green(id: string): Promise<void> {
-  for (let i = 0; i < 250 && node(id).status.lastCall?.args[0]?.fill !== 'green'; i++) await new Promise((r) => setTimeout(r, 20));
-  assert.strictEqual(node(id).status.lastCall?.args[0]?.fill, 'green', `${id} connected`);
 }
 
 describe('apigear nodes with an Eclipse Paho (Python) peer', function () {

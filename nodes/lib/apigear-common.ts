@@ -135,12 +135,14 @@ export class V5Connection {
         onClient(client);
         return client;
       },
-      (err: unknown) => {
-        this.node.status(Status.error('node-red:common.status.error'));
-        this.node.error(`MQTT broker: ${err instanceof Error ? err.message : String(err)}`);
-        return undefined;
-      },
-    );
+    ).catch((err: unknown) => {
+      // Broker node failures (embedded broker cannot listen) and connect-time throws (a malformed URL) end here, as a
+      // status and a log line — never as an unhandled rejection that could take the runtime down.
+      this.node.status(Status.error('node-red:common.status.error'));
+      this.node.error(`MQTT broker: ${err instanceof Error ? err.message : String(err)}`);
+      this.client?.end(true);
+      return undefined;
+    });
   }
 
   /** Ends the client (forcibly if a clean end stalls) and releases the broker config node. */

@@ -60,6 +60,8 @@ export interface SgConnectionOptions {
   pid?: number;
   /** Milliseconds to wait for PUBACK of presence False and for DISCONNECT on close; default 2000. */
   closeTimeout?: number;
+  /** Milliseconds between attempts when the broker endpoint cannot be obtained (embedded port taken); default 5000. */
+  retryDelay?: number;
 }
 
 interface PendingAnswer {
@@ -88,6 +90,9 @@ export class SgConnection {
   private readonly lastPayload = new Map<string, string>();
   private readonly pending = new Map<string, PendingAnswer>();
   private closed = false;
+  private corked = false;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private lastOpenError = '';
 
   constructor(private readonly options: SgConnectionOptions) {
     this.plan = compilePlan(options.name, []);
@@ -178,8 +183,24 @@ export class SgConnection {
     if (!client || !client.connected) {
       return Promise.reject(new Error(`not connected to the broker; ${p.topic} not sent${this.latest.has(p.topic) ? ' (the value is sent on reconnect)' : ''}`));
     }
+    this.corkForThisTurn(client);
     return new Promise((resolve, reject) => {
       client.publish(p.topic, p.payload, { qos: p.qos, retain: p.retain }, (err) => (err ? reject(err) : resolve()));
+    });
+  }
+
+  /**
+   * With Nagle off (for low echo latency) every publish would be its own TCP segment. Publishes a flow sends in one
+   * event-loop turn are instead written together when the turn ends.
+   */
+  private corkForThisTurn(client: MqttClient): void {
+    const stream = client.stream as unknown as { cork?(): void; uncork?(): void } | undefined;
+    if (this.corked || !stream?.cork || !stream.uncork) return;
+    this.corked = true;
+    stream.cork();
+    setImmediate(() => {
+      this.corked = false;
+      stream.uncork?.();
     });
   }
 
@@ -213,10 +234,22 @@ export class SgConnection {
 
   private open(): Promise<void> {
     this.connecting = this.doOpen().catch((err: unknown) => {
+      // E.g. the embedded broker's port is taken: say so, and try again while anyone still uses this connection.
       this.pool.setStatus(Status.error('node-red:common.status.error'));
-      throw err;
+      const text = `${this.name}: cannot connect: ${err instanceof Error ? err.message : String(err)}; retrying every ${this.retryDelay / 1000} s`;
+      if (text !== this.lastOpenError) this.warnUsers(text);
+      this.lastOpenError = text;
+      clearTimeout(this.retryTimer);
+      this.retryTimer = setTimeout(() => {
+        this.retryTimer = undefined;
+        if (!this.closed && this.pool.size > 0 && !this.client) void this.open();
+      }, this.retryDelay);
     });
     return this.connecting;
+  }
+
+  private get retryDelay(): number {
+    return this.options.retryDelay ?? 5000;
   }
 
   private async doOpen(): Promise<void> {
@@ -233,6 +266,7 @@ export class SgConnection {
     };
     if (will) options.will = { topic: will.topic, payload: Buffer.from(will.payload), qos: will.qos, retain: will.retain };
     this.appliedWill = this.willKey(plan);
+    this.lastOpenError = '';
     const client = mqtt.connect(endpoint.url, options);
     this.client = client;
     client.on('connect', () => this.onConnect(client));
@@ -244,7 +278,14 @@ export class SgConnection {
         this.pool.setStatus(Status.disconnected());
       }
     });
-    client.on('error', (err) => this.options.log.warn(`${this.name}: ${err.message}`));
+    // mqtt.js repeats the same error on every reconnect attempt; say it once until something changes.
+    let lastError = '';
+    client.on('connect', () => (lastError = ''));
+    client.on('error', (err) => {
+      if (err.message === lastError) return;
+      lastError = err.message;
+      this.options.log.warn(`${this.name}: ${err.message}`);
+    });
   }
 
   private reconnect(before: SgPlan): void {
@@ -259,8 +300,15 @@ export class SgConnection {
   /** §4.2: one SUBSCRIBE per input topic in registration order, then the resource's startup publications. */
   private onConnect(client: MqttClient): void {
     if (this.client !== client) return;
-    this.pool.setStatus(Status.connected());
+    // Commands and echoes are small packets; Nagle + delayed ACK would add ~40 ms to each command -> echo trip.
+    (client.stream as unknown as { setNoDelay?(noDelay: boolean): void }).setNoDelay?.(true);
     const plan = this.plan;
+    if (this.willKey(plan) !== this.appliedWill) {
+      // A resource joined this name while the app connection was being opened: it needs its will, so start over.
+      this.reconnect(compilePlan(this.options.name, [])); // nothing was announced on this connection yet
+      return;
+    }
+    this.pool.setStatus(Status.connected());
     for (const topic of subscriptionsOf(plan)) client.subscribe(topic, { qos: this.options.qos });
     for (const p of startupSequence(plan, this.options.qos, (topic, registered) => this.latestFor(topic, registered))) {
       client.publish(p.topic, p.payload, { qos: p.qos, retain: p.retain });
@@ -351,6 +399,8 @@ export class SgConnection {
   }
 
   private async shutdown(): Promise<void> {
+    clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
     for (const pending of this.pending.values()) clearTimeout(pending.timer);
     this.pending.clear();
     if (this.connecting) await this.connecting.catch(() => undefined);

@@ -6,9 +6,15 @@
 // an rpc result written in one go. Plain mqtt.js v5 clients; the publisher's socket is corked so both PUBLISHes land
 // in one read, every round (without the cork loopback usually does the same).
 import assert from 'assert';
+import helper from 'node-red-node-test-helper';
 import mqtt, { MqttClient } from 'mqtt';
-type QoS = 0 | 1 | 2;
 import { EmbeddedBroker } from '../src/mqtt/embedded-broker';
+import { clearRetained, clearUsedNames, Observer, startTestBroker, TestBroker, uniqueName } from './lib/mqtt-peer';
+import { load, sgNodes } from './lib/nodes';
+
+helper.init(require.resolve('node-red'));
+
+type QoS = 0 | 1 | 2;
 
 const ROUNDS = 20;
 
@@ -71,4 +77,49 @@ describe('embedded MQTT broker: no acknowledged publish lost (aedes dedupe race)
   it('still refuses client publishes to $SYS/ (aedes default rule kept)', async () => {
     await assert.rejects(pub.publishAsync('$SYS/forged', 'x', { qos: 1 }));
   });
+});
+
+// The same drop through the sg nodes: a resource's startup burst (retained announcements, then a non-retained command
+// echo default) goes out in one segment. Before the workaround a subscriber to `+/<name>/#` got only the last message.
+describe('sg-resource at QoS 2 or 0: the whole startup burst reaches a subscriber', () => {
+  let broker: TestBroker;
+  let observer: Observer;
+
+  before(async () => {
+    await helper.startServer();
+    broker = await startTestBroker();
+  });
+  after(async () => {
+    await helper.stopServer();
+    await broker.close();
+  });
+  beforeEach(async () => {
+    observer = await Observer.connect(broker.url);
+  });
+  afterEach(async () => {
+    await helper.unload();
+    const retained = observer.seen.filter((s) => s.retain).map((s) => s.topic);
+    await observer.close();
+    await clearRetained(broker.url, retained);
+    await clearUsedNames(broker.url);
+  });
+
+  for (const qos of [2, 0]) {
+    it(`retained announcements followed by a non-retained echo default, QoS ${qos}`, async () => {
+      const name = uniqueName('taxisignservice');
+      await observer.subscribe(`+/${name}/#`);
+      await load(sgNodes, [
+        { id: 'broker', type: 'sg-broker', mode: 'external', host: '127.0.0.1', port: Number(new URL(broker.url).port), protocol: '3.1.1', keepalive: 10, qos, clean: true },
+        { id: 'res', type: 'sg-resource', broker: 'broker', resource: name, commands: [{ signal: 'state', echo: true, echoRetained: false, defaultValue: 'False', changeOnly: false }], data: [], wires: [[]] },
+      ]);
+      await observer.waitFor((s) => s.topic === `data/${name}/state`);
+      // MQTT keeps the order of one publisher's messages per QoS, so everything before the default has arrived by now.
+      assert.deepStrictEqual(observer.seen.map((s) => `${s.topic} ${s.payload} r${s.retain ? 1 : 0}`), [
+        `resourceavailable/${name}/presence True r1`,
+        `commandavailable/${name}/state True r1`,
+        `dataavailable/${name}/state True r1`,
+        `data/${name}/state False r0`,
+      ]);
+    });
+  }
 });

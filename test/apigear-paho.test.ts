@@ -93,7 +93,7 @@ describe('apigear nodes with an Eclipse Paho (Python) peer', function () {
 
   it('a Paho client sets, calls say (one-byte CorrelationData, bytes client id in the reply topic) and gets the signal', async () => {
     const moduleName = uniqueModule();
-    const url = await load(moduleName, [{ id: 'svc', type: 'apigear-service', applySet: true, wires: [['out1'], ['out2']] }]);
+    const url = await load(moduleName, [{ id: 'svc', type: 'apigear-service', applySet: true, qos: 2, wires: [['out1'], ['out2']] }]);
     await green('svc');
     node('out2').on('input', (msg) => node('svc').receive({ ...msg, payload: ((msg.payload as { msg: { content: string } }).msg.content.length) }));
     const sets: unknown[] = [];
@@ -107,14 +107,15 @@ describe('apigear nodes with an Eclipse Paho (Python) peer', function () {
     await peer.next('end');
     assert.deepStrictEqual(sets, [{ content: 'from python' }], 'the service node got the set request');
     const prop = peer.all.find((e) => e.event === 'prop' && JSON.stringify(e.value) === '{"content":"from python"}');
-    // At QoS 1 (the nodes' default). At QoS 2 the embedded aedes 2.0.0-beta.1 broker now and then acknowledged this
-    // retained publish (PUBREC/PUBCOMP, seen in a packet log of the node's client) and delivered it to no subscriber.
+    // At QoS 2, like ApiGear's Python adapter. The service node's retained prop update and its rpc result can reach the
+    // broker in one TCP read; plain aedes 2.0.0-beta.1 then routed the result first and dropped the prop for this
+    // subscriber after acknowledging it (3 of 8 runs; see test/mqtt-embedded-qos2.test.ts and src/mqtt/embedded-broker.ts).
     assert.ok(prop, 'the set was applied and published back');
   });
 
   it('a client node uses a Paho service: retained property, say with its return value, a signal, a set', async () => {
     const moduleName = uniqueModule();
-    const url = await load(moduleName, [{ id: 'cli', type: 'apigear-client', clientId: `nr-cli-${process.pid}`, timeout: 10, wires: [['out1'], ['out2'], ['out3']] }]);
+    const url = await load(moduleName, [{ id: 'cli', type: 'apigear-client', qos: 2, clientId: `nr-cli-${process.pid}`, timeout: 10, wires: [['out1'], ['out2'], ['out3']] }]);
     const props: unknown[] = [];
     node('out1').on('input', (m) => props.push(m.payload));
     peer = runPeer(python!, 'service', url, `${moduleName}/Hello`);

@@ -26,6 +26,27 @@ function loadAedes(): Promise<AedesModule> {
   return aedesModule;
 }
 
+/**
+ * aedes' default publish authorizer ($SYS/ is reserved to the broker), answering in a macrotask of its own.
+ *
+ * Why: aedes 2.0.0-beta.1 numbers each publish (`brokerCounter`) when it starts routing it, and every subscriber drops
+ * a message whose number is lower than the last one it was given (`dedupe` in aedes/lib/client.js, meant for
+ * overlapping subscriptions). All PUBLISH packets parsed from one TCP read are handled concurrently in microtasks, and a
+ * retained one takes one step more (storing the retained value) before fan-out than a non-retained one. So a retained
+ * QoS 2 or QoS 0 publish followed in the same read by a publish to the same subscriber was acknowledged to the
+ * publisher and then silently dropped for that subscriber (QoS 1 was safe only because aedes writes the PUBACK first,
+ * which costs a macrotask). Answering the authorization in its own macrotask lets the broker finish one publish
+ * (number, retained store, fan-out — all microtasks with the in-memory persistence) before the next packet of the read
+ * gets its number. The same dedupe drop as moscajs/aedes#994 (open); test/mqtt-embedded-qos2.test.ts reproduces it.
+ */
+function publishOneAtATime(_client: unknown, packet: { topic: string }, callback: (error?: Error | null) => void): void {
+  if (packet.topic.startsWith('$SYS/')) {
+    callback(new Error('$SYS/ topic is reserved'));
+    return;
+  }
+  setImmediate(callback, null);
+}
+
 export class EmbeddedBroker {
   private broker: Aedes | undefined;
   private server: net.Server | undefined;
@@ -69,6 +90,7 @@ export class EmbeddedBroker {
       // sgframework uses MQTT 3.1, whose 23-character client id limit aedes enforces by default; Mosquitto accepts
       // longer ids (`<name>-<pid>` easily exceeds 23), so do the same.
       maxClientsIdLength: 1024,
+      authorizePublish: publishOneAtATime,
     };
     const broker = await Aedes.createBroker(opts);
     this.broker = broker;

@@ -1,0 +1,467 @@
+// An Mbus entity (RFC 3259 §7-9): addressing, reliable delivery with acks, awareness of peers, bus events.
+import { EventEmitter } from 'events';
+import type { RemoteInfo } from 'dgram';
+import { Address, MbusError } from './address';
+import { Command, Message, formatMessage, parseMessage } from './codec';
+import { DatagramError, DropReason, SecurityConfig, hashKey, openDatagram, sealDatagram } from './security';
+import { Scope, Transport, hostId } from './transport';
+
+export interface Timers {
+  /** T_r: first retransmission after this many ms; the n-th waits n·T_r. */
+  retransmit: number;
+  /** N_r: transmissions before a reliable message fails. */
+  retries: number;
+  /** T_c: how long an ack may wait for a message to piggy-back on. */
+  ackDelay: number;
+  /** How long (source, SeqNum) pairs of reliable messages are remembered to suppress duplicates. */
+  duplicateKeep: number;
+  helloMin: number;
+  helloFactor: number;
+  helloDitherMin: number;
+  helloDitherMax: number;
+  helloDead: number;
+}
+
+export const DEFAULT_TIMERS: Timers = {
+  retransmit: 100,
+  retries: 3,
+  ackDelay: 70,
+  duplicateKeep: 10000,
+  helloMin: 1000,
+  helloFactor: 200,
+  helloDitherMin: 0.9,
+  helloDitherMax: 1.1,
+  helloDead: 5,
+};
+
+export const DEFAULTS = {
+  group: '224.255.222.239',
+  port: 47000,
+  scope: 'HOSTLOCAL' as Scope,
+  maxDatagram: 1500,
+  hashKey: '(HMAC-MD5-96,MTIzNDU2Nzg5MDEy)',
+};
+
+export const MAX_UDP = 65507;
+
+export interface EntityOptions {
+  /** Own address without `id` (it is added: `<pid>-<n>@<host>`); an `id` given here is kept. */
+  address: Address | string | Record<string, string>;
+  group?: string;
+  port?: number;
+  scope?: Scope;
+  interface?: string;
+  security?: Partial<SecurityConfig>;
+  timers?: Partial<Timers>;
+  maxDatagram?: number;
+  /** Send to a single known peer by unicast when it uses its own endpoint (spec §6). */
+  sendUnicast?: boolean;
+}
+
+export interface PeerInfo {
+  address: Address;
+  lastHeard: number;
+  endpoint: { address: string; port: number };
+}
+
+export interface SendOptions {
+  reliable?: boolean;
+}
+
+export interface DeliveryFailure {
+  seq: number;
+  destination: Address;
+  commands: Command[];
+  reason: string;
+}
+
+export interface EntityEvents {
+  command: [Command, Message];
+  'new-entity': [Address];
+  'lost-entity': [Address, 'bye' | 'timeout'];
+  'delivery-failed': [DeliveryFailure];
+  quit: [Message];
+  waiting: [string, Message];
+  go: [string, Message];
+  drop: [DropReason, string, RemoteInfo];
+  stopped: [];
+}
+
+let idCounter = 0;
+const SEQ_WRAP = 2 ** 32;
+
+interface Outstanding {
+  destination: Address;
+  datagram: Buffer;
+  to?: { address: string; port: number };
+  n: number;
+  timer?: NodeJS.Timeout;
+  commands: Command[];
+  resolve(): void;
+  reject(err: Error): void;
+}
+
+interface AckQueue {
+  address: Address;
+  seqs: number[];
+  timer: NodeJS.Timeout;
+}
+
+function conditionOf(cmd: Command): string {
+  const a = cmd.args[0];
+  return a && (a.type === 'string' || a.type === 'symbol') ? a.value : '';
+}
+
+export class Entity extends EventEmitter {
+  readonly address: Address;
+  readonly timers: Timers;
+  readonly maxDatagram: number;
+  readonly group: string;
+  readonly scope: Scope;
+  private readonly security: SecurityConfig;
+  private readonly transport: Transport;
+  private readonly sendUnicast: boolean;
+  private seq = 0;
+  private running = false;
+  private readonly peers = new Map<string, PeerInfo>();
+  private readonly outstanding = new Map<number, Outstanding>();
+  private readonly acks = new Map<string, AckQueue>();
+  private readonly seen = new Map<string, number>();
+  private helloTimer?: NodeJS.Timeout;
+  private helloNext = 0;
+  private helloPrev = 0;
+  private entitiesPrev = 1;
+  private pingTimer?: NodeJS.Timeout;
+  private sweepTimer?: NodeJS.Timeout;
+
+  constructor(options: EntityOptions) {
+    super();
+    this.timers = { ...DEFAULT_TIMERS, ...stripUndefined(options.timers ?? {}) };
+    this.maxDatagram = options.maxDatagram ?? DEFAULTS.maxDatagram;
+    if (!(this.maxDatagram >= 200 && this.maxDatagram <= MAX_UDP))
+      throw new MbusError(`max datagram size must be between 200 and ${MAX_UDP} bytes, got ${options.maxDatagram}`);
+    this.group = options.group || DEFAULTS.group;
+    this.scope = options.scope ?? DEFAULTS.scope;
+    let address = Address.from(options.address);
+    if (address.size === 0) throw new MbusError('the entity address needs at least one element besides id, e.g. (app:node-red)');
+    if (!address.get('id')) {
+      idCounter = (idCounter % 99999) + 1;
+      address = address.with('id', `${process.pid}-${idCounter}@${hostId(this.scope, options.interface)}`);
+    }
+    this.address = address;
+    this.security = {
+      hash: options.security?.hash ?? hashKey(DEFAULTS.hashKey),
+      encryption: options.security?.encryption ?? { algorithm: 'NOENCR', key: Buffer.alloc(0) },
+    };
+    this.sendUnicast = options.sendUnicast ?? true;
+    this.transport = new Transport(
+      { group: this.group, port: options.port ?? DEFAULTS.port, scope: this.scope, interface: options.interface },
+      (data, rinfo) => this.receive(data, rinfo),
+    );
+  }
+
+  override on<K extends keyof EntityEvents>(event: K, listener: (...args: EntityEvents[K]) => void): this {
+    return super.on(event, listener as (...args: unknown[]) => void);
+  }
+  override off<K extends keyof EntityEvents>(event: K, listener: (...args: EntityEvents[K]) => void): this {
+    return super.off(event, listener as (...args: unknown[]) => void);
+  }
+  override emit<K extends keyof EntityEvents>(event: K, ...args: EntityEvents[K]): boolean {
+    return super.emit(event, ...args);
+  }
+
+  get port(): number {
+    return this.transport.port;
+  }
+  get sendPort(): number {
+    return this.transport.sendPort;
+  }
+  get isRunning(): boolean {
+    return this.running;
+  }
+
+  /** Known peers (not counting ourselves). */
+  get entities(): PeerInfo[] {
+    return [...this.peers.values()];
+  }
+
+  async start(): Promise<void> {
+    if (this.running) return;
+    await this.transport.open();
+    this.running = true;
+    this.helloPrev = 0;
+    this.entitiesPrev = 1;
+    this.scheduleHello(Math.random() * this.timers.helloMin);
+    this.sweepTimer = setInterval(() => this.sweep(), 1000);
+  }
+
+  /** Says bye, fails what is still outstanding and releases every socket and timer. */
+  async stop(): Promise<void> {
+    if (!this.running) return;
+    try {
+      await this.send(Address.empty, [{ name: 'mbus.bye', args: [] }]);
+    } catch {
+      /* closing anyway */
+    }
+    this.running = false;
+    clearTimeout(this.helloTimer);
+    clearTimeout(this.pingTimer);
+    clearInterval(this.sweepTimer);
+    for (const q of this.acks.values()) clearTimeout(q.timer);
+    this.acks.clear();
+    for (const [seq, o] of this.outstanding) {
+      clearTimeout(o.timer);
+      this.outstanding.delete(seq);
+      o.reject(new MbusError('the Mbus entity stopped before the message was acknowledged', 'ECLOSED'));
+    }
+    this.peers.clear();
+    this.seen.clear();
+    await this.transport.close();
+    this.emit('stopped');
+  }
+
+  /** The one known entity a reliable message may go to: an exact address, or a partial one that matches exactly one peer. */
+  resolvePeer(destination: Address): PeerInfo {
+    const exact = this.peers.get(destination.key);
+    if (exact) return exact;
+    const matches = [...this.peers.values()].filter((p) => destination.isSubsetOf(p.address));
+    if (matches.length === 1) return matches[0];
+    throw new MbusError(
+      matches.length === 0
+        ? `no known entity matches ${destination} (reliable messages and RPCs need a peer that has said hello)`
+        : `${destination} matches ${matches.length} entities; reliable messages and RPCs need a unique destination`,
+      matches.length === 0 ? 'EUNKNOWN' : 'ENOTUNIQUE',
+    );
+  }
+
+  /**
+   * Sends commands. Unreliable: resolves once the datagram is out. Reliable: resolves on the ack, rejects when
+   * N_r transmissions went unanswered (and emits `delivery-failed`).
+   */
+  async send(destination: Address, commands: Command[], options: SendOptions = {}): Promise<number> {
+    if (!this.running) throw new MbusError('the Mbus entity is not running', 'ECLOSED');
+    let dest = destination;
+    let peer: PeerInfo | undefined;
+    if (options.reliable) {
+      peer = this.resolvePeer(destination);
+      dest = peer.address;
+    } else {
+      peer = this.peers.get(dest.key);
+    }
+    const seq = this.seq;
+    const ackQueue = this.acks.get(dest.key);
+    const msg: Message = {
+      seq,
+      timestamp: Date.now(),
+      reliable: !!options.reliable,
+      source: this.address,
+      destination: dest,
+      acks: ackQueue ? ackQueue.seqs : [],
+      commands,
+    };
+    const datagram = sealDatagram(this.security, formatMessage(msg));
+    if (datagram.length > this.maxDatagram)
+      throw new MbusError(`the message is ${datagram.length} bytes, more than the maximum datagram size of ${this.maxDatagram} bytes`, 'ETOOBIG');
+    this.seq = (this.seq + 1) % SEQ_WRAP;
+    if (ackQueue) {
+      clearTimeout(ackQueue.timer);
+      this.acks.delete(dest.key);
+    }
+    const to = peer && this.sendUnicast && peer.endpoint.port !== this.port ? peer.endpoint : undefined;
+    if (!options.reliable) {
+      await this.transport.send(datagram, to);
+      return seq;
+    }
+    return new Promise<number>((resolve, reject) => {
+      const o: Outstanding = {
+        destination: dest,
+        datagram,
+        to,
+        n: 1,
+        commands,
+        resolve: () => resolve(seq),
+        reject,
+      };
+      this.outstanding.set(seq, o);
+      this.armRetransmit(seq, o);
+      this.transport.send(datagram, to).catch(() => undefined); // a lost send is what retransmission is for
+    });
+  }
+
+  private armRetransmit(seq: number, o: Outstanding): void {
+    o.timer = setTimeout(() => {
+      o.n++;
+      if (o.n > this.timers.retries) {
+        this.outstanding.delete(seq);
+        const failure: DeliveryFailure = {
+          seq,
+          destination: o.destination,
+          commands: o.commands,
+          reason: `no acknowledgement after ${this.timers.retries} transmissions`,
+        };
+        this.emit('delivery-failed', failure);
+        o.reject(new MbusError(`reliable delivery to ${o.destination} failed: ${failure.reason}`, 'EDELIVERY'));
+        return;
+      }
+      this.transport.send(o.datagram, o.to).catch(() => undefined);
+      this.armRetransmit(seq, o);
+    }, o.n * this.timers.retransmit);
+  }
+
+  private receive(data: Buffer, rinfo: RemoteInfo): void {
+    if (!this.running) return;
+    let msg: Message;
+    try {
+      msg = parseMessage(openDatagram(this.security, data));
+    } catch (err) {
+      const reason: DropReason = err instanceof DatagramError ? err.reason : 'parse';
+      this.emit('drop', reason, (err as Error).message, rinfo);
+      return;
+    }
+    if (msg.source.equals(this.address)) return; // our own multicast, looped back
+    const now = Date.now();
+    const bye = msg.commands.some((c) => c.name === 'mbus.bye');
+    const key = msg.source.key;
+    if (msg.source.size > 0 && !bye) {
+      const known = this.peers.get(key);
+      if (known) {
+        known.lastHeard = now;
+        known.endpoint = { address: rinfo.address, port: rinfo.port };
+      } else {
+        this.peers.set(key, { address: msg.source, lastHeard: now, endpoint: { address: rinfo.address, port: rinfo.port } });
+        this.emit('new-entity', msg.source);
+      }
+    }
+    const forUs = msg.destination.isSubsetOf(this.address);
+    if (!forUs) return;
+    for (const a of msg.acks) {
+      const o = this.outstanding.get(a);
+      if (o && o.destination.equals(msg.source)) {
+        clearTimeout(o.timer);
+        this.outstanding.delete(a);
+        o.resolve();
+      }
+    }
+    if (msg.reliable) {
+      // RFC 3259 §7: only a message addressed exactly to us is acknowledged and processed.
+      if (!msg.destination.equals(this.address)) return;
+      this.queueAck(msg.source, msg.seq);
+      const dupKey = `${key}|${msg.seq}`;
+      if (this.seen.has(dupKey)) return;
+      this.seen.set(dupKey, now);
+      if (this.seen.size > 100000) this.seen.delete(this.seen.keys().next().value as string);
+    }
+    for (const cmd of msg.commands) {
+      switch (cmd.name) {
+        case 'mbus.bye':
+          if (this.peers.delete(key)) {
+            this.emit('lost-entity', msg.source, 'bye');
+            this.countDropped();
+          }
+          break;
+        case 'mbus.ping':
+          this.answerPing();
+          break;
+        case 'mbus.quit':
+          this.emit('quit', msg);
+          break;
+        case 'mbus.waiting':
+          this.emit('waiting', conditionOf(cmd), msg);
+          break;
+        case 'mbus.go':
+          this.emit('go', conditionOf(cmd), msg);
+          break;
+      }
+      this.emit('command', cmd, msg);
+    }
+  }
+
+  private queueAck(source: Address, seq: number): void {
+    const q = this.acks.get(source.key);
+    if (q) {
+      if (!q.seqs.includes(seq)) q.seqs.push(seq);
+      return;
+    }
+    const timer = setTimeout(() => {
+      if (this.acks.get(source.key) !== queue) return;
+      // Nothing to piggy-back on within T_c: a dedicated ack (header only).
+      this.send(source, []).catch(() => undefined);
+    }, this.timers.ackDelay);
+    const queue: AckQueue = { address: source, seqs: [seq], timer };
+    this.acks.set(source.key, queue);
+  }
+
+  // ------------------------------------------------------------ awareness (RFC 3259 §8)
+
+  private helloInterval(): number {
+    const t = this.timers;
+    const d = Math.max(t.helloMin, t.helloFactor * (this.peers.size + 1));
+    return d * (t.helloDitherMin + Math.random() * (t.helloDitherMax - t.helloDitherMin));
+  }
+
+  private scheduleHello(delay: number): void {
+    clearTimeout(this.helloTimer);
+    this.helloNext = Date.now() + delay;
+    this.helloTimer = setTimeout(() => this.helloDue(), Math.max(0, delay));
+  }
+
+  private helloDue(): void {
+    if (!this.running) return;
+    const now = Date.now();
+    const e = this.helloInterval();
+    if (this.helloPrev + e <= now) {
+      this.sayHello();
+      this.scheduleHello(this.helloInterval());
+    } else {
+      this.scheduleHello(this.helloPrev + e - now);
+    }
+    this.entitiesPrev = this.peers.size + 1;
+  }
+
+  private sayHello(): void {
+    this.helloPrev = Date.now();
+    this.send(Address.empty, [{ name: 'mbus.hello', args: [] }]).catch(() => undefined);
+  }
+
+  /** Reverse reconsideration (RFC 3259 §8.1.4) when entities leave. */
+  private countDropped(): void {
+    const n = this.peers.size + 1;
+    const now = Date.now();
+    const f = n / this.entitiesPrev;
+    if (f < 1) {
+      this.helloPrev = now - f * (now - this.helloPrev);
+      this.scheduleHello(f * (this.helloNext - now));
+    }
+    this.entitiesPrev = n;
+  }
+
+  private answerPing(): void {
+    if (this.pingTimer) return; // pings during the delay share one hello
+    this.pingTimer = setTimeout(() => {
+      this.pingTimer = undefined;
+      if (!this.running) return;
+      this.sayHello();
+      this.scheduleHello(this.helloInterval());
+    }, Math.random() * this.timers.helloMin);
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    const t = this.timers;
+    const dead = t.helloDead * Math.max(t.helloMin, t.helloFactor * (this.peers.size + 1)) * t.helloDitherMax;
+    let dropped = false;
+    for (const [k, p] of this.peers) {
+      if (now - p.lastHeard > dead) {
+        this.peers.delete(k);
+        dropped = true;
+        this.emit('lost-entity', p.address, 'timeout');
+      }
+    }
+    if (dropped) this.countDropped();
+    for (const [k, at] of this.seen) if (now - at > t.duplicateKeep) this.seen.delete(k);
+  }
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined && v !== null && !Number.isNaN(v))) as Partial<T>;
+}

@@ -179,21 +179,21 @@ function layOut(flows) {
   }
 }
 
-/** Loads the MSB emulator from the build; returns null (with a warning) if this build has none. */
+/**
+ * The MSB emulator from the build (src/msb/emulator.ts), loaded with the integration flows the MSB examples expect
+ * (src/msb/demo.ts). Returns null, with a warning, if this build has none.
+ */
 function loadMsbEmulator() {
   const file = path.join(root, 'dist', 'src', 'msb', 'emulator.js');
   if (!fs.existsSync(file)) {
     console.warn('[busbar] no MSB emulator in this build (dist/src/msb/emulator.js); MSB nodes will not connect');
     return null;
   }
-  const mod = require(file);
-  const candidates = [mod.MsbEmulator, mod.default, ...Object.values(mod)];
-  const Emulator = candidates.find((c) => typeof c === 'function' && c.prototype && typeof c.prototype.start === 'function');
-  if (!Emulator) {
-    console.warn('[busbar] dist/src/msb/emulator.js exports no class with start(); MSB nodes will not connect');
-    return null;
-  }
-  return new Emulator();
+  const { MsbEmulator } = require(file);
+  let flows = [];
+  const demo = path.join(root, 'dist', 'src', 'msb', 'demo.js');
+  if (fs.existsSync(demo)) flows = require(demo).demoFlows || [];
+  return new MsbEmulator({ flows });
 }
 
 /**
@@ -230,9 +230,14 @@ async function start(options = {}) {
   if (msbPort !== null) {
     emulator = loadMsbEmulator();
     if (emulator) {
-      const started = await emulator.start({ host: '127.0.0.1', port: msbPort });
-      const actualPort = (started && started.port) || emulator.port || msbPort;
-      msbUrl = (started && started.url) || emulator.url || `ws://127.0.0.1:${actualPort}`;
+      try {
+        msbUrl = (await emulator.start({ host: '127.0.0.1', port: msbPort })).url;
+      } catch (err) {
+        // Someone may already run an MSB (or `busbar-msb-emulator`) there; the MSB nodes will use that one.
+        console.warn(`[busbar] MSB emulator could not listen on 127.0.0.1:${msbPort} (${err.code || err.message}); ` +
+          'the MSB examples will talk to whatever listens there');
+        emulator = null;
+      }
     }
   }
 
@@ -277,8 +282,7 @@ async function start(options = {}) {
     if (!stopping) {
       stopping = (async () => {
         await RED.stop().catch((err) => console.error('[busbar] stopping Node-RED:', err));
-        if (emulator) await Promise.resolve(emulator.stop ? emulator.stop() : emulator.close && emulator.close()).catch((err) =>
-          console.error('[busbar] stopping the MSB emulator:', err));
+        if (emulator) await emulator.close().catch((err) => console.error('[busbar] stopping the MSB emulator:', err));
         await new Promise((resolve) => {
           server.close(() => resolve());
           server.closeAllConnections();

@@ -1,0 +1,61 @@
+// What sg-resource and sg-app share: finding the broker, joining the connection of a name, formatting values.
+import type { Node, NodeAPI, NodeMessage } from './red';
+import type { SgBrokerNode } from './sg-broker-api';
+import type { SgConnection, SgIncoming, SgUser } from '../../src/sg/connection';
+import type { SgDeclaration } from '../../src/sg/plan';
+import { FormatOptions, NumberFormat, ObjectFormat, pythonStr } from '../../src/sg/python';
+import { Status } from '../../src/common/status';
+
+export interface SgFormatDef {
+  objectFormat?: ObjectFormat;
+  numberFormat?: NumberFormat;
+}
+
+export function formatOptions(def: SgFormatDef): FormatOptions {
+  return {
+    objects: def.objectFormat === 'python' ? 'python' : 'json',
+    numbers: def.numberFormat === 'float' ? 'float' : 'auto',
+  };
+}
+
+/** Text for a payload, or an Error naming what is wrong. */
+export function payloadText(msg: NodeMessage, options: FormatOptions): string | Error {
+  if (msg.payload === undefined || msg.payload === null) return new Error('msg.payload is missing; nothing was published');
+  return pythonStr(msg.payload, options);
+}
+
+/**
+ * Joins the connection of `name` on the node's sg-broker and leaves it on close. Returns undefined (with a red
+ * status) when the broker is not configured, so input handlers can fail each message with a clear error.
+ */
+export function joinConnection(
+  RED: NodeAPI,
+  node: Node,
+  type: 'sg-resource' | 'sg-app',
+  brokerId: string | undefined,
+  name: string,
+  declaration: () => SgDeclaration,
+  deliver: (message: SgIncoming) => void,
+): SgConnection | undefined {
+  const broker = brokerId ? (RED.nodes.getNode(brokerId) as SgBrokerNode | null) : null;
+  if (!broker || typeof broker.sgConnection !== 'function') {
+    node.status(Status.error(`${type}.status.no-broker`));
+    return undefined;
+  }
+  const connection = broker.sgConnection(name);
+  const user: SgUser = {
+    id: node.id,
+    status: (s) => node.status(s),
+    declaration,
+    deliver,
+    warn: (text) => node.warn(text),
+  };
+  connection.register(user);
+  node.on('close', (removed: boolean, done: () => void) => {
+    connection
+      .deregister(user, removed)
+      .catch((err: unknown) => node.error(String(err)))
+      .finally(done);
+  });
+  return connection;
+}

@@ -1,0 +1,159 @@
+// Test peers for the MQTT suites: the broker under test (in-process, or the real one named by MQTT_URL), an
+// independent raw mqtt.js observer, and a TCP proxy that can cut connections abruptly.
+import net from 'net';
+import mqtt, { MqttClient, IClientOptions } from 'mqtt';
+import { randomBytes } from 'crypto';
+import { EmbeddedBroker } from '../../src/mqtt/embedded-broker';
+
+export interface TestBroker {
+  url: string;
+  host: string;
+  port: number;
+  /** True when the suite runs against an external broker (MQTT_URL). */
+  external: boolean;
+  close(): Promise<void>;
+}
+
+/** The broker the MQTT tests talk to: MQTT_URL (e.g. Mosquitto) when set, else an in-process aedes on a free port. */
+export async function startTestBroker(): Promise<TestBroker> {
+  const env = process.env.MQTT_URL;
+  if (env) {
+    const u = new URL(env);
+    return { url: env, host: u.hostname, port: Number(u.port || 1883), external: true, close: async () => undefined };
+  }
+  const broker = new EmbeddedBroker({ port: 0 });
+  const port = await broker.start();
+  return { url: broker.url, host: broker.host, port, external: false, close: () => broker.close() };
+}
+
+/** A unique name per test run, so retained messages of earlier runs on a shared broker cannot interfere. */
+export function uniqueName(base: string): string {
+  return `${base}${randomBytes(3).toString('hex')}`;
+}
+
+export interface Seen {
+  topic: string;
+  payload: string;
+  retain: boolean;
+  qos: number;
+}
+
+/** An independent MQTT client that records what the broker delivers, in order. */
+export class Observer {
+  readonly seen: Seen[] = [];
+  private waiters: Array<() => void> = [];
+  private constructor(readonly client: MqttClient) {
+    client.on('message', (topic, payload, packet) => {
+      this.seen.push({ topic, payload: payload.toString('utf8'), retain: packet.retain, qos: packet.qos });
+      for (const w of this.waiters) w();
+    });
+  }
+
+  static async connect(url: string, options: IClientOptions = {}): Promise<Observer> {
+    // MQTT 5 with retain-as-published, so live retained publications show their retain flag.
+    const client = await mqtt.connectAsync(url, { clientId: uniqueName('observer-'), protocolVersion: 5, reconnectPeriod: 0, ...options });
+    return new Observer(client);
+  }
+
+  /** QoS 2 by default, so the delivered QoS is the publisher's. */
+  async subscribe(topics: string | string[], qos: 0 | 1 | 2 = 2): Promise<void> {
+    await this.client.subscribeAsync(topics, { qos, rap: true });
+  }
+
+  async publish(topic: string, payload: string | Buffer, retain = false, qos: 0 | 1 | 2 = 1): Promise<void> {
+    await this.client.publishAsync(topic, payload, { qos, retain });
+  }
+
+  /** Resolves when `count` messages match `filter`; rejects with what was seen after `ms`. */
+  waitFor(filter: (s: Seen) => boolean, count = 1, ms = 5000): Promise<Seen[]> {
+    return new Promise((resolve, reject) => {
+      const check = (): boolean => {
+        const hits = this.seen.filter(filter);
+        if (hits.length >= count) {
+          clearTimeout(timer);
+          this.waiters = this.waiters.filter((w) => w !== listener);
+          resolve(hits);
+          return true;
+        }
+        return false;
+      };
+      const listener = (): void => {
+        check();
+      };
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((w) => w !== listener);
+        reject(new Error(`timed out waiting for ${count} message(s); seen: ${JSON.stringify(this.seen)}`));
+      }, ms);
+      if (!check()) this.waiters.push(listener);
+    });
+  }
+
+  clear(): void {
+    this.seen.length = 0;
+  }
+
+  async close(): Promise<void> {
+    await this.client.endAsync(true);
+  }
+}
+
+/** Clears retained messages left by a test on a shared broker. */
+export async function clearRetained(url: string, topics: string[]): Promise<void> {
+  if (topics.length === 0) return;
+  const client = await mqtt.connectAsync(url, { clientId: uniqueName('cleaner-'), reconnectPeriod: 0 });
+  for (const topic of new Set(topics)) await client.publishAsync(topic, Buffer.alloc(0), { qos: 1, retain: true });
+  await client.endAsync();
+}
+
+/** A TCP forwarder in front of the broker; kill() cuts every connection without an MQTT DISCONNECT. */
+export class KillableProxy {
+  private readonly sockets = new Set<net.Socket>();
+  private server: net.Server | undefined;
+  port = 0;
+
+  constructor(private readonly target: { host: string; port: number }) {}
+
+  async start(): Promise<number> {
+    const server = net.createServer((inbound) => {
+      const outbound = net.connect(this.target.port, this.target.host);
+      this.sockets.add(inbound);
+      this.sockets.add(outbound);
+      inbound.pipe(outbound);
+      outbound.pipe(inbound);
+      const drop = (): void => {
+        inbound.destroy();
+        outbound.destroy();
+        this.sockets.delete(inbound);
+        this.sockets.delete(outbound);
+      };
+      inbound.on('error', drop);
+      outbound.on('error', drop);
+      inbound.on('close', drop);
+      outbound.on('close', drop);
+    });
+    this.server = server;
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    this.port = (server.address() as net.AddressInfo).port;
+    return this.port;
+  }
+
+  get connections(): number {
+    return this.sockets.size / 2;
+  }
+
+  kill(): void {
+    for (const s of this.sockets) s.destroy();
+    this.sockets.clear();
+  }
+
+  async close(): Promise<void> {
+    this.kill();
+    const server = this.server;
+    this.server = undefined;
+    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+}
+
+export function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

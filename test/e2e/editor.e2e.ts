@@ -26,8 +26,12 @@ const ARTIFACTS = path.join(packageRoot, 'test-artifacts', 'editor');
 const ours = nodeTypes();
 const ourTypes = new Set(ours.map((t) => t.type));
 const configTypes = new Set(ours.filter((t) => t.definition?.category === 'config').map((t) => t.type));
-// An i18n key shown instead of text, e.g. "msb-config.label.url" or "node-red:common.label.name".
-const I18N_KEY = /^(?:[\w@/-]+:)?[a-z][\w-]*(?:\.[\w-]+){1,}$/;
+// An i18n key shown instead of text, e.g. "msb-config.label.url" or "node-red:common.label.name": a namespace, or
+// one of our type names or a usual catalog section, then dotted words.
+const escapeRe = (x: string): string => x.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+const I18N_KEY = new RegExp(
+  `^(?:(?:[\\w@/-]+:)[\\w-]+(?:\\.[\\w-]+)+|(?:${[...ourTypes].map(escapeRe).join('|')}|common|label|labels|placeholder|status|errors?|tip|tips|help)(?:\\.[\\w-]+)+)$`,
+);
 // Values that many validators reject; whichever of them a field's validate() refuses is used to see the message.
 const PROBES = ['', ' ', '-1', '0', '1.5', '70000', 'not valid!', 'a b/#+', '{', 'x'.repeat(300)];
 
@@ -163,7 +167,7 @@ async function untranslatedTexts(page: Page): Promise<string[]> {
 async function probeFields(page: Page, id: string, prefix: string): Promise<{ inputs: string[]; missing: string[]; probes: FieldProbe[] }> {
   return page.evaluate(
     ({ id, prefix, probes }) => {
-      const node = RED.nodes.node(id);
+      const node = RED.nodes.node(id) || { id, type: $('.red-ui-tray').last().attr('data-busbar-type') };
       const def = RED.nodes.getType(node.type);
       const defaults = def.defaults || {};
       const creds = def.credentials || {};
@@ -261,6 +265,83 @@ async function screenshotTray(page: Page, file: string): Promise<void> {
   await page.locator('.red-ui-tray').last().screenshot({ path: file });
 }
 
+/**
+ * Adds a node of `type` the way a user does (flow nodes dragged from the palette onto the canvas, config nodes
+ * through "Add new …"), opens its dialog, screenshots it and inspects it. Returns the report (also recorded).
+ */
+async function inspectFresh(p: Page, type: string, index: number, lang: string): Promise<DialogReport> {
+  pageErrors = [];
+  consoleErrors = [];
+  await p.evaluate(() => $('.red-ui-notification').remove());
+  let prefix: string;
+  let id: string;
+  if (configTypes.has(type)) {
+    await p.evaluate((tp) => RED.editor.editConfig('', tp, '_ADD_'), type);
+    prefix = 'node-config';
+    id = '_ADD_';
+  } else {
+    const before: string[] = await p.evaluate(() => RED.nodes.filterNodes({}).map((n: { id: string }) => n.id));
+    const source = p.locator(`#red-ui-palette .red-ui-palette-node[data-palette-type="${type}"]`);
+    await source.scrollIntoViewIfNeeded();
+    const from = (await source.boundingBox())!;
+    const chart = (await p.locator('#red-ui-workspace-chart').boundingBox())!;
+    await p.mouse.move(from.x + from.width / 2, from.y + from.height / 2);
+    await p.mouse.down();
+    await p.mouse.move(chart.x + 250 + 220 * (index % 3), chart.y + 80 + 70 * Math.floor(index / 3), { steps: 12 });
+    await p.mouse.up();
+    const added: string[] = await p.evaluate(
+      (known) => RED.nodes.filterNodes({}).map((n: { id: string }) => n.id).filter((x: string) => !known.includes(x)),
+      before,
+    );
+    assert.strictEqual(added.length, 1, `dragging ${type} from the palette added ${added.length} nodes`);
+    id = added[0];
+    await p.locator(`#red-ui-workspace-chart g[id="${id}"] .red-ui-flow-node`).first().dblclick();
+    prefix = 'node';
+  }
+  await p.waitForSelector(`#${prefix}-dialog-ok`, { state: 'visible', timeout: 15000 });
+  await p.waitForTimeout(700);
+  const shot = path.join(ARTIFACTS, lang === 'en-US' ? 'new-from-palette' : `new-from-palette-${lang}`, `${type}.png`);
+  await screenshotTray(p, shot);
+  const untranslated = await untranslatedTexts(p);
+  await p.evaluate((tp) => $('.red-ui-tray').last().attr('data-busbar-type', tp), type);
+  const fields = lang === 'en-US' ? await probeFields(p, id, prefix) : { inputs: [], missing: [], probes: [] };
+  await closeDialog(p, prefix);
+  const report: DialogReport = {
+    example: '(new from palette)',
+    id,
+    type,
+    lang,
+    screenshot: path.relative(packageRoot, shot),
+    inputs: fields.inputs,
+    defaultsWithoutInput: fields.missing,
+    untranslated,
+    probes: fields.probes,
+    pageErrors: [...pageErrors],
+    consoleErrors: [...consoleErrors],
+  };
+  dialogs.push(report);
+  return report;
+}
+
+/** What every English dialog must get right. */
+function checkDialog(report: DialogReport): void {
+  assert.deepStrictEqual(report.pageErrors, [], 'script errors while the dialog was open');
+  assert.deepStrictEqual(report.untranslated, [], 'i18n keys shown instead of text');
+  assert.ok(report.inputs.length > 0, 'the dialog has no inputs for any default');
+  const ignored = report.probes.filter((p) => p.messageIgnored).map((p) => `${p.property}: "${p.message}"`);
+  assert.deepStrictEqual(
+    ignored,
+    [],
+    'validate(v) returns a message but declares one parameter, so Node-RED accepts the value; declare validate(v, opt)',
+  );
+  const unflagged = report.probes.filter((p) => !p.messageIgnored && !p.flagged).map((p) => `${p.property}=${JSON.stringify(p.value)}`);
+  assert.deepStrictEqual(unflagged, [], 'invalid values the dialog does not mark');
+  const silent = report.probes
+    .filter((p) => p.value !== '' && !p.messageIgnored && p.message === null)
+    .map((p) => `${p.property}=${JSON.stringify(p.value)}`);
+  assert.deepStrictEqual(silent, [], 'refused values without a message saying what is wrong');
+}
+
 let context: BrowserContext;
 let page: Page;
 let running: { url: string; stop(): Promise<void> } | undefined;
@@ -334,6 +415,22 @@ describe('editor in a real browser (chromium)', function () {
     await page.locator('#red-ui-palette').screenshot({ path: path.join(ARTIFACTS, 'palette.png') });
   });
 
+  describe('every node type, fresh from the palette', () => {
+    before(async function () {
+      this.timeout(90000);
+      await deployFlows(running!.url, []);
+      await page.goto(running!.url);
+      await editorReady(page);
+    });
+
+    ours.forEach((t, i) => {
+      it(`${t.type}: a new node's dialog opens with valid defaults, labels and validation messages`, async () => {
+        const report = await inspectFresh(page, t.type, i, 'en-US');
+        checkDialog(report);
+      });
+    });
+  });
+
   for (const rel of exampleFiles()) {
     const flow = readExample(rel);
     const mine = flow.filter((n) => ourTypes.has(n.type));
@@ -394,15 +491,7 @@ describe('editor in a real browser (chromium)', function () {
             consoleErrors: [...consoleErrors],
           };
           dialogs.push(report);
-          assert.deepStrictEqual(report.pageErrors, [], 'script errors while the dialog was open');
-          assert.deepStrictEqual(untranslated, [], 'i18n keys shown instead of text');
-          assert.ok(fields.inputs.length > 0, 'the dialog has no inputs for any default');
-          const ignored = fields.probes.filter((p) => p.messageIgnored).map((p) => `${p.property}: "${p.message}"`);
-          assert.deepStrictEqual(ignored, [], 'validate(v) returns a message but takes one parameter, so Node-RED accepts the value; declare validate(v, opt)');
-          const unflagged = fields.probes.filter((p) => !p.messageIgnored && !p.flagged).map((p) => `${p.property}=${JSON.stringify(p.value)}`);
-          assert.deepStrictEqual(unflagged, [], 'invalid values the dialog does not mark');
-          const silent = fields.probes.filter((p) => p.value !== '' && !p.messageIgnored && p.message === null).map((p) => `${p.property}=${JSON.stringify(p.value)}`);
-          assert.deepStrictEqual(silent, [], 'refused values without a message saying what is wrong');
+          checkDialog(report);
         });
       }
 
@@ -460,11 +549,6 @@ describe('editor in German (de-DE browser)', function () {
   this.timeout(120000);
   let de: BrowserContext;
   let dePage: Page;
-  const firstOfType = new Map<string, { rel: string; node: FlowNode; flow: FlowNode[] }>();
-  for (const rel of exampleFiles()) {
-    const flow = readExample(rel);
-    for (const n of flow) if (ourTypes.has(n.type) && !firstOfType.has(n.type)) firstOfType.set(n.type, { rel, node: n, flow });
-  }
 
   before(async function () {
     this.timeout(90000);
@@ -472,45 +556,29 @@ describe('editor in German (de-DE browser)', function () {
     de = await newContext('de-DE');
     dePage = de.pages()[0] ?? (await de.newPage());
     watch(dePage);
+    await dePage.goto(running!.url);
+    await editorReady(dePage);
   });
 
   after(async () => {
     if (de) await de.close().catch(() => undefined);
   });
 
-  for (const [type, { rel, node, flow }] of firstOfType) {
-    it(`${type}: dialog and help in German`, async () => {
-      pageErrors = [];
-      await dePage.goto(running!.url);
-      await editorReady(dePage);
-      await dePage.evaluate((f) => RED.view.importNodes(f, { addFlow: true, touchImport: true }), flow);
-      const prefix = await openDialog(dePage, node);
-      const shot = path.join(ARTIFACTS, 'de', `${type}.png`);
-      await screenshotTray(dePage, shot);
-      const untranslated = await untranslatedTexts(dePage);
-      await closeDialog(dePage, prefix);
-      const help = await dePage.evaluate((t) => {
-        RED.sidebar.help.show(t);
+  ours.forEach((t, i) => {
+    it(`${t.type}: dialog and help in German`, async () => {
+      const report = await inspectFresh(dePage, t.type, i, 'de');
+      const help = await dePage.evaluate((type) => {
+        RED.sidebar.help.show(type);
         return $('.red-ui-help').text();
-      }, type);
-      dialogs.push({
-        example: rel,
-        id: node.id,
-        type,
-        lang: 'de',
-        screenshot: path.relative(packageRoot, shot),
-        inputs: [],
-        defaultsWithoutInput: [],
-        untranslated,
-        probes: [],
-        pageErrors: [...pageErrors],
-        consoleErrors: [],
-      });
-      assert.deepStrictEqual(untranslated, [], 'i18n keys shown instead of German text');
-      assert.deepStrictEqual(pageErrors, [], 'script errors');
+      }, t.type);
+      assert.deepStrictEqual(report.untranslated, [], 'i18n keys shown instead of German text');
+      assert.deepStrictEqual(report.pageErrors, [], 'script errors');
       assert.ok(help.trim().length > 0, 'no help in the sidebar');
+      const english = fs.readFileSync(path.join(path.dirname(t.js), 'locales', 'en-US', `${t.type}.html`), 'utf8');
+      const firstEnglishLine = /<p>([^<]{12,})/.exec(english);
+      if (firstEnglishLine) assert.ok(!help.includes(firstEnglishLine[1].trim()), 'the help sidebar shows the English help');
     });
-  }
+  });
 });
 
 function writeReport(): void {

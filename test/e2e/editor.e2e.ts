@@ -369,6 +369,8 @@ async function newContext(locale: string): Promise<BrowserContext> {
 }
 
 function watch(p: Page): void {
+  // Reloading an edited workspace raises "leave site?"; the test always means yes.
+  p.on('dialog', (d) => void d.accept().catch(() => undefined));
   p.on('pageerror', (err) => pageErrors.push(err.message));
   p.on('console', (m) => {
     if (m.type() === 'error') consoleErrors.push(m.text());

@@ -36,6 +36,18 @@ export interface Node<Credentials = Record<string, string | undefined>> {
   error(err: unknown, msg?: NodeMessage): void;
   debug(msg: unknown): void;
   trace(msg: unknown): void;
+  context(): NodeContext;
+}
+
+/** A context store slice: `get`/`set` on the node's own, its flow's and the global context. */
+export interface ContextStore {
+  get(key: string): unknown;
+  set(key: string, value: unknown): void;
+}
+
+export interface NodeContext extends ContextStore {
+  flow: ContextStore;
+  global: ContextStore;
 }
 
 export interface CredentialsDef {

@@ -115,13 +115,27 @@ export function msbDate(date: Date = new Date()): string {
   return date.toISOString();
 }
 
+const PRIORITIES: Record<string, Priority> = { LOW: 0, MEDIUM: 1, HIGH: 2, '0': 0, '1': 1, '2': 2 };
+
+/** LOW/MEDIUM/HIGH (any case) or 0/1/2 -> the wire integer; undefined when not a priority. */
+export function parsePriority(value: unknown): Priority | undefined {
+  if (typeof value !== 'string' && typeof value !== 'number') return undefined;
+  return PRIORITIES[String(value).trim().toUpperCase()];
+}
+
+/** A Date, epoch milliseconds or a parsable date string -> `YYYY-MM-DDTHH:mm:ss.sssZ`; undefined when invalid. */
+export function parsePostDate(value: unknown): string | undefined {
+  const date = value instanceof Date ? value : typeof value === 'number' || typeof value === 'string' ? new Date(value) : undefined;
+  return date && !Number.isNaN(date.getTime()) ? msbDate(date) : undefined;
+}
+
 const MAX_PENDING_ACKS = 10000;
 
 export class MsbClient extends EventEmitter<MsbClientEvents> {
   readonly sockJs: boolean;
   readonly autoReconnect: boolean;
   readonly reconnectInterval: number;
-  private readonly cache: EventCache<{ eventId: string; text: string }>;
+  private readonly cache: EventCache<{ eventId: string; message: Record<string, unknown> }>;
   private ws: WebSocket | undefined;
   private reconnectTimer: NodeJS.Timeout | undefined;
   private currentState: ClientState = 'disconnected';
@@ -233,24 +247,22 @@ export class MsbClient extends EventEmitter<MsbClientEvents> {
    * ('cached'), else throws MsbNotRegisteredError — nothing is dropped silently.
    */
   publish(req: PublishRequest): 'sent' | 'cached' {
-    const uuid = this.selfDescription?.uuid;
     const message: Record<string, unknown> = {
-      uuid,
+      uuid: this.selfDescription?.uuid,
       eventId: req.eventId,
       priority: req.priority ?? 0,
       postDate: req.postDate ?? msbDate(),
     };
     if (req.dataObject !== undefined && req.dataObject !== null) message.dataObject = req.dataObject;
     if (req.correlationId !== undefined && req.correlationId !== '') message.correlationId = req.correlationId;
-    const text = formatMessage('E', message);
     if (this.registered && this.ws) {
-      this.sendEvent(req.eventId, text);
+      this.sendEvent(req.eventId, formatMessage('E', message));
       return 'sent';
     }
     if (!req.cached) throw new MsbNotRegisteredError(req.eventId, `not registered with the MSB (${this.currentState}) and not cached`);
     if (!this.cache.enabled) throw new MsbNotRegisteredError(req.eventId, 'not registered with the MSB and the event cache is disabled');
-    if (uuid === undefined) throw new MsbNotRegisteredError(req.eventId, 'the service has no self-description yet');
-    this.cache.push({ eventId: req.eventId, text });
+    // Serialised at flush time: the service uuid may only be known once the self-description is compiled.
+    this.cache.push({ eventId: req.eventId, message });
     return 'cached';
   }
 
@@ -427,7 +439,8 @@ export class MsbClient extends EventEmitter<MsbClientEvents> {
   }
 
   private flushCache(): void {
-    for (const entry of this.cache.drain()) this.sendEvent(entry.eventId, entry.text);
+    const uuid = this.selfDescription?.uuid;
+    for (const entry of this.cache.drain()) this.sendEvent(entry.eventId, formatMessage('E', { ...entry.message, uuid }));
   }
 
   private setState(state: ClientState, detail: string | undefined): void {

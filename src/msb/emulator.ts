@@ -71,6 +71,7 @@ export class MsbEmulator extends EventEmitter<EmulatorEvents> {
   private server: http.Server | undefined;
   private wss: WebSocketServer | undefined;
   private readonly heartbeatInterval: number;
+  private held: Array<{ session: Session; body: unknown }> | undefined;
   private readonly trafficLimit: number;
 
   constructor(private readonly options: EmulatorOptions = {}) {
@@ -181,6 +182,20 @@ export class MsbEmulator extends EventEmitter<EmulatorEvents> {
     return this.sendTo(uuid, formatMessage('C', { uuid, correlationId, functionId, functionParameters }));
   }
 
+  /**
+   * Holds registrations (a slow MSB): `R` is recorded but not answered until `holdRegistrations(false)` answers
+   * every held one in order.
+   */
+  holdRegistrations(hold: boolean): void {
+    if (hold) {
+      this.held ??= [];
+      return;
+    }
+    const held = this.held ?? [];
+    this.held = undefined;
+    for (const { session, body } of held) if (this.sessions.has(session.id)) this.onRegistration(session, body);
+  }
+
   /** Kills the service's connection from the server side (no close handshake), as a network failure would. */
   dropConnection(uuid: string): boolean {
     const session = this.sessionOf(uuid);
@@ -258,6 +273,10 @@ export class MsbEmulator extends EventEmitter<EmulatorEvents> {
   }
 
   private onRegistration(session: Session, body: unknown): void {
+    if (this.held) {
+      this.held.push({ session, body });
+      return;
+    }
     const problem = registrationProblem(body);
     if (problem || !isRecord(body)) {
       this.sendMessage(session, 'NIO_REGISTRATION_ERROR');

@@ -61,8 +61,8 @@ export = function (RED: NodeAPI): void {
     });
 
     node.on('input', (msg, send, done) => {
-      if (!connection) {
-        done(new Error('no sg-broker configured for this sg-app'));
+      if (connection instanceof Error) {
+        done(connection);
         return;
       }
       let target: [string, string] | undefined;

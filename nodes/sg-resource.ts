@@ -3,8 +3,9 @@
 import type { Node, NodeAPI, NodeDef, NodeMessage } from './lib/red';
 import { asError } from './lib/red';
 import { formatOptions, joinConnection, payloadText, SgFormatDef } from './lib/sg-node';
-import type { CommandDeclaration, DataDeclaration, SgDeclaration } from '../src/sg/plan';
-import { DEFAULT_ANSWER_TIMEOUT } from '../src/sg/plan';
+import type { AdminRequest, AdminResponse } from './lib/red';
+import type { CommandDeclaration, DataDeclaration, SgDeclaration, SgQos } from '../src/sg/plan';
+import { compilePlan, DEFAULT_ANSWER_TIMEOUT, describePlan } from '../src/sg/plan';
 import { pythonStr } from '../src/sg/python';
 
 interface CommandDef {
@@ -37,27 +38,45 @@ function defaultOf(value: unknown): string | null {
 /** The property of an output msg that, sent back to this node, makes the msg the command's echo. */
 const ECHO_HANDLE = 'echoHandle';
 
+function commandsOf(defs: CommandDef[] | undefined, answerTimeout: number): CommandDeclaration[] {
+  return (Array.isArray(defs) ? defs : []).map((c) => ({
+    signal: String(c.signal ?? ''),
+    echo: c.echo !== false,
+    echoRetained: c.echoRetained === true,
+    defaultValue: defaultOf(c.defaultValue),
+    changeOnly: c.changeOnly === true,
+    echoAnswer: c.echoAnswer === true,
+    answerTimeout,
+  }));
+}
+
+function dataOf(defs: DataDef[] | undefined): DataDeclaration[] {
+  return (Array.isArray(defs) ? defs : []).map((d) => ({
+    signal: String(d.signal ?? ''),
+    defaultValue: defaultOf(d.defaultValue),
+    retained: d.retained === true,
+  }));
+}
+
 export = function (RED: NodeAPI): void {
+  // The edit dialog shows what this node will put on the wire, computed by the same compiler the runtime uses.
+  RED.httpAdmin.post('/sg-resource/plan', RED.auth.needsPermission('sg-resource.read'), (req: AdminRequest, res: AdminResponse) => {
+    const body = (req.body ?? {}) as { resource?: string; commands?: CommandDef[]; data?: DataDef[]; qos?: number; clean?: boolean };
+    const qos = (body.qos === 0 || body.qos === 2 ? body.qos : 1) as SgQos;
+    const plan = compilePlan(String(body.resource ?? ''), [
+      { owner: 'editor', role: 'resource', commands: commandsOf(body.commands, DEFAULT_ANSWER_TIMEOUT), data: dataOf(body.data) },
+    ]);
+    res.json({ lines: plan.name ? describePlan(plan, qos, body.clean !== false) : [], warnings: plan.warnings });
+  });
+
   RED.nodes.registerType('sg-resource', function (this: Node, def: NodeDef) {
     RED.nodes.createNode(this, def);
     const node = this;
     const config = def as SgResourceDef;
     const format = formatOptions(config);
     const answerTimeout = Number(config.answerTimeout) > 0 ? Number(config.answerTimeout) : DEFAULT_ANSWER_TIMEOUT;
-    const commands: CommandDeclaration[] = (config.commands ?? []).map((c) => ({
-      signal: String(c.signal ?? ''),
-      echo: c.echo !== false,
-      echoRetained: c.echoRetained === true,
-      defaultValue: defaultOf(c.defaultValue),
-      changeOnly: c.changeOnly === true,
-      echoAnswer: c.echoAnswer === true,
-      answerTimeout,
-    }));
-    const data: DataDeclaration[] = (config.data ?? []).map((d) => ({
-      signal: String(d.signal ?? ''),
-      defaultValue: defaultOf(d.defaultValue),
-      retained: d.retained === true,
-    }));
+    const commands = commandsOf(config.commands, answerTimeout);
+    const data = dataOf(config.data);
     const declaration: SgDeclaration = { owner: node.id, role: 'resource', commands, data };
 
     const connection = joinConnection(RED, node, 'sg-resource', config.broker, String(config.resource ?? ''), () => declaration, (message) => {
@@ -73,8 +92,8 @@ export = function (RED: NodeAPI): void {
     });
 
     node.on('input', (msg, send, done) => {
-      if (!connection) {
-        done(new Error('no sg-broker configured for this sg-resource'));
+      if (connection instanceof Error) {
+        done(connection);
         return;
       }
       const handle = msg[ECHO_HANDLE];

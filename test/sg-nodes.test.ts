@@ -383,6 +383,66 @@ describe('sg-resource and sg-app on a broker', function () {
     assert.ok(node('res').warn.args.some((a) => String(a[0]).includes('not valid UTF-8')));
   });
 
+  it('a redeploy that adds a signal announces only what is new, without dropping presence', async () => {
+    const name = uniqueName('res');
+    await observer.subscribe(`+/${name}/#`);
+    const flow = [{ id: 'f1', type: 'tab' }, { ...brokerNode(), z: 'f1' }, { ...taxisign(name), z: 'f1' }, { id: 'out', type: 'helper', z: 'f1' }];
+    await load(sgNodes, flow);
+    await observer.waitFor((s) => s.topic === `data/${name}/state`);
+    observer.clear();
+    const changed = flow.map((n) =>
+      (n as { id: string }).id === 'res' ? { ...n, data: [{ signal: 'counter', defaultValue: '0', retained: false }] } : n,
+    );
+    await (helper as unknown as { setFlows(f: object[], t: string): Promise<void> }).setFlows(changed, 'nodes');
+    await observer.waitFor((s) => s.topic === `data/${name}/counter`);
+    assert.deepStrictEqual(observer.seen.map(line), [`dataavailable/${name}/counter True q1 r1`, `data/${name}/counter 0 q1 r0`]);
+  });
+
+  it('renaming a resource stops the old identity cleanly and starts the new one', async () => {
+    const oldName = uniqueName('old');
+    const newName = uniqueName('new');
+    await observer.subscribe([`resourceavailable/${oldName}/presence`, `resourceavailable/${newName}/presence`]);
+    const flow = [{ id: 'f1', type: 'tab' }, { ...brokerNode(), z: 'f1' }, { ...taxisign(oldName), z: 'f1' }, { id: 'out', type: 'helper', z: 'f1' }];
+    await load(sgNodes, flow);
+    await observer.waitFor((s) => s.payload === 'True');
+    const renamed = flow.map((n) => ((n as { id: string }).id === 'res' ? { ...n, resource: newName } : n));
+    await (helper as unknown as { setFlows(f: object[], t: string): Promise<void> }).setFlows(renamed, 'nodes');
+    await observer.waitFor((s) => s.topic.includes(newName) && s.payload === 'True');
+    await observer.waitFor((s) => s.topic.includes(oldName) && s.payload === 'False');
+  });
+
+  it('nodes sharing a resource name share one connection; each gets only its own commands', async () => {
+    const name = uniqueName('shared');
+    await observer.subscribe(`+/${name}/#`);
+    await load(sgNodes, [
+      brokerNode(),
+      { id: 'r1', type: 'sg-resource', broker: 'broker', resource: name, commands: [{ signal: 'a', echo: false, echoRetained: false, defaultValue: null, changeOnly: false }], wires: [['o1']] },
+      { id: 'r2', type: 'sg-resource', broker: 'broker', resource: name, commands: [{ signal: 'b', echo: false, echoRetained: false, defaultValue: null, changeOnly: false }], wires: [['o2']] },
+      { id: 'o1', type: 'helper' },
+      { id: 'o2', type: 'helper' },
+    ]);
+    const o1 = collect('o1');
+    const o2 = collect('o2');
+    await observer.waitFor((s) => s.topic.startsWith('commandavailable/'), 2);
+    assert.deepStrictEqual(observer.seen.map(line), [
+      `resourceavailable/${name}/presence True q1 r1`,
+      `commandavailable/${name}/a True q1 r1`,
+      `commandavailable/${name}/b True q1 r1`,
+    ]);
+    await observer.publish(`command/${name}/b`, '2');
+    await observer.publish(`command/${name}/a`, '1');
+    assert.deepStrictEqual((await o1.next(1)).map((m) => m.payload), ['1']);
+    assert.deepStrictEqual((await o2.next(1)).map((m) => m.payload), ['2']);
+    assert.strictEqual(o1.msgs.length + o2.msgs.length, 2);
+  });
+
+  it('refuses a resource name with "/", "+" or "#" with a warning and a catchable error per msg', async () => {
+    await load(sgNodes, [brokerNode(), { ...taxisign('taxi/sign'), wires: [[]] }]);
+    const res = helper.getNode('res') as unknown as TestNode & { status: { args: unknown[][] } };
+    assert.ok(res.warn.args.some((a) => String(a[0]).includes('contains "/", "+" or "#"')));
+    assert.ok(res.status.args.some((a) => (a[0] as { text?: string }).text === 'sg-resource.status.bad-name'));
+  });
+
   function port0(): number {
     return broker.port;
   }

@@ -2,8 +2,8 @@
 import type { Node, NodeAPI, NodeMessage } from './red';
 import type { SgBrokerNode } from './sg-broker-api';
 import type { SgConnection, SgIncoming, SgUser } from '../../src/sg/connection';
-import type { SgDeclaration } from '../../src/sg/plan';
-import { FormatOptions, NumberFormat, ObjectFormat, pythonStr } from '../../src/sg/python';
+import { nameProblem, SgDeclaration } from '../../src/sg/plan';
+import { FormatOptions, NumberFormat, ObjectFormat, pythonStr, pythonStrip } from '../../src/sg/python';
 import { Status } from '../../src/common/status';
 
 export interface SgFormatDef {
@@ -25,8 +25,8 @@ export function payloadText(msg: NodeMessage, options: FormatOptions): string | 
 }
 
 /**
- * Joins the connection of `name` on the node's sg-broker and leaves it on close. Returns undefined (with a red
- * status) when the broker is not configured, so input handlers can fail each message with a clear error.
+ * Joins the connection of `name` on the node's sg-broker and leaves it on close. Returns an Error (and shows a red
+ * status) when the broker is missing or the name unusable, so input handlers can fail each message with it.
  */
 export function joinConnection(
   RED: NodeAPI,
@@ -36,11 +36,17 @@ export function joinConnection(
   name: string,
   declaration: () => SgDeclaration,
   deliver: (message: SgIncoming) => void,
-): SgConnection | undefined {
+): SgConnection | Error {
   const broker = brokerId ? (RED.nodes.getNode(brokerId) as SgBrokerNode | null) : null;
   if (!broker || typeof broker.sgConnection !== 'function') {
     node.status(Status.error(`${type}.status.no-broker`));
-    return undefined;
+    return new Error(`no sg-broker configured for this ${type}`);
+  }
+  const problem = nameProblem(pythonStrip(name), type === 'sg-resource' ? 'resource name' : 'app name');
+  if (problem) {
+    node.status(Status.error(`${type}.status.bad-name`));
+    node.warn(problem);
+    return new Error(problem);
   }
   const connection = broker.sgConnection(name);
   const user: SgUser = {

@@ -190,7 +190,9 @@ export class SgConnection {
   }
 
   private replan(users: SgUser[]): void {
-    if (this.closed) return;
+    // Between a redeploy's stop and start nobody is registered; keep the plan for the users about to come back
+    // (a connection left without users is closed by its owner's sweep after the deploy).
+    if (this.closed || users.length === 0) return;
     const plan = compilePlan(this.options.name, users.map((u) => u.declaration()));
     this.plan = plan;
     this.inputsByTopic = new Map(plan.inputs.map((i) => [i.topic, i]));
@@ -199,7 +201,7 @@ export class SgConnection {
     if (!client || !client.connected || !this.applied) return;
     if (this.willKey(plan) !== this.appliedWill) {
       // The last will and client id are fixed per connection; a resource joining an app name needs a new one.
-      this.reconnect();
+      this.reconnect(this.applied);
       return;
     }
     this.applyChanges(client, this.applied, plan);
@@ -245,11 +247,12 @@ export class SgConnection {
     client.on('error', (err) => this.options.log.warn(`${this.name}: ${err.message}`));
   }
 
-  private reconnect(): void {
+  private reconnect(before: SgPlan): void {
     const old = this.client;
     this.client = undefined;
     this.applied = undefined;
-    const ending = old ? this.stopClient(old, stopPublication(this.plan)) : Promise.resolve();
+    const seen = before;
+    const ending = old ? this.stopClient(old, stopPublication(seen)) : Promise.resolve();
     ending.then(() => (this.closed || this.pool.size === 0 ? undefined : this.open())).catch((err: unknown) => this.options.log.error(String(err)));
   }
 
@@ -353,9 +356,10 @@ export class SgConnection {
     if (this.connecting) await this.connecting.catch(() => undefined);
     this.connecting = undefined;
     const client = this.client;
+    const seen = this.applied ?? this.plan;
     this.client = undefined;
     this.applied = undefined;
-    if (client) await this.stopClient(client, stopPublication(this.plan));
+    if (client) await this.stopClient(client, stopPublication(seen));
     this.pool.setStatus(Status.disconnected());
     await this.options.release();
   }

@@ -14,3 +14,11 @@ export const sgResource = require('../../nodes/sg-resource') as TestNodeInitiali
 export const sgApp = require('../../nodes/sg-app') as TestNodeInitializer;
 /** Every sg node type, for flows that use several of them. */
 export const sgNodes = [sgBroker, sgResource, sgApp] as unknown as TestNodeInitializer;
+
+/** Core Node-RED nodes the example flows use. */
+export const coreInjectFunctionDebug = [
+  require('@node-red/nodes/core/common/20-inject.js'),
+  require('@node-red/nodes/core/function/10-function.js'),
+  require('@node-red/nodes/core/common/21-debug.js'),
+  require('@node-red/nodes/core/common/90-comment.js'),
+] as TestNodeInitializer[];

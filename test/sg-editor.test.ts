@@ -1,0 +1,100 @@
+// The sg nodes' editor side and examples: the HTML definitions parse with literal registerType calls, catalogs
+// exist in en-US and de with the same keys, the plan preview endpoint answers, and the taxi example works end to end.
+import assert from 'assert';
+import fs from 'fs';
+import path from 'path';
+import helper from 'node-red-node-test-helper';
+import type { NodeMessage } from '../nodes/lib/red';
+import { coreInjectFunctionDebug, load, sgNodes } from './lib/nodes';
+
+helper.init(require.resolve('node-red'));
+
+const root = path.join(__dirname, '..', '..');
+const types = ['sg-broker', 'sg-resource', 'sg-app'];
+
+function keys(obj: unknown, prefix = ''): string[] {
+  if (typeof obj !== 'object' || obj === null) return [prefix];
+  return Object.entries(obj).flatMap(([k, v]) => keys(v, prefix ? `${prefix}.${k}` : k));
+}
+
+describe('sg editor files', () => {
+  for (const type of types) {
+    it(`${type}.html registers the type literally and its script compiles`, () => {
+      const html = fs.readFileSync(path.join(root, 'nodes', `${type}.html`), 'utf8');
+      const script = /<script type="text\/javascript">([\s\S]*?)<\/script>/.exec(html)?.[1] ?? '';
+      assert.ok(script.includes(`RED.nodes.registerType('${type}', {`), 'literal registerType with an inline object');
+      let registered: { category?: string; color?: string; icon?: string; defaults?: object } | undefined;
+      const RED = { nodes: { registerType: (_t: string, def: typeof registered) => (registered = def) }, _: (k: string) => k, validators: {} };
+      new Function('RED', '$', script)(RED, () => undefined);
+      assert.ok(registered?.defaults);
+      if (type !== 'sg-broker') assert.deepStrictEqual([registered?.category, registered?.color, registered?.icon], ['Secure Gateway', '#C0DEED', 'busbar-sg.svg']);
+      assert.ok(html.includes(`data-template-name="${type}"`));
+    });
+
+    it(`${type} has help and a catalog in en-US and de with the same keys`, () => {
+      const en = JSON.parse(fs.readFileSync(path.join(root, 'nodes', 'locales', 'en-US', `${type}.json`), 'utf8')) as object;
+      const de = JSON.parse(fs.readFileSync(path.join(root, 'nodes', 'locales', 'de', `${type}.json`), 'utf8')) as object;
+      assert.deepStrictEqual(keys(de).sort(), keys(en).sort());
+      for (const lang of ['en-US', 'de']) {
+        const help = fs.readFileSync(path.join(root, 'nodes', 'locales', lang, `${type}.html`), 'utf8');
+        assert.ok(help.includes(`data-help-name="${type}"`));
+      }
+      const html = fs.readFileSync(path.join(root, 'nodes', `${type}.html`), 'utf8');
+      for (const key of html.matchAll(/data-i18n="(?:\[[a-z]+\])?([a-z-]+\.[a-zA-Z.-]+)"/g)) {
+        if (!key[1]?.startsWith(type)) continue;
+        assert.ok(keys(en).includes(key[1]), `catalog has ${key[1]}`);
+      }
+    });
+  }
+});
+
+describe('sg-resource plan preview and examples', () => {
+  before(() => helper.startServer());
+  after(() => helper.stopServer());
+  afterEach(() => helper.unload());
+
+  it('POST /sg-resource/plan returns what the resource will send, from the runtime compiler', async () => {
+    await load(sgNodes, []);
+    const res = await helper
+      .request()
+      .post('/sg-resource/plan')
+      .send({ resource: 'taxisignservice', commands: [{ signal: 'state', echo: true, echoRetained: true, defaultValue: 'False' }], data: [], qos: 1, clean: true })
+      .expect(200);
+    const body = res.body as { lines: string[]; warnings: string[] };
+    assert.deepStrictEqual(body.lines, [
+      'client id: taxisignservice-<pid>',
+      'will: resourceavailable/taxisignservice/presence = False (QoS 1, retained)',
+      'SUBSCRIBE command/taxisignservice/state (QoS 1)',
+      'PUBLISH resourceavailable/taxisignservice/presence = True (QoS 1, retained)',
+      'PUBLISH commandavailable/taxisignservice/state = True (QoS 1, retained)',
+      'PUBLISH dataavailable/taxisignservice/state = True (QoS 1, retained)',
+      'PUBLISH data/taxisignservice/state = False (QoS 1, retained)',
+    ]);
+  });
+
+  it('the Taxi app example turns the taxi sign on and off through the embedded broker', async () => {
+    const flow = JSON.parse(fs.readFileSync(path.join(root, 'examples', 'sg', 'Taxi app.json'), 'utf8')) as Array<Record<string, unknown>>;
+    for (const n of flow) {
+      if (n.type === 'sg-broker') n.embeddedPort = 0; // the test must not need port 1884
+      if (n.type === 'debug') Object.assign(n, { type: 'helper' });
+    }
+    await load([...coreInjectFunctionDebug, ...(sgNodes as unknown as never[])] as never, flow);
+    const debug = flow.find((n) => n.type === 'helper')?.id as string;
+    const seen: NodeMessage[] = [];
+    (helper.getNode(debug) as unknown as { on(e: 'input', l: (m: NodeMessage) => void): void }).on('input', (m) => seen.push(m));
+    const until = async (cond: () => boolean): Promise<void> => {
+      for (let i = 0; i < 500 && !cond(); i++) await new Promise((r) => setTimeout(r, 10));
+      assert.ok(cond(), `seen: ${JSON.stringify(seen)}`);
+    };
+    await until(() => seen.some((m) => m.messagetype === 'resourceavailable' && m.payload === true));
+    await until(() => seen.some((m) => m.messagetype === 'data' && m.payload === 'False'));
+    const inject = (name: string): void => {
+      const id = flow.find((n) => n.type === 'inject' && n.name === name)?.id as string;
+      (helper.getNode(id) as unknown as { receive(m: object): void }).receive({});
+    };
+    inject('sign on');
+    await until(() => seen.some((m) => m.messagetype === 'data' && m.payload === 'True'));
+    inject('sign off');
+    await until(() => seen.filter((m) => m.messagetype === 'data' && m.payload === 'False').length === 2);
+  });
+});

@@ -6,6 +6,8 @@ export class MbusError extends Error {
   }
 }
 
+// Serialized forms, kept outside the objects so equal addresses stay deep-equal.
+const texts = new WeakMap<object, string>();
 const TAG = /^[A-Za-z][A-Za-z0-9]{0,31}$/;
 const VALUE = /^[\x21-\x27\x2A-\x7E]{1,64}$/;
 
@@ -80,7 +82,12 @@ export class Address {
   }
 
   toString(): string {
-    return `(${this.elements.map(([t, v]) => `${t}:${v}`).join(' ')})`;
+    let text = texts.get(this);
+    if (text === undefined) {
+      text = `(${this.elements.map(([t, v]) => `${t}:${v}`).join(' ')})`;
+      texts.set(this, text);
+    }
+    return text;
   }
 
   toObject(): Record<string, string> {

@@ -187,14 +187,25 @@ function parseList(c: Cursor, depth: number): MValue[] {
   }
 }
 
+// Peers repeat the same few addresses in every message; Address objects are immutable, so parsed ones are reused.
+const addressCache = new Map<string, Address>();
+
 function parseAddress(c: Cursor): Address {
   if (c.peek() !== '(') c.fail('expected address "("');
   const end = c.s.indexOf(')', c.i);
   if (end < 0) c.fail('unterminated address');
   const text = c.s.slice(c.i, end + 1);
+  const cached = addressCache.get(text);
+  if (cached) {
+    c.i = end + 1;
+    return cached;
+  }
   if (/[\r\n(]/.test(text.slice(1))) c.fail('malformed address');
   c.i = end + 1;
-  return Address.parse(text);
+  const a = Address.parse(text);
+  if (addressCache.size >= 512) addressCache.clear();
+  addressCache.set(text, a);
+  return a;
 }
 
 function parseNumber(c: Cursor, what: string, max: number): number {

@@ -5,3 +5,4 @@ export * from './security';
 export * from './transport';
 export * from './entity';
 export * from './rpc';
+export * from './settings';

@@ -1,0 +1,168 @@
+// mbus-config / mbus-entity / mbus-rpc in a real Node-RED runtime: two entities chatting and RPC over loopback multicast.
+import assert from 'assert';
+import dgram from 'dgram';
+import helper from 'node-red-node-test-helper';
+
+// eslint-disable-next-line @typescript-eslint/no-var-requires
+const mbusConfig = require('../nodes/mbus-config');
+// eslint-disable-next-line @typescript-eslint/no-var-requires
+const mbusEntity = require('../nodes/mbus-entity');
+// eslint-disable-next-line @typescript-eslint/no-var-requires
+const mbusRpc = require('../nodes/mbus-rpc');
+// eslint-disable-next-line @typescript-eslint/no-var-requires
+const catchNode = require('@node-red/nodes/core/common/25-catch.js');
+
+helper.init(require.resolve('node-red'));
+
+type Msg = Record<string, unknown> & { payload?: unknown; topic?: string };
+interface TestNode {
+  on(ev: 'input', fn: (msg: Msg) => void): void;
+  receive(msg: Msg): void;
+}
+
+function collect(node: TestNode): Msg[] {
+  const out: Msg[] = [];
+  node.on('input', (m) => out.push(m));
+  return out;
+}
+
+function until<T>(fn: () => T | undefined | false, what: string, ms = 6000): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const t0 = Date.now();
+    const tick = (): void => {
+      const v = fn();
+      if (v !== undefined && v !== false) return resolve(v as T);
+      if (Date.now() - t0 > ms) return reject(new Error(`timed out waiting for ${what}`));
+      setTimeout(tick, 10);
+    };
+    tick();
+  });
+}
+
+/** Holds a free UDP port (shared with reuseAddr) so both config nodes of a flow can join the same bus. */
+async function reservePort(): Promise<dgram.Socket> {
+  const s = dgram.createSocket({ type: 'udp4', reuseAddr: true });
+  await new Promise<void>((r) => s.bind({ port: 0, exclusive: false }, () => r()));
+  return s;
+}
+
+const KEY = '(HMAC-MD5-96,MTIzNDU2Nzg5MDEy)';
+
+describe('mbus nodes in Node-RED', function () {
+  let holder: dgram.Socket;
+  before(() => helper.startServer());
+  after(() => helper.stopServer());
+  beforeEach(async () => {
+    holder = await reservePort();
+  });
+  afterEach(async () => {
+    await helper.unload();
+    holder.close();
+  });
+
+  function configs(port: number, extra: Record<string, unknown> = {}): Msg[] {
+    const base = { type: 'mbus-config', port, group: '224.255.222.239', scope: 'HOSTLOCAL', helloMin: 100, ...extra };
+    return [
+      { ...base, id: 'c1', addressElements: [{ tag: 'app', value: 'nrtest' }, { tag: 'module', value: 'one' }] },
+      { ...base, id: 'c2', addressElements: [{ tag: 'app', value: 'nrtest' }, { tag: 'module', value: 'two' }], answerUnknown: true },
+    ];
+  }
+  const creds = { c1: { hashKey: KEY }, c2: { hashKey: KEY } };
+
+  it('two Node-RED entities discover each other and chat reliably and unreliably', async () => {
+    const port = holder.address().port;
+    const flow = [
+      ...configs(port),
+      { id: 'e1', type: 'mbus-entity', config: 'c1', filters: ['chat.*'], destination: '(module:two)', wires: [['in1'], ['ev1']] },
+      { id: 'e2', type: 'mbus-entity', config: 'c2', filters: ['chat.*'], unknownEvents: true, wires: [['in2'], ['ev2']] },
+      { id: 'in1', type: 'helper' },
+      { id: 'ev1', type: 'helper' },
+      { id: 'in2', type: 'helper' },
+      { id: 'ev2', type: 'helper' },
+      { id: 'catcher', type: 'catch', scope: null, uncaught: false, wires: [['caught']] },
+      { id: 'caught', type: 'helper' },
+    ];
+    await helper.load([mbusConfig, mbusEntity, catchNode], flow as never, creds);
+    const [in2, ev1, ev2, caught] = ['in2', 'ev1', 'ev2', 'caught'].map((id) => collect(helper.getNode(id) as TestNode));
+    const e1 = helper.getNode('e1') as TestNode;
+    const e2 = helper.getNode('e2') as TestNode;
+    await until(() => ev1.find((m) => m.topic === 'new-entity' && String((m.payload as Msg).address).includes('module:two')), 'e1 sees two');
+    await until(() => ev2.find((m) => m.topic === 'new-entity'), 'e2 sees one');
+    e1.receive({ topic: 'chat.say', payload: ['hello', 42, 2.5, { type: 'symbol', value: 'LOUD' }, 2n ** 64n], reliable: true });
+    const got = await until(() => in2.find((m) => m.topic === 'chat.say'), 'chat.say at e2');
+    assert.deepStrictEqual(got.payload, ['hello', 42, 2.5, 'LOUD', 2n ** 64n]);
+    assert.strictEqual(got.reliable, true);
+    assert.ok(String(got.source).includes('module:one'));
+    assert.deepStrictEqual((got.arguments as Msg[])[3], { type: 'symbol', value: 'LOUD' });
+    // Commands outside the filter become "unknown" events when asked for.
+    e1.receive({ topic: 'other.thing', payload: [] });
+    await until(() => ev2.find((m) => m.topic === 'unknown' && (m.payload as Msg).command === 'other.thing'), 'unknown event');
+    // Bad input is a catchable error and nothing is sent.
+    e1.receive({ topic: '9 bad name', payload: [] });
+    await until(() => caught.find((m) => /not a command name/.test(String((m.error as Msg).message))), 'catchable bad input');
+    e1.receive({ topic: 'chat.x', payload: [], destination: '(module:nobody)', reliable: true });
+    await until(() => caught.find((m) => /no known entity/.test(String((m.error as Msg).message))), 'unknown destination');
+    assert.ok(!in2.some((m) => m.topic === 'chat.x'));
+    void e2;
+  });
+
+  it('RPC: a flow serves (deferred reply), another calls; UNKNOWN and timeouts', async () => {
+    const port = holder.address().port;
+    const flow = [
+      ...configs(port),
+      { id: 'caller', type: 'mbus-rpc', config: 'c1', mode: 'call', procedure: 'math.sum', destination: '(app:nrtest module:two)', timeout: 2000, wires: [['results']] },
+      { id: 'srv', type: 'mbus-rpc', config: 'c2', mode: 'serve', procedure: 'math.sum', procedures: ['math.fail'], wires: [['calls']] },
+      { id: 'srv1', type: 'mbus-rpc', config: 'c1', mode: 'serve', procedure: 'back.ping', wires: [['calls1']] },
+      { id: 'call2', type: 'mbus-rpc', config: 'c2', mode: 'call', destination: '(module:one)', timeout: 300, wires: [['results2']] },
+      { id: 'results', type: 'helper' },
+      { id: 'results2', type: 'helper' },
+      { id: 'calls', type: 'helper' },
+      { id: 'calls1', type: 'helper' },
+      { id: 'catcher', type: 'catch', scope: null, uncaught: false, wires: [['caught']] },
+      { id: 'caught', type: 'helper' },
+    ];
+    await helper.load([mbusConfig, mbusRpc, catchNode], flow as never, creds);
+    const [results, results2, calls, calls1, caught] = ['results', 'results2', 'calls', 'calls1', 'caught'].map((id) => collect(helper.getNode(id) as TestNode));
+    const call = helper.getNode('caller') as TestNode;
+    const call2 = helper.getNode('call2') as TestNode;
+    const srv = helper.getNode('srv') as TestNode;
+    const srv1 = helper.getNode('srv1') as TestNode;
+    // Serve side: answer math.sum after a delay (deferred), math.fail with FAILED.
+    (helper.getNode('calls') as TestNode).on('input', (m) => {
+      setTimeout(() => {
+        if (m.topic === 'math.sum') srv.receive({ ...m, payload: [(m.payload as number[]).reduce((a, b) => a + b, 0)] });
+        else srv.receive({ ...m, payload: [], rpc: { success: false, result: 'NO_SUCH_ITEM', description: 'nope' } });
+      }, 100);
+    });
+    (helper.getNode('calls1') as TestNode).on('input', (m) => srv1.receive({ ...m, payload: ['pong'] }));
+    // Wait until the entities know each other, then call.
+    const peersOf = (id: string): number => (helper.getNode(id) as unknown as { entity: { entities: unknown[] } }).entity.entities.length;
+    await until(() => peersOf('c1') === 1 && peersOf('c2') === 1, 'discovery');
+    call.receive({ payload: [5, 3], correlationId: 'c-1' });
+    await until(() => results.length > 0 || caught.length > 0, 'first call outcome');
+    assert.strictEqual(results.length, 1, 'one result');
+    assert.deepStrictEqual(results[0].payload, [8]);
+    assert.strictEqual(results[0].correlationId, 'c-1');
+    assert.deepStrictEqual({ ...(results[0].rpc as Msg), arguments: undefined }, { success: true, result: 'OK', description: '', arguments: undefined, rpcStatus: 'OK' });
+    assert.strictEqual(calls[0].topic, 'math.sum');
+    call.receive({ topic: 'math.fail', payload: [] });
+    const failed = await until(() => results.find((m) => m.topic === 'math.fail'), 'FAILED return');
+    assert.deepStrictEqual([(failed.rpc as Msg).success, (failed.rpc as Msg).result, (failed.rpc as Msg).description], [false, 'NO_SUCH_ITEM', 'nope']);
+    // The other direction.
+    call2.receive({ topic: 'back.ping', payload: [] });
+    const back = await until(() => results2.find((m) => m.topic === 'back.ping'), 'reverse RPC');
+    assert.deepStrictEqual(back.payload, ['pong']);
+    assert.strictEqual(calls1.length, 1);
+    // c2 answers UNKNOWN for procedures nobody serves; c1 does not, so a call there times out.
+    call.receive({ topic: 'no.such', payload: [] });
+    const unk = await until(() => results.find((m) => m.topic === 'no.such'), 'UNKNOWN');
+    assert.strictEqual((unk.rpc as Msg).result, 'UNKNOWN');
+    caught.length = 0;
+    call2.receive({ topic: 'nobody.serves', payload: [] });
+    const to = await until(() => caught.find((m) => m.topic === 'nobody.serves'), 'timeout is catchable');
+    assert.strictEqual((to.rpc as Msg).result, 'TIMEOUT');
+    // A reply with a stale handle is an error.
+    srv.receive({ rpcCall: { handle: 'c2:999' }, payload: [] });
+    await until(() => caught.find((m) => /no pending call|unknownHandle/.test(String((m.error as Msg).message))), 'stale handle');
+  });
+});

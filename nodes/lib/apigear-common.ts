@@ -180,12 +180,13 @@ export function summarise(mod: Module): InterfaceSummary {
   };
 }
 
-let adminRegistered = false;
+// Both node types call registerAdmin; keyed by the admin app so the route exists once per runtime.
+const adminApps = new WeakSet<object>();
 
 /** The editor posts the pasted YAML here to fill the interface drop-down; registered once per runtime. */
 export function registerAdmin(RED: NodeAPI): void {
-  if (adminRegistered) return;
-  adminRegistered = true;
+  if (adminApps.has(RED.httpAdmin)) return;
+  adminApps.add(RED.httpAdmin);
   RED.httpAdmin.post('/busbar/apigear/module', RED.auth.needsPermission('apigear.read'), (req: AdminRequest, res: AdminResponse) => {
     const body = req.body as { yaml?: unknown } | undefined;
     try {

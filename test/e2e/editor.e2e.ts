@@ -355,7 +355,7 @@ async function newContext(locale: string): Promise<BrowserContext> {
     executablePath: CHROMIUM,
     headless: true,
     locale,
-    viewport: { width: 1500, height: 1000 },
+    viewport: { width: 1500, height: 1500 },
     args: [
       '--no-sandbox',
       '--disable-gpu',
@@ -371,7 +371,11 @@ async function newContext(locale: string): Promise<BrowserContext> {
 function watch(p: Page): void {
   // Reloading an edited workspace raises "leave site?"; the test always means yes.
   p.on('dialog', (d) => void d.accept().catch(() => undefined));
-  p.on('pageerror', (err) => pageErrors.push(err.message));
+  p.on('pageerror', (err) => {
+    // Keep the first frames so the report shows whose script threw (a node's .html or the editor itself).
+    const frames = (err.stack || '').split('\n').slice(1, 3).map((l) => l.trim().replace(/\(?https?:\/\/[^/]+\//, '(')).join(' ');
+    pageErrors.push(`${err.message}${frames ? ` [${frames}]` : ''}`);
+  });
   p.on('console', (m) => {
     if (m.type() === 'error') consoleErrors.push(m.text());
   });

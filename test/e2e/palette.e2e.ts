@@ -129,7 +129,13 @@ for (const target of targets) {
     });
 
     after(async () => {
-      if (nr) await nr.stop();
+      if (nr) {
+        await nr.stop();
+        // The runtime's console log, for reading a CI failure.
+        const dir = path.join(packageRoot, 'test-artifacts', 'palette');
+        fs.mkdirSync(dir, { recursive: true });
+        fs.writeFileSync(path.join(dir, `node-red-${nodeRedVersion}.log`), nr.log());
+      }
     });
 
     it('runs the Node-RED release it claims', async () => {
@@ -221,6 +227,10 @@ for (const target of targets) {
       // Peers (MSB emulator, brokers) may be absent here, so connection trouble is allowed; code errors are not.
       assert.doesNotMatch(after, /Cannot find module|TypeError|ReferenceError|SyntaxError|is not a function/, after);
       assert.doesNotMatch(after, /Waiting for missing types/, after);
+      // All examples in one runtime, as a user who imports them all gets: no node may fail for another's sake
+      // (e.g. two embedded brokers on one port). Only an absent external peer (ECONNREFUSED) is tolerated.
+      const errors = after.split('\n').filter((l) => /\[error\]/.test(l) && !/ECONNREFUSED/.test(l));
+      assert.deepStrictEqual(errors, [], 'errors logged after deploying every example together');
       await deployFlows(nr!.url, []);
     });
   });

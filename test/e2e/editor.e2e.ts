@@ -334,6 +334,8 @@ function checkDialog(report: DialogReport): void {
     [],
     'validate(v) returns a message but declares one parameter, so Node-RED accepts the value; declare validate(v, opt)',
   );
+  const keys = report.probes.filter((p) => p.message !== null && I18N_KEY.test(p.message)).map((p) => `${p.property}: ${p.message}`);
+  assert.deepStrictEqual(keys, [], 'validation messages that are untranslated i18n keys');
   const unflagged = report.probes.filter((p) => !p.messageIgnored && !p.flagged).map((p) => `${p.property}=${JSON.stringify(p.value)}`);
   assert.deepStrictEqual(unflagged, [], 'invalid values the dialog does not mark');
   const silent = report.probes

@@ -167,7 +167,9 @@ async function untranslatedTexts(page: Page): Promise<string[]> {
 async function probeFields(page: Page, id: string, prefix: string): Promise<{ inputs: string[]; missing: string[]; probes: FieldProbe[] }> {
   return page.evaluate(
     ({ id, prefix, probes }) => {
-      const node = RED.nodes.node(id) || { id, type: $('.red-ui-tray').last().attr('data-busbar-type') };
+      // The node being edited (for "Add new config node" it is not in RED.nodes yet), as validators see it as `this`.
+      const stack = RED.editor.getEditStack ? RED.editor.getEditStack() : [];
+      const node = stack.length ? stack[stack.length - 1] : RED.nodes.node(id);
       const def = RED.nodes.getType(node.type);
       const defaults = def.defaults || {};
       const creds = def.credentials || {};
@@ -303,7 +305,6 @@ async function inspectFresh(p: Page, type: string, index: number, lang: string):
   const shot = path.join(ARTIFACTS, lang === 'en-US' ? 'new-from-palette' : `new-from-palette-${lang}`, `${type}.png`);
   await screenshotTray(p, shot);
   const untranslated = await untranslatedTexts(p);
-  await p.evaluate((tp) => $('.red-ui-tray').last().attr('data-busbar-type', tp), type);
   const fields = lang === 'en-US' ? await probeFields(p, id, prefix) : { inputs: [], missing: [], probes: [] };
   await closeDialog(p, prefix);
   const report: DialogReport = {

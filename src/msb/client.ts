@@ -5,7 +5,7 @@ import { randomInt, randomUUID } from 'crypto';
 import type { ConnectionOptions } from 'tls';
 import WebSocket from 'ws';
 import { EventCache } from './cache';
-import { decodeServerFrame, encodeClientFrame, formatMessage, parseMessage } from './framing';
+import { decodeServerFrame, formatMessage, parseMessage } from './framing';
 import { coerceParameterValue, SelfDescription, simpleTypeOfParameter } from './selfdescription';
 
 export type ClientState = 'disconnected' | 'connecting' | 'connected' | 'registered' | 'closed';
@@ -130,6 +130,7 @@ export function parsePostDate(value: unknown): string | undefined {
 }
 
 const MAX_PENDING_ACKS = 10000;
+const MAX_MESSAGES_PER_FRAME = 256;
 
 export class MsbClient extends EventEmitter<MsbClientEvents> {
   readonly sockJs: boolean;
@@ -145,7 +146,9 @@ export class MsbClient extends EventEmitter<MsbClientEvents> {
   private userClosed = false;
   private closing: Promise<void> | undefined;
   private readonly overrides = new Map<string, unknown>();
-  private pendingAcks: Array<string> = [];
+  private pendingAcks = new AckQueue();
+  private outbox: string[] = [];
+  private flushTimer: NodeJS.Immediate | undefined;
 
   constructor(private readonly options: MsbClientOptions) {
     super();
@@ -229,9 +232,12 @@ export class MsbClient extends EventEmitter<MsbClientEvents> {
     ws.on('close', (code: number, reason: Buffer) => {
       if (this.ws !== ws) return;
       this.ws = undefined;
+      if (this.flushTimer) clearImmediate(this.flushTimer);
+      this.flushTimer = undefined;
+      this.outbox = [];
       this.sessionUp = false;
       this.lastRegistered = undefined;
-      this.pendingAcks = [];
+      this.pendingAcks = new AckQueue();
       const detail = failure ?? (reason.length ? reason.toString() : code !== 1000 && code !== 1005 ? `code ${code}` : undefined);
       if (this.userClosed) {
         this.setState('closed', undefined);
@@ -278,6 +284,7 @@ export class MsbClient extends EventEmitter<MsbClientEvents> {
         resolve();
         return;
       }
+      this.flush(); // what was published before close() still goes out
       const force = setTimeout(() => ws.terminate(), 2000);
       ws.once('close', () => {
         clearTimeout(force);
@@ -297,13 +304,37 @@ export class MsbClient extends EventEmitter<MsbClientEvents> {
   }
 
   private sendEvent(eventId: string, text: string): void {
-    if (this.pendingAcks.length >= MAX_PENDING_ACKS) this.pendingAcks.shift();
     this.pendingAcks.push(eventId);
     this.send(text);
   }
 
+  /**
+   * Queues a message and flushes once per event-loop turn: a burst of publishes (Node-RED delivers each msg in its
+   * own turn of the check phase) leaves as one SockJS frame holding several messages — SockJS frames are arrays, and
+   * the server splits them — instead of one websocket frame, one syscall and one server read per event.
+   */
   private send(text: string): void {
-    this.ws?.send(encodeClientFrame(text, this.sockJs));
+    this.outbox.push(text);
+    this.flushTimer ??= setImmediate(() => this.flush());
+  }
+
+  private flush(): void {
+    if (this.flushTimer) clearImmediate(this.flushTimer);
+    this.flushTimer = undefined;
+    const batch = this.outbox;
+    this.outbox = [];
+    const ws = this.ws;
+    if (!ws || ws.readyState !== WebSocket.OPEN || batch.length === 0) return;
+    // Corking the TCP socket turns the frames of one flush into one writev (ws corks per frame; corks nest).
+    const socket = (ws as unknown as { _socket?: { cork?: () => void; uncork?: () => void } })._socket;
+    const corked = typeof socket?.cork === 'function' && typeof socket.uncork === 'function';
+    if (corked) socket.cork?.();
+    try {
+      if (!this.sockJs) for (const text of batch) ws.send(text);
+      else for (let i = 0; i < batch.length; i += MAX_MESSAGES_PER_FRAME) ws.send(JSON.stringify(batch.slice(i, i + MAX_MESSAGES_PER_FRAME)));
+    } finally {
+      if (corked) socket.uncork?.();
+    }
   }
 
   private onFrame(frame: string): void {
@@ -460,6 +491,27 @@ export class MsbClient extends EventEmitter<MsbClientEvents> {
   private clearReconnect(): void {
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     this.reconnectTimer = undefined;
+  }
+}
+
+/** The eventIds of sent events awaiting IO_PUBLISHED/NIO_* (answered in order), bounded; O(1) push and shift. */
+class AckQueue {
+  private items: string[] = [];
+  private head = 0;
+
+  push(eventId: string): void {
+    if (this.items.length - this.head >= MAX_PENDING_ACKS) this.head++;
+    this.items.push(eventId);
+  }
+
+  shift(): string | undefined {
+    if (this.head >= this.items.length) return undefined;
+    const item = this.items[this.head++];
+    if (this.head > 1024 && this.head * 2 > this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    }
+    return item;
   }
 }
 

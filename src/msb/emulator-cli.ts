@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // `busbar-msb-emulator`: runs the MSB websocket-interface emulator standalone and logs its traffic.
 import fs from 'fs';
+import readline from 'readline';
 import { IntegrationFlow, MsbEmulator } from './emulator';
 import { demoFlows } from './demo';
 
@@ -14,6 +15,14 @@ const USAGE = `Usage: busbar-msb-emulator [--port 8085] [--host 127.0.0.1] [--fl
   --demo          also load the flows the examples in examples/msb need
   --heartbeat MS  SockJS heartbeat period (default 25000, 0 = off)
   --quiet         do not log traffic
+
+Commands typed into the terminal while it runs:
+  K <uuid> {"param": value}          push a configuration change
+  ping <uuid>                        send an application-level ping
+  status <uuid> <KEYWORD>            send a status message, e.g. NIO_EVENT_FORWARDING_ERROR
+  call <uuid> <functionId> {params}  call a function directly
+  drop <uuid>                        kill the service's connection (it should reconnect)
+  services                           list registered services
 `;
 
 interface CliOptions {
@@ -60,6 +69,40 @@ function readFlows(file: string): IntegrationFlow[] {
   return list as IntegrationFlow[];
 }
 
+/** One terminal command against the running emulator; returns what to print. */
+export function runCommand(emulator: MsbEmulator, line: string): string {
+  const [cmd, uuid, ...rest] = line.trim().split(/\s+/);
+  const json = (text: string): Record<string, unknown> => {
+    const v = JSON.parse(text || '{}') as unknown;
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('expected a JSON object');
+    return v as Record<string, unknown>;
+  };
+  const sent = (ok: boolean): string => (ok ? 'sent' : `service ${uuid} is not connected`);
+  try {
+    switch (cmd) {
+      case undefined:
+      case '':
+        return '';
+      case 'K':
+        return sent(emulator.sendConfiguration(uuid, json(rest.join(' '))));
+      case 'ping':
+        return sent(emulator.ping(uuid));
+      case 'status':
+        return sent(emulator.sendStatus(uuid, rest[0] ?? 'IO'));
+      case 'call':
+        return sent(emulator.callFunction(uuid, rest[0] ?? '', json(rest.slice(1).join(' '))));
+      case 'drop':
+        return emulator.dropConnection(uuid) ? 'dropped' : `service ${uuid} is not connected`;
+      case 'services':
+        return [...emulator.services()].map(([id, sd]) => `${id} ${String(sd.name)}`).join('\n') || 'no service registered';
+      default:
+        return `unknown command ${cmd}; try K, ping, status, call, drop, services`;
+    }
+  } catch (err) {
+    return `error: ${(err as Error).message}`;
+  }
+}
+
 async function main(): Promise<void> {
   let opts: CliOptions;
   try {
@@ -74,6 +117,10 @@ async function main(): Promise<void> {
   }
   const { url } = await emulator.start({ host: opts.host, port: opts.port });
   process.stdout.write(`MSB emulator listening on ${url} (SockJS ${url}/websocket/data/<server>/<session>/websocket, raw ${url}/websocket/data/websocket), ${opts.flows.length} integration flow(s)\n`);
+  if (process.stdin.isTTY) {
+    const rl = readline.createInterface({ input: process.stdin });
+    rl.on('line', (line) => process.stdout.write(`${runCommand(emulator, line)}\n`));
+  }
   const stop = (): void => {
     emulator.close().then(() => process.exit(0), () => process.exit(1));
   };

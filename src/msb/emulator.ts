@@ -3,6 +3,7 @@
 // K/ping/status messages, and a record of all traffic.
 import { EventEmitter } from 'events';
 import http from 'http';
+import https from 'https';
 import { randomUUID } from 'crypto';
 import type { AddressInfo, Socket } from 'net';
 import WebSocket, { WebSocketServer } from 'ws';
@@ -81,11 +82,15 @@ export class MsbEmulator extends EventEmitter<EmulatorEvents> {
     for (const flow of options.flows ?? []) this.addFlow(flow);
   }
 
-  /** Listens on `host` (default 127.0.0.1) and `port` (default 0 = any free port). */
-  async start(opts: { host?: string; port?: number } = {}): Promise<{ port: number; url: string }> {
+  /**
+   * Listens on `host` (default 127.0.0.1) and `port` (default 0 = any free port); with `tls` (PEM key and cert) it
+   * serves wss:// like the MSB's port 8084.
+   */
+  async start(opts: { host?: string; port?: number; tls?: { key: string | Buffer; cert: string | Buffer } } = {}): Promise<{ port: number; url: string }> {
     if (this.server) throw new Error('MSB emulator already started');
     const host = opts.host ?? '127.0.0.1';
-    const server = http.createServer((req, res) => this.onHttp(req, res));
+    const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => this.onHttp(req, res);
+    const server: http.Server = opts.tls ? https.createServer({ key: opts.tls.key, cert: opts.tls.cert }, handler) : http.createServer(handler);
     const wss = new WebSocketServer({ noServer: true });
     server.on('connection', (socket: Socket) => {
       this.sockets.add(socket);
@@ -111,7 +116,7 @@ export class MsbEmulator extends EventEmitter<EmulatorEvents> {
     this.wss = wss;
     const port = (server.address() as AddressInfo).port;
     const urlHost = host.includes(':') ? `[${host}]` : host === '0.0.0.0' ? '127.0.0.1' : host;
-    return { port, url: `ws://${urlHost}:${port}` };
+    return { port, url: `${opts.tls ? 'wss' : 'ws'}://${urlHost}:${port}` };
   }
 
   /** Closes every session and the listening socket. */

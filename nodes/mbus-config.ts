@@ -32,6 +32,13 @@ export = function (RED: NodeAPI): void {
           lastWarn.set(reason, now);
           node.warn(RED._('mbus-config.warn.dropped', { reason, detail, from: `${rinfo.address}:${rinfo.port}` }));
         });
+        // Users see how many peers the entity knows (translated here: the text carries a number).
+        const showPeers = (): void => {
+          if (node.entity?.isRunning) node.pool.setStatus(Status.connected(RED._('mbus-config.status.peers', { count: node.entity.entities.length })));
+        };
+        node.entity.on('warning', (err) => node.warn(err.message));
+        node.entity.on('new-entity', showPeers);
+        node.entity.on('lost-entity', showPeers);
       } catch (err) {
         node.configError = err instanceof Error ? err : new Error(String(err));
         node.error(RED._('mbus-config.error.config', { error: node.configError.message }));
@@ -65,7 +72,7 @@ export = function (RED: NodeAPI): void {
           node.pool.setStatus(Status.connecting());
           try {
             await entity.start();
-            node.pool.setStatus(Status.connected());
+            node.pool.setStatus(Status.connected(RED._('mbus-config.status.peers', { count: 0 })));
             sweep = setInterval(() => {
               const now = Date.now();
               for (const [h, s] of served) if (now - s.at > HOLD_CALL_MS) served.delete(h);

@@ -1,5 +1,8 @@
 // Mbus codec and security: the spec §8 known-answer vectors, the negative cases, and a bounded parser fuzz.
 import assert from 'assert';
+import fs from 'fs';
+import os from 'os';
+import path from 'path';
 import vectors from './fixtures/mbus-vectors.json';
 import {
   Address,
@@ -23,7 +26,11 @@ import {
   toPlain,
   DatagramError,
   fromPlain,
+  desEngineInUse,
+  setDesEngine,
+  loadMbusFile,
 } from '../src/mbus';
+import { desCbc } from '../src/mbus/des';
 import { buildCall, buildReturn, readCall, readReturn } from '../src/mbus/rpc';
 
 const KEYS: Record<string, string> = { K1: 'MTIzNDU2Nzg5MDEy', K2: 'MTIzMTU2MTg5MTEy' };
@@ -161,6 +168,22 @@ describe('mbus codec: spec §8 known-answer vectors', () => {
     assert.strictEqual(encrypt(k, Buffer.from('Now is t')).toString('hex'), '3fa40e8a984d4815');
   });
 
+  it('the plain TypeScript DES gives the same answers (classic vector, V-DES round trip)', () => {
+    const before = desEngineInUse();
+    try {
+      setDesEngine('typescript');
+      assert.strictEqual(desCbc(Buffer.from('0123456789abcdef', 'hex'), Buffer.alloc(8), Buffer.from('Now is t'), false).toString('hex'), '3fa40e8a984d4815');
+      const ct = Buffer.from('e34159a6489ea7fb5720ad38b338fe2f01be76067d6c0a1fa6e50ca97e5f31d34232fc63f95ba0e8f54354807f5ac1a70c348b7ae8a37a35c3f84e6825d05bff621be15c544c7d4daab9ec1692e879e4c8851545a13610bed49142cd5abdc1a28e3cfe384b3478a0', 'hex');
+      const des = encryptionKey('(DES,ASNFZ4mrze8=)');
+      const plain = decrypt(des, ct);
+      assert.strictEqual(plain.toString(), 'mbus/1.0      1 1795364794000 U (app:ucltest module:peer id:4711-1@127.0.0.1) () ()\nmbus.hello ()\n');
+      assert.deepStrictEqual(encrypt(des, plain), ct);
+    } finally {
+      setDesEngine(before);
+    }
+    assert.notStrictEqual(desEngineInUse(), undefined);
+  });
+
   it('AES-128-CBC round trip, MAC over the ciphertext', () => {
     const s: SecurityConfig = { hash: hashKey(KEYS.K1), encryption: encryptionKey(`(AES,${Buffer.alloc(16, 7).toString('base64')})`) };
     const text = 'mbus/1.0 0 1 U (app:x id:1-1@127.0.0.1) () ()\nmbus.hello ()\n';
@@ -271,6 +294,19 @@ describe('mbus security: key forms and config file', () => {
     assert.throws(() => hashKey('(HMAC-FOO,AAAA)'), /not supported/);
     assert.throws(() => hashKey('(HMAC-MD5-96,!!)'), /base64/);
   });
+  it('reads $MBUS (a file, or a directory holding .mbus) and never creates it', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mbus-'));
+    try {
+      assert.strictEqual(loadMbusFile({ MBUS: dir }), undefined);
+      assert.deepStrictEqual(fs.readdirSync(dir), [], 'nothing created');
+      fs.writeFileSync(path.join(dir, '.mbus'), '[MBUS]\nCONFIG_VERSION=1\nHASHKEY=(HMAC-MD5-96, Y2eAxOs7XWLxrby6)\nENCRYPTIONKEY=(NOENCR, )\nPORT=47086\n');
+      assert.strictEqual(loadMbusFile({ MBUS: dir })?.port, 47086);
+      assert.strictEqual(loadMbusFile({ MBUS: path.join(dir, '.mbus') })?.hashKey?.key.length, 12);
+    } finally {
+      fs.rmSync(dir, { recursive: true });
+    }
+  });
+
   it('parses the RFC example file', () => {
     const f = parseMbusFile('[MBUS]\nCONFIG_VERSION=1\nHASHKEY=(HMAC-MD5-96,MTIzMTU2MTg5MTEy)\nENCRYPTIONKEY=(NOENCR)\n# c\nSCOPE=LINKLOCAL\nADDRESS=224.255.222.239\nPORT=47000\nSEND_UNICAST=no\n');
     assert.strictEqual(f.hashKey?.key.toString(), '123156189112');

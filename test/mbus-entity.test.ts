@@ -126,6 +126,15 @@ describe('mbus entities on loopback multicast', function () {
     await until(() => seen.includes('lost b bye'), 'lost-entity on bye');
   });
 
+  it('LINKLOCAL with an interface chosen by name (lo) works the same way', async () => {
+    const a = await entity({ name: 'a', scope: 'LINKLOCAL', interface: 'lo' });
+    const b = await entity({ name: 'b', scope: 'LINKLOCAL', interface: 'lo' });
+    assert.ok(a.address.get('id')?.endsWith('@127.0.0.1'));
+    await until(() => a.entities.some((p) => p.address.equals(b.address)), 'link-local discovery');
+    await a.send(b.address, [{ name: 'test.ll', args: [] }], { reliable: true });
+    await assert.rejects(entity({ name: 'c', scope: 'LINKLOCAL', interface: 'no-such-if0' }), /no IPv4 address/);
+  });
+
   it('loses a silent entity after the RFC timeout', async () => {
     const a = await entity({ name: 'a' });
     const r = await raw();
@@ -147,6 +156,7 @@ describe('mbus entities on loopback multicast', function () {
   it('refuses reliable sends to unknown or ambiguous destinations, and datagrams above the size limit', async () => {
     const [a] = await pair();
     await assert.rejects(a.send(Address.parse('(module:nobody)'), [{ name: 'x', args: [] }], { reliable: true }), /no known entity/);
+    await assert.rejects(a.send(Address.empty, [{ name: 'x', args: [] }], { reliable: true }), /not \(\) \(everyone\)/);
     await entity({ name: 'b' }); // a second (module:b)? no: a second app:busbar-test
     await until(() => a.entities.length === 2, 'third entity');
     await assert.rejects(a.send(Address.parse('(app:busbar-test)'), [{ name: 'x', args: [] }], { reliable: true }), /matches 2 entities/);
@@ -195,6 +205,22 @@ describe('mbus entities on loopback multicast', function () {
     await until(() => got.includes('test.after'), 'later message');
     assert.deepStrictEqual(got.filter((n) => n.startsWith('test.')), ['test.once', 'test.after']);
     assert.ok(!r.received.some((m) => m.acks.includes(partial)));
+  });
+
+  it('survives a listener that throws', async () => {
+    const a = await entity({ name: 'a' });
+    const r = await raw();
+    const warnings: string[] = [];
+    const got: string[] = [];
+    a.on('warning', (e) => warnings.push(e.message));
+    a.on('command', (c) => {
+      if (c.name === 'test.boom') throw new Error('listener failed');
+      got.push(c.name);
+    });
+    r.send(Address.empty, [{ name: 'test.boom', args: [] }]);
+    r.send(Address.empty, [{ name: 'test.fine', args: [] }]);
+    await until(() => got.includes('test.fine'), 'entity still receiving');
+    assert.deepStrictEqual(warnings, ['listener failed']);
   });
 
   it('ignores a datagram with a bad HMAC', async () => {

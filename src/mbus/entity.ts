@@ -84,6 +84,8 @@ export interface EntityEvents {
   waiting: [string, Message];
   go: [string, Message];
   drop: [DropReason, string, RemoteInfo];
+  /** A listener threw while handling a received message; the entity keeps running. */
+  warning: [Error];
   stopped: [];
 }
 
@@ -222,6 +224,7 @@ export class Entity extends EventEmitter {
 
   /** The one known entity a reliable message may go to: an exact address, or a partial one that matches exactly one peer. */
   resolvePeer(destination: Address): PeerInfo {
+    if (destination.size === 0) throw new MbusError('reliable messages and RPCs need a destination address, not () (everyone)', 'EUNKNOWN');
     const exact = this.peers.get(destination.key);
     if (exact) return exact;
     const matches = [...this.peers.values()].filter((p) => destination.isSubsetOf(p.address));
@@ -309,6 +312,15 @@ export class Entity extends EventEmitter {
   }
 
   private receive(data: Buffer, rinfo: RemoteInfo): void {
+    try {
+      this.handle(data, rinfo);
+    } catch (err) {
+      // A throwing listener must not take the socket (and the Node-RED process) down.
+      if (this.listenerCount('warning') > 0) this.emit('warning', err instanceof Error ? err : new Error(String(err)));
+    }
+  }
+
+  private handle(data: Buffer, rinfo: RemoteInfo): void {
     if (!this.running) return;
     let msg: Message;
     try {

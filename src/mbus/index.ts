@@ -6,3 +6,4 @@ export * from './transport';
 export * from './entity';
 export * from './rpc';
 export * from './settings';
+export { desCbc } from './des';

@@ -4,6 +4,7 @@ import fs from 'fs';
 import os from 'os';
 import path from 'path';
 import { MbusError } from './address';
+import { desCbc } from './des';
 
 export type HashAlgorithm = 'HMAC-MD5-96' | 'HMAC-SHA1-96';
 export type EncryptionAlgorithm = 'NOENCR' | 'DES' | 'AES';
@@ -64,27 +65,63 @@ export function mac(hash: KeySpec<HashAlgorithm>, body: Buffer): string {
   return h.update(body).digest().subarray(0, 12).toString('base64');
 }
 
-// OpenSSL 3 moved single DES to the legacy provider; 3DES with three equal keys is single DES and stays available.
-function cipherFor(enc: KeySpec<EncryptionAlgorithm>): { name: string; key: Buffer; iv: Buffer; block: number } {
-  if (enc.algorithm === 'AES') return { name: 'aes-128-cbc', key: enc.key, iv: Buffer.alloc(16), block: 16 };
-  return { name: 'des-ede3-cbc', key: Buffer.concat([enc.key, enc.key, enc.key]), iv: Buffer.alloc(8), block: 8 };
+// OpenSSL 3 moved single DES to the legacy provider; 3DES with three equal keys is single DES. Where neither is
+// available (e.g. a FIPS build) the plain TypeScript DES takes over.
+type DesEngine = 'des-cbc' | 'des-ede3-cbc' | 'typescript';
+let desEngine: DesEngine | undefined;
+
+export function desEngineInUse(): DesEngine {
+  if (desEngine) return desEngine;
+  for (const name of ['des-cbc', 'des-ede3-cbc'] as const) {
+    try {
+      crypto.createCipheriv(name, Buffer.alloc(name === 'des-cbc' ? 8 : 24, 1), Buffer.alloc(8));
+      return (desEngine = name);
+    } catch {
+      /* try the next */
+    }
+  }
+  return (desEngine = 'typescript');
 }
+
+/** For tests: force an engine (undefined = detect again). */
+export function setDesEngine(engine: DesEngine | undefined): void {
+  desEngine = engine;
+}
+
+function runCipher(enc: KeySpec<EncryptionAlgorithm>, data: Buffer, decrypting: boolean): Buffer {
+  let name: string;
+  let key = enc.key;
+  let iv: Buffer;
+  if (enc.algorithm === 'AES') {
+    name = 'aes-128-cbc';
+    iv = Buffer.alloc(16);
+  } else {
+    iv = Buffer.alloc(8);
+    const engine = desEngineInUse();
+    if (engine === 'typescript') return desCbc(enc.key, iv, data, decrypting);
+    name = engine;
+    if (engine === 'des-ede3-cbc') key = Buffer.concat([enc.key, enc.key, enc.key]);
+  }
+  const c = decrypting ? crypto.createDecipheriv(name, key, iv) : crypto.createCipheriv(name, key, iv);
+  c.setAutoPadding(false);
+  return Buffer.concat([c.update(data), c.final()]);
+}
+
+const blockSize = (enc: KeySpec<EncryptionAlgorithm>): number => (enc.algorithm === 'AES' ? 16 : 8);
 
 export function encrypt(enc: KeySpec<EncryptionAlgorithm>, plain: Buffer): Buffer {
   if (enc.algorithm === 'NOENCR') return plain;
-  const c = cipherFor(enc);
-  const padded = Buffer.alloc(Math.ceil(plain.length / c.block) * c.block || c.block);
+  const bs = blockSize(enc);
+  const padded = Buffer.alloc(Math.ceil(plain.length / bs) * bs || bs);
   plain.copy(padded);
-  const cipher = crypto.createCipheriv(c.name, c.key, c.iv).setAutoPadding(false);
-  return Buffer.concat([cipher.update(padded), cipher.final()]);
+  return runCipher(enc, padded, false);
 }
 
 export function decrypt(enc: KeySpec<EncryptionAlgorithm>, body: Buffer): Buffer {
   if (enc.algorithm === 'NOENCR') return body;
-  const c = cipherFor(enc);
-  if (body.length === 0 || body.length % c.block !== 0) throw new MbusError(`ciphertext length ${body.length} is not a multiple of ${c.block}`, 'EDECRYPT');
-  const d = crypto.createDecipheriv(c.name, c.key, c.iv).setAutoPadding(false);
-  const out = Buffer.concat([d.update(body), d.final()]);
+  const bs = blockSize(enc);
+  if (body.length === 0 || body.length % bs !== 0) throw new MbusError(`ciphertext length ${body.length} is not a multiple of ${bs}`, 'EDECRYPT');
+  const out = runCipher(enc, body, true);
   let end = out.length;
   while (end > 0 && out[end - 1] === 0) end--;
   return out.subarray(0, end);

@@ -110,7 +110,9 @@ function buildDemoFlows(examples = listExamples()) {
     if (nodes.some((n) => isFlowNode(n) && !containers.has(n.z))) {
       tabId = newId();
       const info = nodes.find((n) => n.type === 'comment' && n.info);
-      flows.push({ id: tabId, type: 'tab', label: title, disabled: false, info: info ? info.info : '' });
+      // The file name is the example's title in Import › Examples too; the folder is only the bus.
+      const label = path.basename(file, '.json');
+      flows.push({ id: tabId, type: 'tab', label, disabled: false, info: info ? info.info : '' });
     }
     // Config nodes equal to one already added are dropped and their users pointed at the existing one.
     const drop = new Set();

@@ -421,7 +421,20 @@ describe('editor in a real browser (chromium)', function () {
     const flowTypes = ours.filter((t) => t.definition?.category !== 'config').map((t) => t.type);
     assert.deepStrictEqual(flowTypes.filter((t) => !palette.includes(t)), [], 'flow node types missing from the palette');
     fs.mkdirSync(ARTIFACTS, { recursive: true });
-    await page.locator('#red-ui-palette').screenshot({ path: path.join(ARTIFACTS, 'palette.png') });
+    // One screenshot per palette category holding our nodes (labels, colours, icons as a user sees them).
+    const categories: string[] = await page.evaluate((types) => {
+      const ids = new Set<string>();
+      for (const t of types) {
+        const cat = $(`#red-ui-palette .red-ui-palette-node[data-palette-type="${t}"]`).closest('.red-ui-palette-category');
+        if (cat.attr('id')) ids.add(cat.attr('id'));
+      }
+      return [...ids];
+    }, flowTypes);
+    for (const id of categories) {
+      const cat = page.locator(`[id="${id}"]`);
+      await cat.scrollIntoViewIfNeeded();
+      await cat.screenshot({ path: path.join(ARTIFACTS, `palette-${id.replace(/^red-ui-palette-/, '')}.png`) });
+    }
   });
 
   describe('every node type, fresh from the palette', () => {

@@ -182,6 +182,31 @@ function layOut(flows) {
 }
 
 /**
+ * Installs the package into `userDir` and sees to its flow file: 'missing' writes the demo only if there is no
+ * flows.json yet (a user's edits survive restarts), 'reset' rewrites it (keeping the old one as
+ * flows.json.before-reset), 'none' empties it. Returns what it did: 'kept' | 'written' | 'reset' | 'emptied'.
+ */
+function prepareUserDir(userDir, demo = 'missing') {
+  installIntoUserDir(userDir);
+  const flowFile = path.join(userDir, 'flows.json');
+  if (demo === 'none') {
+    fs.writeFileSync(flowFile, '[]\n');
+    return 'emptied';
+  }
+  if (demo !== 'reset' && fs.existsSync(flowFile)) {
+    console.log(`[busbar] keeping your flows in ${flowFile} (npm start -- --reset rebuilds the demo)`);
+    return 'kept';
+  }
+  const existed = fs.existsSync(flowFile);
+  if (existed) fs.copyFileSync(flowFile, `${flowFile}.before-reset`);
+  const flows = buildDemoFlows();
+  fs.writeFileSync(flowFile, JSON.stringify(flows, null, 2) + '\n');
+  console.log(`[busbar] demo flow written to ${path.relative(process.cwd(), flowFile) || flowFile}: ` +
+    `${flows.filter((n) => n.type === 'tab').length} tabs from ${listExamples().length} examples`);
+  return existed ? 'reset' : 'written';
+}
+
+/**
  * The MSB emulator from the build (src/msb/emulator.ts), loaded with the integration flows the MSB examples expect
  * (src/msb/demo.ts). Returns null, with a warning, if this build has none.
  */
@@ -213,19 +238,7 @@ async function start(options = {}) {
     options.msbPort === null ? null : Number(options.msbPort ?? process.env.MSB_EMULATOR_PORT ?? 8085);
   const demo = options.demo || 'missing';
 
-  installIntoUserDir(userDir);
-  const flowFile = path.join(userDir, 'flows.json');
-  if (demo === 'none') {
-    fs.writeFileSync(flowFile, '[]\n');
-  } else if (demo === 'reset' || !fs.existsSync(flowFile)) {
-    if (fs.existsSync(flowFile)) fs.copyFileSync(flowFile, `${flowFile}.before-reset`);
-    const flows = buildDemoFlows();
-    fs.writeFileSync(flowFile, JSON.stringify(flows, null, 2) + '\n');
-    console.log(`[busbar] demo flow written to ${path.relative(process.cwd(), flowFile) || flowFile}: ` +
-      `${flows.filter((n) => n.type === 'tab').length} tabs from ${listExamples().length} examples`);
-  } else {
-    console.log(`[busbar] keeping your flows in ${flowFile} (npm start -- --reset rebuilds the demo)`);
-  }
+  prepareUserDir(userDir, demo);
 
   let emulator = null;
   let msbUrl = null;
@@ -296,7 +309,7 @@ async function start(options = {}) {
   return { url, port: actualPort, msbUrl, userDir, RED, stop };
 }
 
-module.exports = { start, buildDemoFlows, listExamples, installIntoUserDir };
+module.exports = { start, prepareUserDir, buildDemoFlows, listExamples, installIntoUserDir };
 
 if (require.main === module) {
   const args = process.argv.slice(2);

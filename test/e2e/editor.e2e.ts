@@ -265,6 +265,18 @@ async function showInvalid(page: Page, prefix: string, probes: FieldProbe[]): Pr
 async function screenshotTray(page: Page, file: string): Promise<void> {
   fs.mkdirSync(path.dirname(file), { recursive: true });
   await page.locator('.red-ui-tray').last().screenshot({ path: file });
+  // A dialog with its own tabs (connection, parameters, self-description preview …): one screenshot per tab.
+  const tabs = page.locator('.red-ui-tray').last().locator('form .red-ui-tabs li a');
+  const count = await tabs.count();
+  if (count < 2) return;
+  for (let i = 1; i < count; i++) {
+    const label = ((await tabs.nth(i).textContent()) || `tab${i}`).trim().replace(/[^A-Za-z0-9]+/g, '_');
+    await tabs.nth(i).click();
+    await page.waitForTimeout(400);
+    await page.locator('.red-ui-tray').last().screenshot({ path: file.replace(/\.png$/, `-tab${i}-${label}.png`) });
+  }
+  await tabs.nth(0).click();
+  await page.waitForTimeout(200);
 }
 
 /**

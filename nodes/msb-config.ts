@@ -48,6 +48,7 @@ interface TlsConfigNode {
 }
 
 const MIN_RECONNECT_S = 3;
+const DEPLOY_FALLBACK_MS = 10000;
 
 /**
  * A deploy stops and starts nodes over several ticks, so users come and go in more than one burst. While the
@@ -152,6 +153,9 @@ export = function (RED: NodeAPI) {
       let lastDetail: string | undefined;
       let definitionError: string | undefined;
       let nioStatus = false;
+      // A NIO that ends the session (uuid already connected, unauthorized) stays visible until registration succeeds,
+      // rather than being replaced by "disconnected" a moment later.
+      let sessionNio: string | undefined;
 
       const setStatus = (status: NodeStatus): void => pool.setStatus(status);
       const mirrorParameters = (parameters: Record<string, unknown>): void => {
@@ -174,14 +178,18 @@ export = function (RED: NodeAPI) {
           if (state === 'connecting') setStatus(Status.connecting('msb.status.connecting'));
           else if (state === 'connected') setStatus({ fill: 'green', shape: 'ring', text: 'msb.status.connected' });
           else if (state === 'registered') setStatus(Status.connected('msb.status.registered'));
-          else if (state === 'disconnected') setStatus(Status.disconnected('msb.status.disconnected'));
+          else if (state === 'disconnected') setStatus(sessionNio ? Status.error(`msb.status.${sessionNio}`) : Status.disconnected('msb.status.disconnected'));
           else if (state === 'closed') setStatus(Status.disconnected('msb.status.disconnected'));
           if (state === 'disconnected' && detail && detail !== lastDetail) node.warn(RED._('msb-config.warn.disconnected', { url: def.url, detail }));
-          if (state === 'registered') node.log(RED._('msb-config.log.registered', { uuid: service.uuid }));
+          if (state === 'registered') {
+            sessionNio = undefined;
+            node.log(RED._('msb-config.log.registered', { uuid: service.uuid }));
+          }
           lastDetail = state === 'disconnected' ? detail : undefined;
         });
         c.on('nio', (keyword, meaning, eventId) => {
           nioStatus = true;
+          if (keyword === 'NIO_ALREADY_CONNECTED' || keyword === 'NIO_UNAUTHORIZED_CONNECTION') sessionNio = keyword;
           setStatus(Status.error(`msb.status.${keyword}`));
           node.warn(`${keyword}: ${meaning}${eventId ? ` (event "${eventId}")` : ''}`);
         });
@@ -222,9 +230,14 @@ export = function (RED: NodeAPI) {
           client = undefined;
           await c?.close();
         },
-        usersChanged: (users) => {
+        usersChanged: () => {
           if (deploying) {
             pendingAfterDeploy.add(applyUsers);
+            // Should `flows:started` never come (a failed start), register anyway rather than never.
+            deployFallback ??= setTimeout(() => {
+              deployFallback = undefined;
+              if (pendingAfterDeploy.delete(applyUsers)) applyUsers();
+            }, DEPLOY_FALLBACK_MS);
             return;
           }
           applyUsers();
@@ -232,31 +245,32 @@ export = function (RED: NodeAPI) {
         onError: (err) => node.error(err.message),
       });
       const applyUsers = (): void => {
+        if (deployFallback) clearTimeout(deployFallback);
+        deployFallback = undefined;
         if (closed) return;
         const users = pool.list();
-        {
-          try {
-            compiled = compileSelfDescription(
-              service,
-              users.flatMap((u) => (u.event ? [u.event] : [])),
-              users.flatMap((u) => (u.function ? [u.function] : [])),
-            );
-            if (definitionError) {
-              definitionError = undefined;
-              setStatus(client?.registered ? Status.connected('msb.status.registered') : Status.connecting('msb.status.connecting'));
-            }
-            client?.setSelfDescription(compiled);
-            const parameters = client?.parameters ?? {};
-            mirrorParameters(parameters);
-            for (const u of users) u.onConfiguration?.({ parameters, changed: {} });
-          } catch (err) {
-            definitionError = err instanceof MsbDefinitionError ? err.message : asError(err).message;
-            node.error(RED._('msb-config.error.definition', { error: definitionError }));
-            setStatus(Status.error('msb.status.invalid'));
+        try {
+          compiled = compileSelfDescription(
+            service,
+            users.flatMap((u) => (u.event ? [u.event] : [])),
+            users.flatMap((u) => (u.function ? [u.function] : [])),
+          );
+          if (definitionError) {
+            definitionError = undefined;
+            setStatus(client?.registered ? Status.connected('msb.status.registered') : Status.connecting('msb.status.connecting'));
           }
+          client?.setSelfDescription(compiled);
+          const parameters = client?.parameters ?? {};
+          mirrorParameters(parameters);
+          for (const u of users) u.onConfiguration?.({ parameters, changed: {} });
+        } catch (err) {
+          definitionError = err instanceof MsbDefinitionError ? err.message : asError(err).message;
+          node.error(RED._('msb-config.error.definition', { error: definitionError }));
+          setStatus(Status.error('msb.status.invalid'));
         }
       };
       let closed = false;
+      let deployFallback: NodeJS.Timeout | undefined;
       let compiled: SelfDescription | undefined;
 
       node.register = (user) => pool.register(user);
@@ -280,6 +294,8 @@ export = function (RED: NodeAPI) {
       this.on('close', (_removed: boolean, done: () => void) => {
         closed = true;
         pendingAfterDeploy.delete(applyUsers);
+        if (deployFallback) clearTimeout(deployFallback);
+        deployFallback = undefined;
         pool.close().then(done, (err: unknown) => {
           node.error(asError(err).message);
           done();

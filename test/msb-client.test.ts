@@ -178,6 +178,20 @@ describe('msb client with the emulator', () => {
     await until(() => handles() <= baseline, `active handles back to ${baseline} (now ${handles()})`);
   });
 
+  it('reports a rejected registration (NIO_REGISTRATION_ERROR) and stays connected, unregistered', async () => {
+    await emulator.close();
+    emulator = new MsbEmulator({ heartbeatInterval: 0, acceptedTokens: ['the-right-token'] });
+    ({ url } = await emulator.start({ port: 0 }));
+    const c = make();
+    const nio: string[] = [];
+    c.on('nio', (k, meaning) => nio.push(`${k}: ${meaning}`));
+    c.connect();
+    await until(() => nio.length === 1, 'rejection');
+    assert.deepStrictEqual(nio, ['NIO_REGISTRATION_ERROR: registration rejected by the MSB']);
+    assert.strictEqual(c.state, 'connected');
+    assert.throws(() => c.publish({ eventId: 'PING', dataObject: 'x' }), /not registered/);
+  });
+
   it('the emulator rejects invalid registrations and events from unregistered sessions', async () => {
     const ws = new WebSocket(`${url}/websocket/data/websocket`);
     const got: string[] = [];

@@ -17,7 +17,11 @@ const A = 'aaaaaaaa-0000-4000-8000-000000000001';
 const B = 'bbbbbbbb-0000-4000-8000-000000000002';
 
 type Flow = Array<{ id: string; type: string; [key: string]: unknown }>;
-type HelperNode = { on(event: string, fn: (msg: Record<string, unknown>) => void): void; receive(msg: Record<string, unknown>): void; status: { lastCall?: { args: unknown[] }; args: unknown[][] } };
+type HelperNode = {
+  on(event: string, fn: (msg: Record<string, unknown>) => void): void;
+  receive(msg: Record<string, unknown>): void;
+  status: { getCalls(): Array<{ thisValue: unknown; args: unknown[] }> };
+};
 
 async function until(check: () => boolean, what: string, timeout = 8000): Promise<void> {
   const end = Date.now() + timeout;
@@ -33,8 +37,11 @@ function node(id: string): HelperNode {
   return n;
 }
 
+/** The node's own last status (the helper's spy on Node.prototype.status records the calls of every node). */
 function lastStatus(id: string): { fill?: string; shape?: string; text?: string } | undefined {
-  return node(id).status.lastCall?.args[0] as { fill?: string; text?: string } | undefined;
+  const n = node(id);
+  const own = n.status.getCalls().filter((call) => call.thisValue === n);
+  return own.at(-1)?.args[0] as { fill?: string; shape?: string; text?: string } | undefined;
 }
 
 function messages(emulator: MsbEmulator, prefix: string, uuid?: string): TrafficRecord[] {
@@ -148,10 +155,23 @@ describe('msb nodes in Node-RED', function () {
   });
 
   it('caches flagged events while not registered and sends them in order after IO_REGISTERED', async () => {
-    const flow: Flow = [service('cfg', A, { eventCacheSize: 2 }), { id: 'ev', type: 'msb-event-out', service: 'cfg', eventId: 'N', dataType: 'int32', priority: 'LOW', cached: true }];
+    const flow: Flow = [
+      service('cfg', A, { eventCacheSize: 2 }),
+      { id: 'ev', type: 'msb-event-out', service: 'cfg', eventId: 'N', dataType: 'int32', priority: 'LOW', cached: false },
+      { id: 'catcher', type: 'catch', scope: null, uncaught: false, wires: [['errors']] },
+      { id: 'errors', type: 'helper' },
+    ];
     emulator.holdRegistrations(true);
     await helper.load(nodes, flow);
-    for (let i = 1; i <= 3; i++) node('ev').receive({ payload: i });
+    const errors: string[] = [];
+    node('errors').on('input', (msg) => errors.push(String((msg.error as { message: string }).message)));
+    // The node's default is "not cached"; msg.cached overrides it per message.
+    for (let i = 1; i <= 3; i++) node('ev').receive({ payload: i, cached: true });
+    node('ev').receive({ payload: 4 });
+    node('ev').receive({ payload: 5, cached: 'yes' });
+    await until(() => errors.length === 2, 'errors for the uncached and the bad flag');
+    assert.match(errors[0], /not registered/);
+    assert.match(errors[1], /msb-event-out\.error\.cached/);
     await until(() => messages(emulator, 'R ').length === 1, 'registration sent');
     emulator.holdRegistrations(false);
     await until(() => messages(emulator, 'E ').length === 2, 'flush');
@@ -217,6 +237,26 @@ describe('msb nodes in Node-RED', function () {
     await until(() => lastStatus('ev')?.text === 'msb.status.registered', 'recovered');
   });
 
+  it('a copied msb-config with the same uuid keeps showing "uuid already connected"', async () => {
+    const flow: Flow = [
+      service('cfg', A),
+      service('copy', A),
+      { id: 'ev', type: 'msb-event-out', service: 'cfg', eventId: 'X', dataType: 'string', priority: 'LOW', cached: false },
+      { id: 'ev2', type: 'msb-event-out', service: 'copy', eventId: 'X', dataType: 'string', priority: 'LOW', cached: false },
+    ];
+    emulator.holdRegistrations(true);
+    await helper.load(nodes, flow);
+    await until(() => messages(emulator, 'R ').length === 2, 'both registrations arrive');
+    emulator.holdRegistrations(false);
+    await until(() => ['ev', 'ev2'].some((id) => lastStatus(id)?.text === 'msb.status.NIO_ALREADY_CONNECTED'), 'the refusal');
+    const refused = lastStatus('ev')?.text === 'msb.status.NIO_ALREADY_CONNECTED' ? 'ev' : 'ev2';
+    const accepted = refused === 'ev' ? 'ev2' : 'ev';
+    await until(() => emulator.sessionCount === 1, 'the refused session closed');
+    await new Promise((r) => setTimeout(r, 100));
+    assert.deepStrictEqual(lastStatus(refused), { fill: 'red', shape: 'ring', text: 'msb.status.NIO_ALREADY_CONNECTED' });
+    assert.strictEqual(lastStatus(accepted)?.text, 'msb.status.registered');
+  });
+
   it('reconnects after the MSB side kills the connection and registers again', async function () {
     this.timeout(15000);
     const flow: Flow = [service('cfg', A), { id: 'ev', type: 'msb-event-out', service: 'cfg', eventId: 'X', dataType: 'string', priority: 'LOW', cached: true }];
@@ -247,8 +287,9 @@ describe('msb nodes in Node-RED', function () {
     const flow: Flow = [service('cfg', A), { id: 'fn', type: 'msb-function-in', service: 'cfg', functionId: 'F', dataType: 'none', responseEvents: ['MISSING'], wires: [[]] }];
     await helper.load(nodes, flow);
     await until(() => lastStatus('fn')?.text === 'msb.status.invalid', 'invalid status');
-    const cfg = helper.getNode('cfg') as unknown as { error: { args: unknown[][] } };
-    assert.match(String(cfg.error.args.at(-1)?.[0]), /msb-config\.error\.definition/);
+    const cfg = helper.getNode('cfg') as unknown as { error: { getCalls(): Array<{ thisValue: unknown; args: unknown[] }> } };
+    const own = cfg.error.getCalls().filter((call) => call.thisValue === cfg);
+    assert.match(String(own.at(-1)?.args[0]), /msb-config\.error\.definition/);
     assert.strictEqual(messages(emulator, 'R ').length, 0);
   });
 

@@ -73,6 +73,8 @@ export class EmbeddedBroker {
     const broker = await Aedes.createBroker(opts);
     this.broker = broker;
     const server = net.createServer((socket) => {
+      // MQTT exchanges many small packets (PUBLISH, PUBACK); with Nagle + delayed ACK each round trip costs ~40 ms.
+      socket.setNoDelay(true);
       this.sockets.add(socket);
       socket.on('close', () => this.sockets.delete(socket));
       broker.handle(socket);

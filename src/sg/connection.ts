@@ -88,6 +88,7 @@ export class SgConnection {
   private readonly lastPayload = new Map<string, string>();
   private readonly pending = new Map<string, PendingAnswer>();
   private closed = false;
+  private corked = false;
 
   constructor(private readonly options: SgConnectionOptions) {
     this.plan = compilePlan(options.name, []);
@@ -178,8 +179,24 @@ export class SgConnection {
     if (!client || !client.connected) {
       return Promise.reject(new Error(`not connected to the broker; ${p.topic} not sent${this.latest.has(p.topic) ? ' (the value is sent on reconnect)' : ''}`));
     }
+    this.corkForThisTurn(client);
     return new Promise((resolve, reject) => {
       client.publish(p.topic, p.payload, { qos: p.qos, retain: p.retain }, (err) => (err ? reject(err) : resolve()));
+    });
+  }
+
+  /**
+   * With Nagle off (for low echo latency) every publish would be its own TCP segment. Publishes a flow sends in one
+   * event-loop turn are instead written together when the turn ends.
+   */
+  private corkForThisTurn(client: MqttClient): void {
+    const stream = client.stream as unknown as { cork?(): void; uncork?(): void } | undefined;
+    if (this.corked || !stream?.cork || !stream.uncork) return;
+    this.corked = true;
+    stream.cork();
+    setImmediate(() => {
+      this.corked = false;
+      stream.uncork?.();
     });
   }
 
@@ -259,6 +276,8 @@ export class SgConnection {
   /** §4.2: one SUBSCRIBE per input topic in registration order, then the resource's startup publications. */
   private onConnect(client: MqttClient): void {
     if (this.client !== client) return;
+    // Commands and echoes are small packets; Nagle + delayed ACK would add ~40 ms to each command -> echo trip.
+    (client.stream as unknown as { setNoDelay?(noDelay: boolean): void }).setNoDelay?.(true);
     this.pool.setStatus(Status.connected());
     const plan = this.plan;
     for (const topic of subscriptionsOf(plan)) client.subscribe(topic, { qos: this.options.qos });

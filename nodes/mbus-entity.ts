@@ -76,8 +76,7 @@ export = function (RED: NodeAPI): void {
     listen('waiting', (c, m) => event('waiting', { condition: c, source: m.source.toString() }));
     listen('go', (c, m) => event('go', { condition: c, source: m.source.toString() }));
 
-    node.on('input', (msg, send, done) => {
-      void send;
+    node.on('input', (msg, _send, done) => {
       if (!entity) return done(new Error(RED._('mbus-entity.error.notRunning')));
       let commands: Command[];
       let destination: Address;

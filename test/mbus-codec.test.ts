@@ -29,6 +29,10 @@ import {
   desEngineInUse,
   setDesEngine,
   loadMbusFile,
+  helloInterval,
+  deadAfter,
+  retransmitSchedule,
+  DEFAULT_TIMERS,
 } from '../src/mbus';
 import { desCbc } from '../src/mbus/des';
 import { buildCall, buildReturn, readCall, readReturn } from '../src/mbus/rpc';
@@ -331,6 +335,21 @@ describe('mbus addresses', () => {
   });
 });
 
+describe('mbus timers (RFC 3259 §7, §8 arithmetic)', () => {
+  it('hello interval, dither and dead time', () => {
+    assert.strictEqual(helloInterval(DEFAULT_TIMERS, 1, 0), 900);
+    assert.strictEqual(Math.round(helloInterval(DEFAULT_TIMERS, 1, 0.999999)), 1100);
+    assert.strictEqual(helloInterval(DEFAULT_TIMERS, 5, 0.5), 1000);
+    assert.strictEqual(helloInterval(DEFAULT_TIMERS, 10, 0.5), 2000);
+    assert.strictEqual(deadAfter(DEFAULT_TIMERS, 5), 5500);
+    assert.strictEqual(deadAfter(DEFAULT_TIMERS, 20), 22000);
+  });
+  it('reliable schedule: sends at 0, 100, 300 ms, failure at 600 ms = T_k', () => {
+    assert.deepStrictEqual(retransmitSchedule(DEFAULT_TIMERS), { sends: [0, 100, 300], failAt: 600 });
+    assert.deepStrictEqual(retransmitSchedule({ ...DEFAULT_TIMERS, retries: 1 }), { sends: [0], failAt: 100 });
+  });
+});
+
 // A deterministic PRNG keeps the fuzz reproducible.
 function rng(seed: number): () => number {
   let s = seed >>> 0;
@@ -391,6 +410,17 @@ describe('mbus parser fuzz (bounded)', () => {
       } catch (err) {
         assert.ok(err instanceof DatagramError || (err as { code?: string }).code === 'EPARSE');
       }
+    }
+  });
+
+  it('500 random ciphertexts with a valid hash through DES decryption: only clean drops', () => {
+    const r = rng(42);
+    const des: SecurityConfig = { hash: hashKey(KEYS.K1), encryption: encryptionKey('(DES,ASNFZ4mrze8=)') };
+    for (let i = 0; i < 500; i++) {
+      const body = Buffer.alloc(Math.floor(r() * 40) * (r() < 0.9 ? 8 : 3));
+      for (let j = 0; j < body.length; j++) body[j] = Math.floor(r() * 256);
+      const d = Buffer.concat([Buffer.from(`${mac(des.hash, body)}\n`), body]);
+      assert.throws(() => parseMessage(openDatagram(des, d)), (e: unknown) => e instanceof DatagramError);
     }
   });
 });

@@ -23,7 +23,7 @@ import {
 
 const KEY = '(HMAC-MD5-96,MTIzNDU2Nzg5MDEy)';
 const GROUP = '224.255.222.239';
-const FAST = { helloMin: 100, helloFactor: 20 };
+const FAST = { helloMin: 200, helloFactor: 20 }; // quick discovery; peers are declared lost after 1.1 s of silence
 
 function until<T>(fn: () => T | undefined, what: string, ms = 5000): Promise<T> {
   return new Promise((resolve, reject) => {
@@ -133,6 +133,16 @@ describe('mbus entities on loopback multicast', function () {
     await until(() => a.entities.some((p) => p.address.equals(b.address)), 'link-local discovery');
     await a.send(b.address, [{ name: 'test.ll', args: [] }], { reliable: true });
     await assert.rejects(entity({ name: 'c', scope: 'LINKLOCAL', interface: 'no-such-if0' }), /no IPv4 address/);
+  });
+
+  it('keeps buses on different groups with the same port apart', async () => {
+    const a = await entity({ name: 'a' });
+    const other = await entity({ name: 'other', group: '224.255.222.240' });
+    const b = await entity({ name: 'b' });
+    await until(() => a.entities.some((p) => p.address.equals(b.address)), 'same-group discovery');
+    await sleep(300); // several hello intervals of the other group's entity
+    assert.ok(!a.entities.some((p) => p.address.equals(other.address)), 'a must not hear the other group');
+    assert.ok(!other.entities.length, 'the other group hears nobody');
   });
 
   it('loses a silent entity after the RFC timeout', async () => {

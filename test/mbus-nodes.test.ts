@@ -2,6 +2,7 @@
 import assert from 'assert';
 import dgram from 'dgram';
 import helper from 'node-red-node-test-helper';
+import { Address, encryptionKey, formatMessage, hashKey, openDatagram, parseMessage, sealDatagram } from '../src/mbus';
 
 // eslint-disable-next-line @typescript-eslint/no-var-requires
 const mbusConfig = require('../nodes/mbus-config');
@@ -11,6 +12,8 @@ const mbusEntity = require('../nodes/mbus-entity');
 const mbusRpc = require('../nodes/mbus-rpc');
 // eslint-disable-next-line @typescript-eslint/no-var-requires
 const catchNode = require('@node-red/nodes/core/common/25-catch.js');
+// eslint-disable-next-line @typescript-eslint/no-var-requires
+const completeNode = require('@node-red/nodes/core/common/24-complete.js');
 
 helper.init(require.resolve('node-red'));
 
@@ -109,6 +112,63 @@ describe('mbus nodes in Node-RED', function () {
     void e2;
   });
 
+  it('a reliable send completes on the ack, and fails (catchable) when the peer never acks', async () => {
+    const port = holder.address().port;
+    // A hand-made peer that acks only what it is told to.
+    const sec = { hash: hashKey(KEY), encryption: encryptionKey('(NOENCR)') };
+    const rawAddr = Address.parse(`(app:raw module:peer id:${process.pid}-77@127.0.0.1)`);
+    let ackThem = true;
+    let rawSeq = 0;
+    const rawSend = (dest: Address, acks: number[], commands: Array<{ name: string; args: [] }>): void => {
+      raw.send(sealDatagram(sec, formatMessage({ seq: rawSeq++, timestamp: Date.now(), reliable: false, source: rawAddr, destination: dest, acks, commands })), port, '224.255.222.239');
+    };
+    const raw = dgram.createSocket('udp4');
+    await new Promise<void>((r) => raw.bind(0, '127.0.0.1', () => r()));
+    raw.setMulticastInterface('127.0.0.1');
+    raw.setMulticastTTL(0);
+    const seen: string[] = [];
+    raw.on('message', (d) => {
+      const m = parseMessage(openDatagram(sec, d));
+      if (!m.reliable || !m.destination.equals(rawAddr)) return;
+      seen.push(m.commands[0].name);
+      if (ackThem) rawSend(m.source, [m.seq], []);
+    });
+    try {
+      const flow = [
+        configs(port)[0],
+        { id: 'e1', type: 'mbus-entity', config: 'c1', destination: String(rawAddr), reliable: true, wires: [[], ['ev1']] },
+        { id: 'ev1', type: 'helper' },
+        { id: 'completer', type: 'complete', scope: ['e1'], uncaught: false, wires: [['completed']] },
+        { id: 'completed', type: 'helper' },
+        { id: 'catcher', type: 'catch', scope: ['e1'], uncaught: false, wires: [['caught']] },
+        { id: 'caught', type: 'helper' },
+      ];
+      await helper.load([mbusConfig, mbusEntity, catchNode, completeNode], flow as never, { c1: { hashKey: KEY } });
+      const [ev1, completed, caught] = ['ev1', 'completed', 'caught'].map((id) => collect(helper.getNode(id) as TestNode));
+      const peersOf = (): number => (helper.getNode('c1') as unknown as { entity: { entities: unknown[] } }).entity.entities.length;
+      // Hello until the entity (which starts asynchronously after the deploy) knows the raw peer.
+      const hello = setInterval(() => rawSend(Address.empty, [], [{ name: 'mbus.hello', args: [] }]), 50);
+      try {
+        await until(() => peersOf() === 1, 'raw peer known');
+      } finally {
+        clearInterval(hello);
+      }
+      const e1 = helper.getNode('e1') as TestNode;
+      e1.receive({ topic: 'test.acked', payload: [] });
+      await until(() => completed.find((m) => m.topic === 'test.acked'), 'done() after the ack');
+      assert.strictEqual(caught.length, 0);
+      ackThem = false;
+      e1.receive({ topic: 'test.lost', payload: [] });
+      const failed = await until(() => caught.find((m) => m.topic === 'test.lost'), 'done(err) after N_r tries');
+      assert.match(String((failed.error as Msg).message), /reliable delivery to .* failed/);
+      assert.ok(!completed.some((m) => m.topic === 'test.lost'));
+      assert.deepStrictEqual(seen, ['test.acked', 'test.lost', 'test.lost', 'test.lost']);
+      await until(() => ev1.find((m) => m.topic === 'delivery-failed'), 'delivery-failed event');
+    } finally {
+      raw.close();
+    }
+  });
+
   it('RPC: a flow serves (deferred reply), another calls; UNKNOWN and timeouts', async () => {
     const port = holder.address().port;
     const flow = [
@@ -116,7 +176,7 @@ describe('mbus nodes in Node-RED', function () {
       { id: 'caller', type: 'mbus-rpc', config: 'c1', mode: 'call', procedure: 'math.sum', destination: '(app:nrtest module:two)', timeout: 2000, wires: [['results']] },
       { id: 'srv', type: 'mbus-rpc', config: 'c2', mode: 'serve', procedure: 'math.sum', procedures: ['math.fail'], wires: [['calls']] },
       { id: 'srv1', type: 'mbus-rpc', config: 'c1', mode: 'serve', procedure: 'back.ping', wires: [['calls1']] },
-      { id: 'call2', type: 'mbus-rpc', config: 'c2', mode: 'call', destination: '(module:one)', timeout: 300, wires: [['results2']] },
+      { id: 'call2', type: 'mbus-rpc', config: 'c2', mode: 'call', destination: '(module:one)', timeout: 1000, wires: [['results2']] },
       { id: 'results', type: 'helper' },
       { id: 'results2', type: 'helper' },
       { id: 'calls', type: 'helper' },

@@ -89,6 +89,28 @@ export interface EntityEvents {
   stopped: [];
 }
 
+/** RFC 3259 §8.1.1: hello_e = max(c_hello_min, c_hello_factor·entities) · dither, with `rnd` uniform in [0,1). */
+export function helloInterval(t: Timers, entities: number, rnd: number): number {
+  const d = Math.max(t.helloMin, t.helloFactor * entities);
+  return d * (t.helloDitherMin + rnd * (t.helloDitherMax - t.helloDitherMin));
+}
+
+/** RFC 3259 §8.2: an entity silent for c_hello_dead · hello_d · c_hello_dither_max ms is gone. */
+export function deadAfter(t: Timers, entities: number): number {
+  return t.helloDead * Math.max(t.helloMin, t.helloFactor * entities) * t.helloDitherMax;
+}
+
+/** RFC 3259 §8.1.3: retransmission n waits n·T_r; after N_r transmissions the message has failed (at T_k). */
+export function retransmitSchedule(t: Timers): { sends: number[]; failAt: number } {
+  const sends = [0];
+  let at = 0;
+  for (let n = 1; ; n++) {
+    at += n * t.retransmit;
+    if (n + 1 > t.retries) return { sends, failAt: at };
+    sends.push(at);
+  }
+}
+
 let idCounter = 0;
 const SEQ_WRAP = 2 ** 32;
 
@@ -406,9 +428,7 @@ export class Entity extends EventEmitter {
   // ------------------------------------------------------------ awareness (RFC 3259 §8)
 
   private helloInterval(): number {
-    const t = this.timers;
-    const d = Math.max(t.helloMin, t.helloFactor * (this.peers.size + 1));
-    return d * (t.helloDitherMin + Math.random() * (t.helloDitherMax - t.helloDitherMin));
+    return helloInterval(this.timers, this.peers.size + 1, Math.random());
   }
 
   private scheduleHello(delay: number): void {
@@ -460,7 +480,7 @@ export class Entity extends EventEmitter {
   private sweep(): void {
     const now = Date.now();
     const t = this.timers;
-    const dead = t.helloDead * Math.max(t.helloMin, t.helloFactor * (this.peers.size + 1)) * t.helloDitherMax;
+    const dead = deadAfter(t, this.peers.size + 1);
     let dropped = false;
     for (const [k, p] of this.peers) {
       if (now - p.lastHeard > dead) {

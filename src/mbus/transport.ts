@@ -71,9 +71,18 @@ async function openReceiver(group: string, port: number, iface: string | undefin
     if (pending) return pending;
   }
   const p = (async () => {
-    const sock = dgram.createSocket({ type: 'udp4', reuseAddr: true });
+    // Bound to the group address (as libgmbus does), Linux delivers only this group's datagrams; bound to the
+    // wildcard address it would also deliver other groups joined on the same port by anyone (IP_MULTICAST_ALL).
+    // Systems that refuse a multicast bind address (Windows) get the wildcard.
+    let sock = dgram.createSocket({ type: 'udp4', reuseAddr: true });
     try {
-      await bindSocket(sock, port);
+      try {
+        await bindSocket(sock, port, group);
+      } catch {
+        sock.close();
+        sock = dgram.createSocket({ type: 'udp4', reuseAddr: true });
+        await bindSocket(sock, port);
+      }
       sock.addMembership(group, iface);
     } catch (err) {
       sock.close();

@@ -228,6 +228,50 @@ describe('apigear cores over MQTT v5' + (process.env.MQTT_URL ? ` (${process.env
     });
   });
 
+  it('void operations: the service answers (null), the client completes on the ack even when no reply comes (C++)', async () => {
+    const voidPlan = compilePlan(
+      parseModule(`schema: apigear.module/1.0
+name: ${plan.module}
+interfaces:
+  - name: Void
+    operations:
+      - name: funcVoid
+    signals:
+      - name: sigVoid
+`),
+      'Void',
+    );
+    const V = voidPlan.prefix;
+    const svcConn = await connectV5(broker.url, `svc-${process.pid}`);
+    clients.push(svcConn);
+    const svc = new ApiGearService(voidPlan, svcConn);
+    svc.on('call', (call) => void svc.reply(call, undefined));
+    const ready = once(svc, 'ready');
+    svc.start();
+    await ready;
+    const { client: raw, inbox } = await peer('raw');
+    const rt = `${V}/rpc/funcVoid/raw/result`;
+    await subscribe(raw, [rt, `${V}/sig/+`]);
+    await publish(raw, `${V}/rpc/funcVoid`, '[]', { properties: { responseTopic: rt, correlationData: Buffer.from([200]) } });
+    const reply = await inbox.next(rt);
+    assert.strictEqual(reply.payload.toString(), 'null');
+    assert.deepStrictEqual([...reply.packet.properties!.correlationData!], [200]);
+    await svc.emitSignal('sigVoid', []);
+    assert.strictEqual((await inbox.next(`${V}/sig/sigVoid`)).payload.toString(), '[]');
+    svc.stop();
+
+    // No service at all answers now, as with the C++ service for void operations: the call still completes.
+    const id = `nr-cli-${process.pid}`;
+    const cliConn = await connectV5(broker.url, id);
+    clients.push(cliConn);
+    const cli = new ApiGearClient(voidPlan, cliConn, { clientId: id, timeoutMs: 5000 });
+    const cliReady = once(cli, 'ready');
+    cli.start();
+    await cliReady;
+    assert.strictEqual(await cli.invoke('funcVoid', []), null);
+    cli.stop();
+  });
+
   it('service and client cores round-trip a property, a signal and say', async () => {
     const svcConn = await connectV5(broker.url, `svc-${process.pid}`);
     const cliConn = await connectV5(broker.url, `cli-${process.pid}`);

@@ -140,7 +140,9 @@ describe('apigear nodes' + (process.env.MQTT_URL ? ` (${process.env.MQTT_URL})` 
   it('the service node speaks the wire protocol to a plain mqtt.js v5 client (Python and C++ correlation data)', async () => {
     await start([serviceDef()]);
     await connected('svc');
-    node('svcCall').on('input', (msg) => node('svc').receive({ ...msg, payload: 42 }));
+    // The reply msg travels through JSON on the way back (as after a JSON or file node): CorrelationData becomes
+    // { type: 'Buffer', data: [...] }, and must still be echoed byte for byte.
+    node('svcCall').on('input', (msg) => node('svc').receive({ ...(JSON.parse(JSON.stringify(msg)) as Msg), payload: 42 }));
     node('svc').receive({ topic: 'prop/last', payload: { content: 'retained' } });
     node('svc').receive({ topic: 'prop/last', payload: { content: 'retained' } });
     const { client, inbox } = await peer();
@@ -163,6 +165,7 @@ describe('apigear nodes' + (process.env.MQTT_URL ? ` (${process.env.MQTT_URL})` 
     assert.strictEqual(callMsg.topic, 'rpc/say');
     assert.deepStrictEqual(callMsg.args, [{ content: 'py' }, 0]);
     assert.strictEqual(callMsg.responseTopic, pyTopic);
+    assert.ok(Buffer.isBuffer(callMsg.correlationData));
     assert.deepStrictEqual([...(callMsg.correlationData as Buffer)], [5]);
     const py = await inbox.next(pyTopic);
     assert.deepStrictEqual([...py.packet.properties!.correlationData!], [5]);

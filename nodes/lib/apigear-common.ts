@@ -111,11 +111,19 @@ export class V5Connection {
           resubscribe: false,
         });
         this.client = client;
+        // Calls are request/reply with small QoS 1/2 packets: Nagle plus delayed ACK would add ~40 ms per exchange.
+        client.on('connect', () => (client.stream as { setNoDelay?: (on: boolean) => void } | undefined)?.setNoDelay?.(true));
         client.on('reconnect', () => this.node.status(Status.connecting()));
         client.on('close', () => this.node.status(Status.disconnected()));
+        // A broker that is down fails every reconnect attempt the same way: say so once, not every second.
+        let lastError = '';
+        client.on('connect', () => {
+          lastError = '';
+        });
         client.on('error', (err) => {
           this.node.status(Status.error('node-red:common.status.error'));
-          this.node.warn(`MQTT: ${err.message}`);
+          if (err.message !== lastError) this.node.warn(`MQTT: ${err.message}`);
+          lastError = err.message;
         });
         onClient(client);
         return client;

@@ -23,6 +23,7 @@ export async function startBroker(): Promise<TestBroker> {
   const sockets = new Set<net.Socket>();
   const server = net.createServer((socket) => {
     sockets.add(socket);
+    socket.setNoDelay(true); // small request/reply packets: no Nagle delay (see bench/apigear.bench.ts)
     socket.on('close', () => sockets.delete(socket));
     broker.handle(socket);
   });

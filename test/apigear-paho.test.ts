@@ -1,0 +1,137 @@
+// ApiGear nodes against a third-party MQTT v5 stack: an Eclipse Paho (Python) peer behaving like ApiGear's Python
+// adapter (bytes client id in the reply topic, one-byte CorrelationData, QoS 2). Skipped when no Python has paho-mqtt.
+import assert from 'assert';
+import { ChildProcess, spawn, spawnSync } from 'child_process';
+import path from 'path';
+import readline from 'readline';
+import helper from 'node-red-node-test-helper';
+import type { TestNodeInitializer } from 'node-red-node-test-helper';
+import { helloYaml } from './support/hello';
+import { uniqueModule } from './support/v5-broker';
+import type { SgBrokerNode } from '../nodes/lib/sg-broker-api';
+
+helper.init(require.resolve('node-red'));
+
+const nodes = [require('../nodes/sg-broker'), require('../nodes/apigear-service'), require('../nodes/apigear-client')] as TestNodeInitializer[];
+const script = path.join(__dirname, '..', '..', 'test', 'support', 'apigear_paho_peer.py');
+
+/** The first Python on this machine that can import paho-mqtt (Debian: apt-get install python3-paho-mqtt). */
+function findPython(): string | undefined {
+  for (const py of ['python3', '/usr/bin/python3']) {
+    const r = spawnSync(py, ['-c', 'import paho.mqtt.client'], { stdio: 'ignore' });
+    if (r.status === 0) return py;
+  }
+  return undefined;
+}
+
+interface Event {
+  event: string;
+  [key: string]: unknown;
+}
+
+/** Runs the Paho peer; `events` yields its JSON lines as they come. */
+function runPeer(python: string, mode: 'client' | 'service', url: string, prefix: string): { proc: ChildProcess; next(name: string): Promise<Event>; all: Event[] } {
+  const u = new URL(url);
+  const proc = spawn(python, [script, mode, u.hostname, u.port || '1883', prefix], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const all: Event[] = [];
+  const waiting: Array<{ name: string; resolve: (e: Event) => void }> = [];
+  readline.createInterface({ input: proc.stdout! }).on('line', (line) => {
+    const e = JSON.parse(line) as Event;
+    all.push(e);
+    const i = waiting.findIndex((w) => w.name === e.event);
+    if (i >= 0) waiting.splice(i, 1)[0].resolve(e);
+  });
+  return {
+    proc,
+    all,
+    next: (name) => {
+      const found = all.find((e) => e.event === name);
+      if (found) return Promise.resolve(found);
+      return new Promise((resolve) => waiting.push({ name, resolve }));
+    },
+  };
+}
+
+function node(id: string): { receive(m: object): void; on(e: 'input', fn: (m: Record<string, unknown>) => void): void; status: { lastCall?: { args: [{ fill?: string }] } } } {
+  return helper.getNode(id) as never;
+}
+
+async function green(id: string): Promise<void> {
+  for (let i = 0; i < 250 && node(id).status.lastCall?.args[0]?.fill !== 'green'; i++) await new Promise((r) => setTimeout(r, 20));
+  assert.strictEqual(node(id).status.lastCall?.args[0]?.fill, 'green', `${id} connected`);
+}
+
+describe('apigear nodes with an Eclipse Paho (Python) peer', function () {
+  const python = findPython();
+  let peer: ReturnType<typeof runPeer> | undefined;
+
+  before(function () {
+    if (!python) this.skip();
+    return helper.startServer();
+  });
+  after(() => (python ? helper.stopServer() : undefined));
+  afterEach(async () => {
+    peer?.proc.kill();
+    peer = undefined;
+    await helper.unload();
+  });
+
+  function brokerDef(): object {
+    if (process.env.MQTT_URL) {
+      const u = new URL(process.env.MQTT_URL);
+      return { id: 'b1', type: 'sg-broker', mode: 'external', host: u.hostname, port: Number(u.port || 1883), protocol: '5' };
+    }
+    return { id: 'b1', type: 'sg-broker', mode: 'embedded', embeddedPort: 0 };
+  }
+
+  async function load(moduleName: string, flow: object[]): Promise<string> {
+    const yaml = helloYaml(moduleName);
+    const full = [brokerDef(), ...flow.map((n) => ({ moduleYaml: yaml, interface: 'Hello', broker: 'b1', ...n }))];
+    await helper.load(nodes as never, [...full, { id: 'out1', type: 'helper' }, { id: 'out2', type: 'helper' }, { id: 'out3', type: 'helper' }] as never);
+    const broker = helper.getNode('b1') as unknown as SgBrokerNode;
+    const probe = { id: 'probe', status: () => undefined };
+    const { url } = await broker.endpoint(probe);
+    await broker.release(probe, false);
+    return url;
+  }
+
+  it('a Paho client sets, calls say (one-byte CorrelationData, bytes client id in the reply topic) and gets the signal', async () => {
+    const moduleName = uniqueModule();
+    const url = await load(moduleName, [{ id: 'svc', type: 'apigear-service', applySet: true, wires: [['out1'], ['out2']] }]);
+    await green('svc');
+    node('out2').on('input', (msg) => node('svc').receive({ ...msg, payload: ((msg.payload as { msg: { content: string } }).msg.content.length) }));
+    const sets: unknown[] = [];
+    node('out1').on('input', (msg) => sets.push(msg.payload));
+    peer = runPeer(python!, 'client', url, `${moduleName}/Hello`);
+    const ready = await peer.next('ready');
+    assert.strictEqual(ready.resultTopic, `${moduleName}/Hello/rpc/say/b'py-peer'/result`);
+    node('svc').receive({ topic: 'sig/justSaid', payload: [{ content: 'to python' }] });
+    assert.deepStrictEqual(await peer.next('result'), { event: 'result', corr: [1], value: 4 });
+    assert.deepStrictEqual((await peer.next('sig')).args, [{ content: 'to python' }]);
+    assert.strictEqual((await peer.next('end')).ok, true);
+    const prop = peer.all.find((e) => e.event === 'prop' && JSON.stringify(e.value) === '{"content":"from python"}');
+    assert.ok(prop, 'the set was applied and published back');
+    assert.deepStrictEqual(sets, [{ content: 'from python' }]);
+  });
+
+  it('a client node uses a Paho service: retained property, say with its return value, a signal, a set', async () => {
+    const moduleName = uniqueModule();
+    const url = await load(moduleName, [{ id: 'cli', type: 'apigear-client', clientId: `nr-cli-${process.pid}`, timeout: 10, wires: [['out1'], ['out2'], ['out3']] }]);
+    const props: unknown[] = [];
+    node('out1').on('input', (m) => props.push(m.payload));
+    peer = runPeer(python!, 'service', url, `${moduleName}/Hello`);
+    await peer.next('ready');
+    await green('cli');
+    const sig = new Promise<Record<string, unknown>>((resolve) => node('out2').on('input', resolve));
+    const result = new Promise<Record<string, unknown>>((resolve) => node('out3').on('input', resolve));
+    node('cli').receive({ topic: 'rpc/say', payload: { msg: { content: 'abc' }, when: 2 } });
+    assert.strictEqual((await result).payload, 32);
+    const call = await peer.next('call');
+    assert.strictEqual(call.responseTopic, `${moduleName}/Hello/rpc/say/nr-cli-${process.pid}/result`);
+    assert.deepStrictEqual((await sig).payload, { msg: { content: 'abc' } });
+    node('cli').receive({ topic: 'set/last', payload: { content: 'from node-red' } });
+    assert.deepStrictEqual((await peer.next('set')).value, { content: 'from node-red' });
+    assert.strictEqual((await peer.next('end')).ok, true);
+    assert.deepStrictEqual(props.slice(0, 2), [{ content: 'python service' }, { content: 'from node-red' }]);
+  });
+});

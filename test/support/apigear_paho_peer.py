@@ -1,0 +1,107 @@
+"""A third-party ApiGear peer on Eclipse Paho (Python, MQTT v5), behaving as the spec describes ApiGear's Python adapter.
+
+Written for these tests (no template code): QoS 2, clean start, explicit client id, replies matched by CorrelationData.
+As in the Python adapter, the reply topic is built from Paho's bytes client id (".../rpc/say/b'py-peer'/result") and
+CorrelationData is one byte per call. Prints one JSON object per line on stdout; exits when its script is done.
+
+usage: apigear_paho_peer.py client|service HOST PORT PREFIX
+"""
+import json
+import sys
+import threading
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+mode, host, port, prefix = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+QOS = 2
+done = threading.Event()
+
+
+def say(**event):
+    print(json.dumps(event), flush=True)
+
+
+client = mqtt.Client(client_id="py-peer", protocol=mqtt.MQTTv5)
+seen = set()
+
+
+def finish_if(*needed):
+    if all(n in seen for n in needed):
+        done.set()
+
+
+if mode == "client":
+    result_topic = f"{prefix}/rpc/say/{client._client_id}/result"  # bytes id: "b'py-peer'", as the Python adapter does
+    pending = {}
+
+    def on_connect(c, userdata, flags, rc, properties=None):
+        c.subscribe([(f"{prefix}/prop/last", QOS), (f"{prefix}/sig/justSaid", QOS), (result_topic, QOS)])
+
+    def on_subscribe(c, userdata, mid, reason_codes, properties=None):
+        say(event="ready", resultTopic=result_topic)
+        c.publish(f"{prefix}/set/last", json.dumps({"content": "from python"}), qos=QOS)
+        props = Properties(PacketTypes.PUBLISH)
+        props.ResponseTopic = result_topic
+        props.CorrelationData = bytes([1])
+        pending[bytes([1])] = "say"
+        c.publish(f"{prefix}/rpc/say", json.dumps([{"content": "paho"}, 1]), qos=QOS, properties=props)
+
+    def on_message(c, userdata, msg):
+        if msg.topic == result_topic:
+            corr = msg.properties.CorrelationData if hasattr(msg.properties, "CorrelationData") else None
+            if corr in pending:
+                pending.pop(corr)
+                say(event="result", corr=list(corr), value=json.loads(msg.payload))
+                seen.add("result")
+        elif msg.topic.endswith("/prop/last"):
+            value = json.loads(msg.payload) if msg.payload else None
+            say(event="prop", value=value, retain=bool(msg.retain))
+            if value == {"content": "from python"}:
+                seen.add("prop")
+        elif msg.topic.endswith("/sig/justSaid"):
+            say(event="sig", args=json.loads(msg.payload))
+            seen.add("sig")
+        finish_if("result", "prop", "sig")
+
+else:  # service
+
+    def on_connect(c, userdata, flags, rc, properties=None):
+        c.publish(f"{prefix}/prop/last", json.dumps({"content": "python service"}), qos=QOS, retain=True)
+        c.subscribe([(f"{prefix}/set/last", QOS), (f"{prefix}/rpc/say", QOS)])
+
+    def on_subscribe(c, userdata, mid, reason_codes, properties=None):
+        say(event="ready")
+
+    def on_message(c, userdata, msg):
+        if msg.topic.endswith("/rpc/say"):
+            args = json.loads(msg.payload)
+            reply = Properties(PacketTypes.PUBLISH)
+            corr = msg.properties.CorrelationData
+            reply.CorrelationData = corr  # echoed byte for byte
+            say(event="call", args=args, responseTopic=msg.properties.ResponseTopic, corr=list(corr))
+            c.publish(msg.properties.ResponseTopic, json.dumps(len(args[0]["content"]) * 10 + args[1]), qos=QOS, properties=reply)
+            c.publish(f"{prefix}/sig/justSaid", json.dumps([args[0]]), qos=QOS)
+            seen.add("call")
+        elif msg.topic.endswith("/set/last"):
+            value = json.loads(msg.payload)
+            say(event="set", value=value)
+            c.publish(f"{prefix}/prop/last", json.dumps(value), qos=QOS, retain=True)
+            seen.add("set")
+        finish_if("call", "set")
+
+
+client.on_connect = on_connect
+client.on_subscribe = on_subscribe
+client.on_message = on_message
+client.connect(host, port, clean_start=True)
+client.loop_start()
+ok = done.wait(15)
+if mode == "service":
+    # Leave no retained value behind on a shared broker.
+    client.publish(f"{prefix}/prop/last", b"", qos=QOS, retain=True).wait_for_publish(5)
+client.loop_stop()
+client.disconnect()
+say(event="end", ok=ok)
+sys.exit(0 if ok else 1)

@@ -110,9 +110,19 @@ async function importThroughDialog(page: Page, flowJson: string): Promise<void> 
   await page.mouse.click(box!.x + 60, box!.y + 60);
 }
 
+/** Closes open notifications the editor's way (removing their elements makes the editor throw later). */
+async function closeNotifications(page: Page): Promise<void> {
+  const open = await page.evaluate(() => {
+    const els = Array.from(document.querySelectorAll('.red-ui-notification')) as Array<HTMLElement & { close?: () => void }>;
+    for (const el of els) if (typeof el.close === 'function') el.close();
+    return els.length;
+  });
+  if (open) await page.waitForTimeout(400);
+}
+
 async function openDialog(page: Page, node: FlowNode): Promise<'node' | 'node-config'> {
   // Import/deploy notifications would cover the top of the tray in the screenshots.
-  await page.evaluate(() => $('.red-ui-notification').remove());
+  await closeNotifications(page);
   if (configTypes.has(node.type)) {
     await page.evaluate((n) => RED.editor.editConfig('', n.type, n.id), { id: node.id, type: node.type });
   } else {
@@ -136,7 +146,11 @@ async function openDialog(page: Page, node: FlowNode): Promise<'node' | 'node-co
 
 async function closeDialog(page: Page, prefix: string): Promise<void> {
   await page.click(`#${prefix}-dialog-cancel`);
-  await page.waitForSelector(`#${prefix}-dialog-cancel`, { state: 'detached', timeout: 10000 }).catch(() => undefined);
+  // Wait for the tray's closing animation to finish: opening the next dialog during it makes the editor itself
+  // throw ("reading 'removeChild'"), which is not the node's fault.
+  await page
+    .waitForFunction(() => $('.red-ui-tray').length === 0 && RED.editor.getEditStack().length === 0, undefined, { timeout: 10000 })
+    .catch(() => undefined);
   await page.waitForTimeout(300);
 }
 
@@ -286,7 +300,7 @@ async function screenshotTray(page: Page, file: string): Promise<void> {
 async function inspectFresh(p: Page, type: string, index: number, lang: string): Promise<DialogReport> {
   pageErrors = [];
   consoleErrors = [];
-  await p.evaluate(() => $('.red-ui-notification').remove());
+  await closeNotifications(p);
   let prefix: string;
   let id: string;
   if (configTypes.has(type)) {

@@ -545,6 +545,15 @@ describe('editor in a real browser (chromium)', function () {
 
       it('deploys with the Deploy button and every node turns green with translated status text', async function () {
         this.timeout(90000);
+        // Everything the runtime sends to the debug sidebar from now on (debug nodes, node.warn/node.error).
+        await page.evaluate(() => {
+          const w = window as unknown as { busbarDebug: unknown[]; busbarSubscribed?: boolean };
+          w.busbarDebug = [];
+          if (!w.busbarSubscribed) {
+            RED.comms.subscribe('debug', (_topic: string, m: unknown) => w.busbarDebug.push(m));
+            w.busbarSubscribed = true;
+          }
+        });
         await page.click('#red-ui-header-button-deploy');
         const outcome = await waitFor(
           'the deploy to finish',
@@ -588,6 +597,28 @@ describe('editor in a real browser (chromium)', function () {
         assert.strictEqual(outcome, 'deployed', outcome);
         const untranslated = last.filter((s) => I18N_KEY.test(s.shownText.trim())).map((s) => `${s.type}: ${s.shownText}`);
         assert.deepStrictEqual(untranslated, [], 'status texts shown as i18n keys');
+      });
+
+      // An example that starts itself (an inject firing once or repeatedly) and shows results (an active debug
+      // node) must show some within seconds, and none of our nodes may report an error while it runs.
+      const selfStarting = flow.some((n) => n.type === 'inject' && (n.once === true || (typeof n.repeat === 'string' && n.repeat !== '')));
+      const shows = flow.some((n) => n.type === 'debug' && n.active !== false);
+      it(`runs: ${selfStarting && shows ? 'debug output appears and ' : ''}no errors or warnings from our nodes`, async function () {
+        this.timeout(60000);
+        interface DebugMsg { id?: string; name?: string; level?: number; msg?: string; format?: string }
+        const read = () => page.evaluate(() => (window as unknown as { busbarDebug: unknown[] }).busbarDebug) as Promise<DebugMsg[]>;
+        if (selfStarting && shows) {
+          await waitFor('a message in the debug sidebar', async () => (await read()).some((m) => m.level === undefined || (m.level !== 20 && m.level !== 30)), 20000);
+        } else {
+          await page.waitForTimeout(3000);
+        }
+        const msgs = await read();
+        const ourIds = new Set(mine.map((n) => n.id));
+        const problems = msgs
+          .filter((m) => m.id && ourIds.has(m.id) && (m.level === 20 || m.level === 30))
+          .map((m) => `${m.level === 20 ? 'error' : 'warn'} from ${m.name || m.id}: ${String(m.msg).slice(0, 200)}`);
+        deployNotes.push({ example: rel, note: `debug sidebar: ${msgs.length} messages${problems.length ? `; ${problems.join(' | ')}` : ''}` });
+        assert.deepStrictEqual(problems, [], 'errors or warnings from our nodes in the debug sidebar');
       });
     });
   }

@@ -57,6 +57,8 @@ const DEPLOY_FALLBACK_MS = 10000;
  */
 let deploying = false;
 const pendingAfterDeploy = new Set<() => void>();
+/** Configuration values set by the MSB (K), per config node and uuid: parameter -> editor value then, MSB value. */
+const rememberedChanges = new Map<string, Record<string, { declared: unknown; value: unknown }>>();
 const watchedEventBuses = new WeakSet<object>();
 
 function watchDeploys(RED: NodeAPI): void {
@@ -158,6 +160,34 @@ export = function (RED: NodeAPI) {
       let sessionNio: string | undefined;
 
       const setStatus = (status: NodeStatus): void => pool.setStatus(status);
+
+      // Values the MSB set with K outlive redeploys (not restarts of Node-RED): they are kept per config node and
+      // uuid together with the value declared in the editor at the time, and apply only while that declared value is
+      // unchanged — editing a parameter in the editor makes the editor's value win again. (Node context would not do:
+      // with the default memory store Node-RED deletes a node's context whenever the node is restarted.)
+      const changesKey = `${node.id}/${service.uuid}`;
+      const declaredValues = (): Record<string, unknown> => {
+        try {
+          return Object.fromEntries(Object.entries(compileSelfDescription(service, [], []).configuration.parameters).map(([k, v]) => [k, v.value]));
+        } catch {
+          return {};
+        }
+      };
+      const rememberChanges = (changed: Record<string, unknown>): void => {
+        const declared = declaredValues();
+        const stored = rememberedChanges.get(changesKey) ?? {};
+        for (const [name, value] of Object.entries(changed)) stored[name] = { declared: declared[name], value };
+        rememberedChanges.set(changesKey, stored);
+      };
+      const applyRememberedChanges = (sd: SelfDescription): void => {
+        const stored = rememberedChanges.get(changesKey);
+        if (!stored) return;
+        const declared = declaredValues();
+        for (const [name, entry] of Object.entries(stored)) {
+          const param = sd.configuration.parameters[name];
+          if (param && JSON.stringify(declared[name]) === JSON.stringify(entry.declared)) param.value = entry.value;
+        }
+      };
       const mirrorParameters = (parameters: Record<string, unknown>): void => {
         if (contextKey) node.context().global.set(contextKey, parameters);
       };
@@ -202,6 +232,7 @@ export = function (RED: NodeAPI) {
         c.on('warning', (text) => node.warn(text));
         c.on('call', (call) => dispatchCall(call));
         c.on('configuration', (change) => {
+          rememberChanges(change.changed);
           mirrorParameters(change.parameters);
           for (const user of pool.list()) user.onConfiguration?.(change);
         });
@@ -255,6 +286,7 @@ export = function (RED: NodeAPI) {
             users.flatMap((u) => (u.event ? [u.event] : [])),
             users.flatMap((u) => (u.function ? [u.function] : [])),
           );
+          applyRememberedChanges(compiled);
           if (definitionError) {
             definitionError = undefined;
             setStatus(client?.registered ? Status.connected('msb.status.registered') : Status.connecting('msb.status.connecting'));
@@ -291,8 +323,9 @@ export = function (RED: NodeAPI) {
         selfDescription: forEditor(client?.description ?? compiled),
       });
 
-      this.on('close', (_removed: boolean, done: () => void) => {
+      this.on('close', (removed: boolean, done: () => void) => {
         closed = true;
+        if (removed) rememberedChanges.delete(changesKey);
         pendingAfterDeploy.delete(applyUsers);
         if (deployFallback) clearTimeout(deployFallback);
         deployFallback = undefined;

@@ -62,6 +62,25 @@ describe('msb client with the emulator', () => {
     });
   }
 
+  it('coalesces a burst into SockJS frames of at most 8000 bytes, in order', async () => {
+    const c = make();
+    c.connect();
+    await registered(c);
+    const frames: string[] = [];
+    const ws = (c as unknown as { ws: { send(data: string): void } }).ws;
+    const original = ws.send.bind(ws);
+    ws.send = (data: string) => {
+      frames.push(data);
+      original(data);
+    };
+    for (let i = 0; i < 300; i++) c.publish({ eventId: 'PING', dataObject: `event ${i} ${'x'.repeat(40)}` });
+    await until(() => emulator.traffic.filter((r) => r.message.startsWith('E ')).length === 300, 'all events');
+    assert.ok(frames.length > 1 && frames.length < 300, `${frames.length} frames`);
+    assert.ok(frames.every((f) => Buffer.byteLength(f) <= 8000), 'frame size bound');
+    const sent = emulator.traffic.filter((r) => r.message.startsWith('E ')).map((r) => String(JSON.parse(r.message.slice(2)).dataObject).split(' ')[1]);
+    assert.deepStrictEqual(sent, Array.from({ length: 300 }, (_, i) => String(i)));
+  });
+
   it('routes an event through an integration flow into a function call, propagating or generating correlationIds', async () => {
     emulator.addFlow({ source: { uuid: A, eventId: 'PING' }, target: { uuid: B, functionId: 'ASK' }, mapping: [{ from: '/dataObject', to: '/question' }] });
     const a = make();
@@ -92,6 +111,25 @@ describe('msb client with the emulator', () => {
     await until(() => nio.length === 1, 'nio');
     assert.deepStrictEqual(nio, ['NIO_EVENT_FORWARDING_ERROR: event could not be forwarded']);
     assert.ok(c.registered);
+  });
+
+  it('drops malformed messages from the MSB with a warning and keeps running', async () => {
+    const c = make();
+    const warnings: string[] = [];
+    c.on('warning', (w) => warnings.push(w));
+    c.connect();
+    await registered(c);
+    emulator.sendStatus(A, 'C {"functionId": broken');
+    emulator.sendStatus(A, 'C {"uuid":"x"}');
+    emulator.sendStatus(A, 'K {"uuid":"someone-else","params":{"threshold":3}}');
+    emulator.sendStatus(A, '%%%');
+    await until(() => warnings.length === 4, 'four warnings');
+    assert.match(warnings[0], /malformed message.*C message body is not valid JSON/);
+    assert.match(warnings[1], /function call without a functionId/);
+    assert.match(warnings[2], /configuration message for another service/);
+    assert.match(warnings[3], /malformed message/);
+    assert.ok(c.registered);
+    assert.strictEqual(c.publish({ eventId: 'PING', dataObject: 'still here' }), 'sent');
   });
 
   it('applies K to known parameters, re-registers with the new values and reports the change', async () => {
@@ -157,6 +195,20 @@ describe('msb client with the emulator', () => {
     assert.strictEqual(sessions.length, 2);
     assert.strictEqual(emulator.traffic.filter((r) => r.message.startsWith('R ')).length, 2);
     assert.strictEqual(c.publish({ eventId: 'PING', dataObject: 'again' }), 'sent');
+  });
+
+  it('NIO_UNAUTHORIZED_CONNECTION and a SockJS c-frame end the session; the client reconnects and registers again', async () => {
+    const c = make();
+    const warnings: string[] = [];
+    c.on('warning', (w) => warnings.push(w));
+    c.connect();
+    await registered(c);
+    const registrations = (): number => emulator.traffic.filter((r) => r.message.startsWith('R ')).length;
+    emulator.sendStatus(A, 'NIO_UNAUTHORIZED_CONNECTION');
+    await until(() => registrations() === 2 && c.registered, 'registration after NIO_UNAUTHORIZED_CONNECTION');
+    emulator.closeSession(A);
+    await until(() => registrations() === 3 && c.registered, 'registration after c[3000,"Go away!"]');
+    assert.ok(warnings.some((w) => /MSB closed the session: 3000 Go away!/.test(w)), warnings.join('; '));
   });
 
   it('close releases the socket and the reconnect timer (no handle left behind)', async () => {

@@ -28,10 +28,16 @@ function editorScript(type: string): string {
   return m[1];
 }
 
-function definition(type: string): { def: Def; window: Record<string, unknown> } {
+function definition(type: string, configs: Array<Record<string, unknown>> = []): { def: Def; window: Record<string, unknown> } {
   let captured: Def | undefined;
   const window: Record<string, unknown> = { crypto: webcrypto };
-  const RED = { nodes: { registerType: (t: string, def: Def) => t === type && (captured = def) }, validators: { number: () => () => true } };
+  const RED = {
+    nodes: {
+      registerType: (t: string, def: Def) => t === type && (captured = def),
+      eachConfig: (fn: (n: Record<string, unknown>) => void) => configs.forEach(fn),
+    },
+    validators: { number: () => () => true },
+  };
   vm.runInNewContext(editorScript(type), { RED, window, $: () => undefined });
   assert.ok(captured, `${type} registered`);
   return { def: captured, window };
@@ -70,9 +76,18 @@ describe('msb editor definitions', () => {
     assert.strictEqual(v('parameters', [{ name: 'limit', type: 'int32', value: '4' }]), true);
     assert.strictEqual(v('parameters', [{ name: 'limit', type: 'int32', value: '4.5' }]), false);
     assert.strictEqual(v('parameters', [{ name: 'a', type: 'string', value: '' }, { name: 'a', type: 'string', value: '' }]), false, 'duplicate names');
+    assert.strictEqual(v('uuid', '0f8fad5b-d9cb-469f-a165-70867728950e', { id: 'mine' }), true);
     const uuid = (window.busbarMsbNewUuid as () => string)();
     assert.match(uuid, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
     assert.strictEqual(def.label.call({ name: 'Oven', uuid }), 'Oven');
+  });
+
+  it('msb-config flags a UUID another msb-config already uses (a copied service)', () => {
+    const taken = '0f8fad5b-d9cb-469f-a165-70867728950e';
+    const { def } = definition('msb-config', [{ id: 'other', type: 'msb-config', uuid: taken }]);
+    assert.strictEqual(def.defaults.uuid.validate?.call({ id: 'mine' }, taken), false);
+    assert.strictEqual(def.defaults.uuid.validate?.call({ id: 'other' }, taken), true);
+    assert.strictEqual(def.defaults.uuid.validate?.call({ id: 'mine' }, '1f8fad5b-d9cb-469f-a165-70867728950e'), true);
   });
 
   it('msb-event-out and msb-function-in check complex schemas and labels', () => {

@@ -226,6 +226,23 @@ describe('msb nodes in Node-RED', function () {
     assert.deepStrictEqual(cfg.parameters, { limit: 7.25, mode: 'eco' });
   });
 
+  it('values set by K outlive a full redeploy, until the parameter is edited in the editor', async () => {
+    const flow = (limit: string): Flow => [
+      service('cfgK', A, { parameters: [{ name: 'limit', type: 'double', value: limit }] }),
+      { id: 'ev', type: 'msb-event-out', service: 'cfgK', eventId: 'X', dataType: 'string', priority: 'LOW', cached: false },
+    ];
+    const registeredLimit = (): unknown => (emulator.services().get(A) as unknown as SelfDescription | undefined)?.configuration.parameters.limit.value;
+    await helper.load(nodes, flow('1.5'));
+    await until(() => registeredLimit() === 1.5, 'declared value');
+    emulator.sendConfiguration(A, { limit: 7 });
+    await until(() => registeredLimit() === 7, 'value set by K');
+    await helper.setFlows(flow('1.5'), 'full');
+    await until(() => messages(emulator, 'R ').length >= 3 && emulator.services().has(A), 'registration after the full deploy');
+    assert.strictEqual(registeredLimit(), 7, 'the MSB value survives the redeploy');
+    await helper.setFlows(flow('2.5'), 'full');
+    await until(() => registeredLimit() === 2.5, 'the edited editor value wins');
+  });
+
   it('shows the NIO error in words on every user and recovers on the next IO_PUBLISHED', async () => {
     const flow: Flow = [service('cfg', A), { id: 'ev', type: 'msb-event-out', service: 'cfg', eventId: 'X', dataType: 'string', priority: 'LOW', cached: false }];
     await helper.load(nodes, flow);
@@ -291,6 +308,30 @@ describe('msb nodes in Node-RED', function () {
     const own = cfg.error.getCalls().filter((call) => call.thisValue === cfg);
     assert.match(String(own.at(-1)?.args[0]), /msb-config\.error\.definition/);
     assert.strictEqual(messages(emulator, 'R ').length, 0);
+  });
+
+  it('a node with a bad data format or no msb-config fails its messages with a clear error', async () => {
+    const flow: Flow = [
+      service('cfg', A),
+      { id: 'bad', type: 'msb-event-out', service: 'cfg', eventId: 'B', dataType: 'complex', schema: '{"type":"object","properties":{"x":{"$ref":"#/definitions/Nope"}}}', priority: 'LOW', cached: false },
+      { id: 'orphan', type: 'msb-event-out', service: '', eventId: 'O', dataType: 'string', priority: 'LOW', cached: false },
+      { id: 'good', type: 'msb-event-out', service: 'cfg', eventId: 'G', dataType: 'string', priority: 'LOW', cached: false },
+      { id: 'catcher', type: 'catch', scope: null, uncaught: false, wires: [['errors']] },
+      { id: 'errors', type: 'helper' },
+    ];
+    await helper.load(nodes, flow);
+    const errors: string[] = [];
+    node('errors').on('input', (msg) => errors.push(String((msg.error as { message: string }).message)));
+    assert.deepStrictEqual(lastStatus('bad'), { fill: 'red', shape: 'ring', text: 'msb.status.invalid' });
+    assert.deepStrictEqual(lastStatus('orphan'), { fill: 'red', shape: 'ring', text: 'msb.status.noService' });
+    node('bad').receive({ payload: {} });
+    node('orphan').receive({ payload: 'x' });
+    await until(() => errors.length === 2, 'two errors');
+    assert.match(errors[0], /events\[B\]\.dataFormat\.dataObject\.properties\.x\.\$ref: refers to "#\/definitions\/Nope"/);
+    assert.match(errors[1], /msb-event-out\.error\.noService/);
+    // The bad node is left out; the service registers with the good one.
+    await until(() => emulator.services().has(A), 'registration');
+    assert.deepStrictEqual((emulator.services().get(A) as unknown as SelfDescription).events.map((e) => e.eventId), ['G']);
   });
 
   it('close leaves no socket or timer behind', async () => {

@@ -130,7 +130,7 @@ export function parsePostDate(value: unknown): string | undefined {
 }
 
 const MAX_PENDING_ACKS = 10000;
-const MAX_MESSAGES_PER_FRAME = 256;
+const MAX_FRAME_BYTES = 8000;
 const PUBLISHED_SOCKJS = 'a["IO_PUBLISHED"]';
 
 export class MsbClient extends EventEmitter<MsbClientEvents> {
@@ -331,8 +331,26 @@ export class MsbClient extends EventEmitter<MsbClientEvents> {
     const corked = typeof socket?.cork === 'function' && typeof socket.uncork === 'function';
     if (corked) socket.cork?.();
     try {
-      if (!this.sockJs) for (const text of batch) ws.send(text);
-      else for (let i = 0; i < batch.length; i += MAX_MESSAGES_PER_FRAME) ws.send(JSON.stringify(batch.slice(i, i + MAX_MESSAGES_PER_FRAME)));
+      if (!this.sockJs) {
+        for (const text of batch) ws.send(text);
+      } else {
+        // Several messages per SockJS frame, but no frame above MAX_FRAME_BYTES unless one message alone is bigger:
+        // servlet containers buffer text messages to a limit (Tomcat: 8 KiB) and close the session beyond it.
+        let parts: string[] = [];
+        let bytes = 2;
+        for (const text of batch) {
+          const part = JSON.stringify(text);
+          const size = Buffer.byteLength(part) + 1;
+          if (parts.length > 0 && bytes + size > MAX_FRAME_BYTES) {
+            ws.send(`[${parts.join(',')}]`);
+            parts = [];
+            bytes = 2;
+          }
+          parts.push(part);
+          bytes += size;
+        }
+        if (parts.length > 0) ws.send(`[${parts.join(',')}]`);
+      }
     } finally {
       if (corked) socket.uncork?.();
     }

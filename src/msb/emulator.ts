@@ -201,6 +201,18 @@ export class MsbEmulator extends EventEmitter<EmulatorEvents> {
     for (const { session, body } of held) if (this.sessions.has(session.id)) this.onRegistration(session, body);
   }
 
+  /**
+   * Closes the service's session the SockJS way: a `c[code,"reason"]` frame, then the websocket close (Spring's
+   * `c[3000,"Go away!"]` by default). On the raw path only the websocket close is sent.
+   */
+  closeSession(uuid: string, code = 3000, reason = 'Go away!'): boolean {
+    const session = this.sessionOf(uuid);
+    if (!session) return false;
+    if (session.sockJs) this.sendFrame(session, serverFrame.close(code, reason), serverFrame.close(code, reason));
+    session.ws.close(1000, reason);
+    return true;
+  }
+
   /** Kills the service's connection from the server side (no close handshake), as a network failure would. */
   dropConnection(uuid: string): boolean {
     const session = this.sessionOf(uuid);

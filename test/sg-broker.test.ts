@@ -7,7 +7,7 @@ import mqtt from 'mqtt';
 import { EmbeddedBroker } from '../src/mqtt/embedded-broker';
 import { resolveEndpoint } from '../src/mqtt/endpoint';
 import type { SgBrokerNode } from '../nodes/lib/sg-broker-api';
-import { load, sgBroker } from './lib/nodes';
+import { load, sgBroker, sgNodes } from './lib/nodes';
 
 helper.init(require.resolve('node-red'));
 
@@ -117,6 +117,25 @@ describe('sg-broker node', () => {
     const again = await (helper.getNode('b1') as unknown as SgBrokerNode).endpoint(user);
     assert.strictEqual(again.url, url);
     await client.endAsync(true);
+  });
+
+  it('reports an embedded port that is taken and connects once it is free', async () => {
+    const blocker = net.createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    const port = (blocker.address() as net.AddressInfo).port;
+    await load(sgNodes, [
+      { id: 'b1', type: 'sg-broker', mode: 'embedded', embeddedPort: port },
+      { id: 'r1', type: 'sg-resource', broker: 'b1', resource: 'busy', commands: [], data: [], wires: [[]] },
+    ]);
+    const r1 = helper.getNode('r1') as unknown as { warn: { args: unknown[][] }; status: { args: Array<[{ fill?: string }]> } };
+    const until = async (cond: () => boolean, what: string): Promise<void> => {
+      for (let i = 0; i < 1000 && !cond(); i++) await new Promise((r) => setTimeout(r, 10));
+      assert.ok(cond(), what);
+    };
+    await until(() => r1.warn.args.some((a) => /EADDRINUSE/.test(String(a[0]))), 'a warning naming EADDRINUSE');
+    assert.strictEqual(r1.status.args.at(-1)?.[0].fill, 'red');
+    await new Promise<void>((resolve) => blocker.close(() => resolve()));
+    await until(() => r1.status.args.at(-1)?.[0].fill === 'green', 'connected after the port was freed');
   });
 
   it('resolves an external broker with credentials and protocol 3.1', async () => {

@@ -1,10 +1,14 @@
 // sg-resource and sg-app in a Node-RED runtime against a real broker (in-process aedes, or MQTT_URL e.g. Mosquitto),
 // observed on the wire by an independent mqtt.js client: startup bursts, echo, change-only, reconnect, stop, will.
 import assert from 'assert';
+import fs from 'fs';
+import net from 'net';
+import path from 'path';
+import tls from 'tls';
 import helper from 'node-red-node-test-helper';
 import type { NodeMessage } from '../nodes/lib/red';
-import { load, sgNodes } from './lib/nodes';
-import { clearRetained, KillableProxy, Observer, Seen, startTestBroker, TestBroker, uniqueName } from './lib/mqtt-peer';
+import { coreTls, load, sgNodes } from './lib/nodes';
+import { clearRetained, clearUsedNames, KillableProxy, Observer, Seen, startTestBroker, TestBroker, uniqueName } from './lib/mqtt-peer';
 
 helper.init(require.resolve('node-red'));
 
@@ -83,6 +87,7 @@ describe('sg-resource and sg-app on a broker', function () {
     const retained = observer.seen.filter((s) => s.retain).map((s) => s.topic);
     await observer.close();
     await clearRetained(broker.url, retained);
+    await clearUsedNames(broker.url);
   });
 
   const brokerNode = (port = broker.port, extra: object = {}): object => ({
@@ -109,18 +114,20 @@ describe('sg-resource and sg-app on a broker', function () {
     ...extra,
   });
 
-  it('taxisignservice publishes the observed startup burst in order, with QoS 1 and retain flags (§4.2)', async () => {
-    const name = uniqueName('taxisignservice');
-    await observer.subscribe(`+/${name}/#`);
-    await load(sgNodes, [brokerNode(), taxisign(name), { id: 'out', type: 'helper' }]);
-    await observer.waitFor((s) => s.topic === `data/${name}/state`);
-    assert.deepStrictEqual(observer.seen.map(line), [
-      `resourceavailable/${name}/presence True q1 r1`,
-      `commandavailable/${name}/state True q1 r1`,
-      `dataavailable/${name}/state True q1 r1`,
-      `data/${name}/state False q1 r1`,
-    ]);
-  });
+  for (const protocol of ['3.1', '3.1.1', '5']) {
+    it(`taxisignservice publishes the observed startup burst in order, with QoS 1 and retain flags (§4.2), MQTT ${protocol}`, async () => {
+      const name = uniqueName('taxisignservice');
+      await observer.subscribe(`+/${name}/#`);
+      await load(sgNodes, [brokerNode(broker.port, { protocol }), taxisign(name), { id: 'out', type: 'helper' }]);
+      await observer.waitFor((s) => s.topic === `data/${name}/state`);
+      assert.deepStrictEqual(observer.seen.map(line), [
+        `resourceavailable/${name}/presence True q1 r1`,
+        `commandavailable/${name}/state True q1 r1`,
+        `dataavailable/${name}/state True q1 r1`,
+        `data/${name}/state False q1 r1`,
+      ]);
+    });
+  }
 
   it('testLoop resource: data, echoed commands and a command without echo (§4.2)', async () => {
     const name = uniqueName('testresource');
@@ -196,17 +203,20 @@ describe('sg-resource and sg-app on a broker', function () {
     await app.publish(`command/${name}/mode`, 'A');
     await app.publish(`command/${name}/mode`, ' A ');
     await app.publish(`command/${name}/mode`, 'B');
-    const msgs = await out.next(3);
+    await app.publish(`command/${name}/state`, Buffer.alloc(0));
+    const msgs = await out.next(4);
     assert.deepStrictEqual(
       msgs.map((m) => [m.topic, m.payload, m.messagetype, m.service, m.signal]),
       [
         ['state', 'padded', 'command', name, 'state'],
         ['mode', 'A', 'command', name, 'mode'],
         ['mode', 'B', 'command', name, 'mode'],
+        ['state', '', 'command', name, 'state'],
       ],
     );
-    const echoes = await observer.waitFor(() => true, 3);
-    assert.deepStrictEqual(echoes.map(line), [`data/${name}/state padded q1 r0`, `data/${name}/mode A q1 r0`, `data/${name}/mode B q1 r0`]);
+    // An empty command is delivered as '' and echoed as a zero-length payload (spec §5).
+    const echoes = await observer.waitFor(() => true, 4);
+    assert.deepStrictEqual(echoes.map(line), [`data/${name}/state padded q1 r0`, `data/${name}/mode A q1 r0`, `data/${name}/mode B q1 r0`, `data/${name}/state  q1 r0`]);
     await app.close();
   });
 
@@ -436,11 +446,77 @@ describe('sg-resource and sg-app on a broker', function () {
     assert.strictEqual(o1.msgs.length + o2.msgs.length, 2);
   });
 
+  it('warns about an sg-app subscription with a wildcard and keeps the valid ones working', async () => {
+    const res = uniqueName('res');
+    await load(sgNodes, [
+      brokerNode(),
+      {
+        id: 'app',
+        type: 'sg-app',
+        broker: 'broker',
+        app: uniqueName('app'),
+        subscriptions: [
+          { type: 'data', service: '+', signal: 'state' },
+          { type: 'data', service: res, signal: 'state' },
+        ],
+        wires: [['appout']],
+      },
+      { id: 'appout', type: 'helper' },
+    ]);
+    const out = collect('appout');
+    await waitUntil(() => node('app').warn.args.some((a) => /service "\+" contains/.test(String(a[0]))), 'wildcard warning');
+    // The valid subscription is live: a retained value arrives after subscribing.
+    await observer.publish(`data/${res}/state`, 'on', true);
+    const [msg] = await out.next(1);
+    assert.deepStrictEqual([msg?.topic, msg?.payload], [`data/${res}/state`, 'on']);
+    await clearRetained(broker.url, [`data/${res}/state`]);
+  });
+
   it('refuses a resource name with "/", "+" or "#" with a warning and a catchable error per msg', async () => {
     await load(sgNodes, [brokerNode(), { ...taxisign('taxi/sign'), wires: [[]] }]);
     const res = helper.getNode('res') as unknown as TestNode & { status: { args: unknown[][] } };
     assert.ok(res.warn.args.some((a) => String(a[0]).includes('contains "/", "+" or "#"')));
     assert.ok(res.status.args.some((a) => (a[0] as { text?: string }).text === 'sg-resource.status.bad-name'));
+  });
+
+  it('connects through a core tls-config node with TLS 1.2+, verifying the server certificate', async () => {
+    const dir = path.join(__dirname, '..', '..', 'test', 'fixtures', 'tls');
+    const protocols: string[] = [];
+    const server = tls.createServer({ key: fs.readFileSync(path.join(dir, 'server.key')), cert: fs.readFileSync(path.join(dir, 'server.crt')) }, (socket) => {
+      protocols.push(String(socket.getProtocol()));
+      const upstream = net.connect(broker.port, broker.host);
+      socket.pipe(upstream);
+      upstream.pipe(socket);
+      socket.on('error', () => upstream.destroy());
+      upstream.on('error', () => socket.destroy());
+      socket.on('close', () => upstream.destroy());
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as net.AddressInfo).port;
+    try {
+      const name = uniqueName('taxisignservice');
+      await observer.subscribe(`resourceavailable/${name}/presence`);
+      await load([coreTls, ...(sgNodes as unknown as never[])] as never, [
+        { id: 'tls', type: 'tls-config', cert: '', key: '', ca: path.join(dir, 'server.crt'), verifyservercert: true, servername: '' },
+        brokerNode(port, { host: 'localhost', tls: 'tls' }),
+        taxisign(name),
+        { id: 'out', type: 'helper' },
+      ]);
+      await observer.waitFor((s) => s.payload === 'True');
+      assert.ok(protocols.length > 0 && protocols.every((p) => p === 'TLSv1.2' || p === 'TLSv1.3'), protocols.join());
+      await helper.unload();
+      // Without the CA the self-signed server is refused.
+      await load([coreTls, ...(sgNodes as unknown as never[])] as never, [
+        { id: 'tls', type: 'tls-config', cert: '', key: '', ca: '', verifyservercert: true, servername: '' },
+        brokerNode(port, { host: 'localhost', tls: 'tls' }),
+        taxisign(uniqueName('untrusted')),
+        { id: 'out', type: 'helper' },
+      ]);
+      const b = helper.getNode('broker') as unknown as TestNode;
+      await waitUntil(() => b.warn.args.some((a) => /certificate/i.test(String(a[0]))), 'a certificate warning');
+    } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
   });
 
   function port0(): number {

@@ -60,6 +60,8 @@ export interface SgConnectionOptions {
   pid?: number;
   /** Milliseconds to wait for PUBACK of presence False and for DISCONNECT on close; default 2000. */
   closeTimeout?: number;
+  /** Milliseconds between attempts when the broker endpoint cannot be obtained (embedded port taken); default 5000. */
+  retryDelay?: number;
 }
 
 interface PendingAnswer {
@@ -89,6 +91,7 @@ export class SgConnection {
   private readonly pending = new Map<string, PendingAnswer>();
   private closed = false;
   private corked = false;
+  private retryTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: SgConnectionOptions) {
     this.plan = compilePlan(options.name, []);
@@ -230,10 +233,20 @@ export class SgConnection {
 
   private open(): Promise<void> {
     this.connecting = this.doOpen().catch((err: unknown) => {
+      // E.g. the embedded broker's port is taken: say so, and try again while anyone still uses this connection.
       this.pool.setStatus(Status.error('node-red:common.status.error'));
-      throw err;
+      this.warnUsers(`${this.name}: cannot connect: ${err instanceof Error ? err.message : String(err)}; retrying in ${this.retryDelay / 1000} s`);
+      clearTimeout(this.retryTimer);
+      this.retryTimer = setTimeout(() => {
+        this.retryTimer = undefined;
+        if (!this.closed && this.pool.size > 0 && !this.client) void this.open();
+      }, this.retryDelay);
     });
     return this.connecting;
+  }
+
+  private get retryDelay(): number {
+    return this.options.retryDelay ?? 5000;
   }
 
   private async doOpen(): Promise<void> {
@@ -261,7 +274,14 @@ export class SgConnection {
         this.pool.setStatus(Status.disconnected());
       }
     });
-    client.on('error', (err) => this.options.log.warn(`${this.name}: ${err.message}`));
+    // mqtt.js repeats the same error on every reconnect attempt; say it once until something changes.
+    let lastError = '';
+    client.on('connect', () => (lastError = ''));
+    client.on('error', (err) => {
+      if (err.message === lastError) return;
+      lastError = err.message;
+      this.options.log.warn(`${this.name}: ${err.message}`);
+    });
   }
 
   private reconnect(before: SgPlan): void {
@@ -278,8 +298,13 @@ export class SgConnection {
     if (this.client !== client) return;
     // Commands and echoes are small packets; Nagle + delayed ACK would add ~40 ms to each command -> echo trip.
     (client.stream as unknown as { setNoDelay?(noDelay: boolean): void }).setNoDelay?.(true);
-    this.pool.setStatus(Status.connected());
     const plan = this.plan;
+    if (this.willKey(plan) !== this.appliedWill) {
+      // A resource joined this name while the app connection was being opened: it needs its will, so start over.
+      this.reconnect(compilePlan(this.options.name, [])); // nothing was announced on this connection yet
+      return;
+    }
+    this.pool.setStatus(Status.connected());
     for (const topic of subscriptionsOf(plan)) client.subscribe(topic, { qos: this.options.qos });
     for (const p of startupSequence(plan, this.options.qos, (topic, registered) => this.latestFor(topic, registered))) {
       client.publish(p.topic, p.payload, { qos: p.qos, retain: p.retain });
@@ -370,6 +395,8 @@ export class SgConnection {
   }
 
   private async shutdown(): Promise<void> {
+    clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
     for (const pending of this.pending.values()) clearTimeout(pending.timer);
     this.pending.clear();
     if (this.connecting) await this.connecting.catch(() => undefined);

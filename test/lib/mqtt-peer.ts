@@ -28,7 +28,33 @@ export async function startTestBroker(): Promise<TestBroker> {
 
 /** A unique name per test run, so retained messages of earlier runs on a shared broker cannot interfere. */
 export function uniqueName(base: string): string {
-  return `${base}${randomBytes(3).toString('hex')}`;
+  const name = `${base}${randomBytes(3).toString('hex')}`;
+  usedNames.push(name);
+  return name;
+}
+
+const usedNames: string[] = [];
+
+/** Clears every retained message under `+/<name>/#` for the names handed out since the last call. */
+export async function clearUsedNames(url: string): Promise<void> {
+  const names = usedNames.splice(0);
+  if (names.length === 0) return;
+  const client = await mqtt.connectAsync(url, { clientId: uniqueName('sweeper-'), reconnectPeriod: 0 });
+  usedNames.pop();
+  const retained = new Set<string>();
+  client.on('message', (topic, payload, packet) => {
+    if (packet.retain && payload.length > 0) retained.add(topic);
+  });
+  await client.subscribeAsync(names.map((n) => `+/${n}/#`), { qos: 1 });
+  // Retained messages follow the SUBACK; a round trip through the broker (own message) marks their end.
+  const marker = `busbar-test/${randomBytes(4).toString('hex')}`;
+  await client.subscribeAsync(marker, { qos: 1 });
+  await new Promise<void>((resolve) => {
+    client.on('message', (topic) => topic === marker && resolve());
+    void client.publishAsync(marker, 'x', { qos: 1 });
+  });
+  for (const topic of retained) await client.publishAsync(topic, Buffer.alloc(0), { qos: 1, retain: true });
+  await client.endAsync();
 }
 
 export interface Seen {

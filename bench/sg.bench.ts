@@ -1,20 +1,72 @@
 // Secure Gateway benchmark: sg-resource data publish throughput and command -> echo round trip through the Node-RED
 // runtime, against the core Node-RED `mqtt out` / `mqtt in` nodes on the same broker, in the same run.
+import fs from 'fs';
+import http from 'http';
 import os from 'os';
-import helper from 'node-red-node-test-helper';
-import type { TestNodeInitializer } from 'node-red-node-test-helper';
+import path from 'path';
 import mqtt, { MqttClient } from 'mqtt';
 import { EmbeddedBroker } from '../src/mqtt/embedded-broker';
 
-const sgNodes = [require('../nodes/sg-broker'), require('../nodes/sg-resource')] as TestNodeInitializer[];
-const coreMqtt = require('@node-red/nodes/core/network/10-mqtt.js') as TestNodeInitializer;
-
 const PUBLISHES = 10000; // per throughput run
-const ROUND_TRIPS = 150; // per latency run
+const ROUND_TRIPS = 120; // per latency run
+const BURSTS = 3; // throughput bursts per run
 const RUNS = 5; // alternating sg / core (order swapped every run); medians reported
 
 interface Receivable {
   receive(msg: object): void;
+}
+
+interface RuntimeNode extends Receivable {
+  on(event: 'input', listener: () => void): void;
+}
+
+/**
+ * A real Node-RED runtime (no test-helper spies, which record every call) with this package installed from a
+ * temporary user directory, as a user's Node-RED would load it.
+ */
+class NodeRed {
+  private readonly red = require('node-red') as {
+    init(server: http.Server, settings: object): void;
+    start(): Promise<void>;
+    stop(): Promise<void>;
+    nodes: { getNode(id: string): unknown };
+    runtime: { flows: { setFlows(opts: object): Promise<unknown> } };
+  };
+  private readonly dir = fs.mkdtempSync(path.join(os.tmpdir(), 'busbar-sg-bench-'));
+
+  async start(): Promise<void> {
+    const scope = path.join(this.dir, 'node_modules', '@busbar');
+    fs.mkdirSync(scope, { recursive: true });
+    fs.symlinkSync(path.join(__dirname, '..', '..'), path.join(scope, 'node-red-buses'), 'dir');
+    fs.writeFileSync(path.join(this.dir, 'package.json'), JSON.stringify({ name: 'bench', dependencies: { '@busbar/node-red-buses': '*' } }));
+    this.red.init(http.createServer(), {
+      userDir: this.dir,
+      httpAdminRoot: false,
+      httpNodeRoot: false,
+      logging: { console: { level: process.env.BENCH_DEBUG ? 'info' : 'error' } },
+      editorTheme: { tours: false },
+    });
+    await this.red.start();
+  }
+
+  async deploy(flows: object[]): Promise<void> {
+    // Stop everything first: a full deploy that only rewires a node trips over Node-RED's rewire path when driven
+    // through the runtime API, and a clean stop/start is what the measurements want anyway.
+    await this.red.runtime.flows.setFlows({ flows: { flows: [] }, deploymentType: 'full' });
+    if (flows.length > 0) await this.red.runtime.flows.setFlows({ flows: { flows }, deploymentType: 'full' });
+  }
+
+  node(id: string): RuntimeNode {
+    const n = this.red.nodes.getNode(id) as RuntimeNode | null;
+    if (!n) throw new Error(`bench: node ${id} not running`);
+    return n;
+  }
+
+  async stop(): Promise<void> {
+    await this.deploy([]);
+    await this.red.stop();
+    fs.rmSync(this.dir, { recursive: true, force: true });
+  }
 }
 
 function sleep(ms: number): Promise<void> {
@@ -39,25 +91,25 @@ function percentile(xs: number[], p: number): number {
   return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)] as number;
 }
 
-async function load(nodes: TestNodeInitializer[], flow: object[]): Promise<void> {
-  await helper.load(nodes as unknown as TestNodeInitializer, flow as Parameters<typeof helper.load>[1]);
-}
-
 /**
  * Publishes PUBLISHES values through `entry` and returns msgs/s until every input msg completed (done() after the
  * broker's PUBACK, for both node kinds), counted by a Complete node. Counting at a subscriber instead would measure
  * the broker's queue limits (Mosquitto drops QoS 1 messages beyond max_queued_messages for a slow subscriber).
  */
-async function throughput(entry: Receivable, inputTopic: string): Promise<number> {
-  let count = 0;
-  const counter = helper.getNode('completed') as unknown as { on(e: 'input', l: () => void): void; removeAllListeners(e: string): void };
-  counter.on('input', () => count++);
+async function throughput(counter: { count: number }, entry: Receivable, inputTopic: string): Promise<number> {
+  counter.count = 0;
   const start = process.hrtime.bigint();
   for (let i = 0; i < PUBLISHES; i++) entry.receive({ topic: inputTopic, payload: i });
-  await until(() => count >= PUBLISHES, `${PUBLISHES} completed publishes`, 60000);
+  await until(() => counter.count >= PUBLISHES, `${PUBLISHES} completed publishes`, 60000);
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
-  counter.removeAllListeners('input');
   return PUBLISHES / seconds;
+}
+
+/** Counts the msgs reaching a node (one listener per deployed flow). */
+function counting(red: NodeRed, id: string): { count: number } {
+  const counter = { count: 0 };
+  red.node(id).on('input', () => counter.count++);
+  return counter;
 }
 
 /** Sequential command -> echo round trips seen from an independent client; returns milliseconds per trip. */
@@ -89,8 +141,8 @@ async function roundTrips(client: MqttClient, command: string, echo: string): Pr
 }
 
 export async function run(): Promise<string> {
-  helper.init(require.resolve('node-red'));
-  await helper.startServer();
+  const red = new NodeRed();
+  await red.start();
   const external = process.env.MQTT_URL;
   const embedded = external ? undefined : new EmbeddedBroker({ port: 0 });
   const port = embedded ? await embedded.start() : Number(new URL(external as string).port || 1883);
@@ -99,17 +151,18 @@ export async function run(): Promise<string> {
   const res = `benchres${process.pid}`;
   const core = `benchcore${process.pid}`;
 
-  const completion = (target: string): object[] => [
-    { id: 'completion', type: 'complete', z: 'f', scope: [target], uncaught: false, wires: [['completed']] },
-    { id: 'completed', type: 'helper', z: 'f' },
+  // Ids differ between the sg and the core flows so each deploy is a clean replacement.
+  const completion = (tab: string, target: string): object[] => [
+    { id: `${tab}-completion`, type: 'complete', z: tab, scope: [target], uncaught: false, wires: [[`${tab}-completed`]] },
+    { id: `${tab}-completed`, type: 'debug', z: tab, active: false, tosidebar: false, console: false, tostatus: false, complete: 'false', wires: [] },
   ];
   const sgFlow = (echoAnswer: boolean): object[] => [
-    { id: 'f', type: 'tab' },
-    ...completion('res'),
+    { id: 'fs', type: 'tab' },
+    ...completion('fs', 'res'),
     { id: 'sgb', type: 'sg-broker', mode: 'external', host, port, protocol: '3.1.1', keepalive: 10, qos: 1, clean: true },
     {
       id: 'res',
-      z: 'f',
+      z: 'fs',
       type: 'sg-resource',
       broker: 'sgb',
       resource: res,
@@ -121,12 +174,12 @@ export async function run(): Promise<string> {
     },
   ];
   const coreFlow: object[] = [
-    { id: 'f', type: 'tab' },
-    ...completion('out'),
+    { id: 'fc', type: 'tab' },
+    ...completion('fc', 'out'),
     { id: 'mb', type: 'mqtt-broker', broker: host, port, clientid: `${core}-${process.pid}`, autoConnect: true, usetls: false, protocolVersion: 4, keepalive: 10, cleansession: true },
-    { id: 'out', z: 'f', type: 'mqtt out', broker: 'mb', topic: '', qos: '1', retain: 'false' },
-    { id: 'in', z: 'f', type: 'mqtt in', broker: 'mb', topic: `command/${core}/ping`, qos: '1', datatype: 'utf8', wires: [['echo']] },
-    { id: 'echo', z: 'f', type: 'mqtt out', broker: 'mb', topic: `data/${core}/ping`, qos: '1', retain: 'false' },
+    { id: 'out', z: 'fc', type: 'mqtt out', broker: 'mb', topic: '', qos: '1', retain: 'false', wires: [] },
+    { id: 'in', z: 'fc', type: 'mqtt in', broker: 'mb', topic: `command/${core}/ping`, qos: '1', datatype: 'utf8', wires: [['echo']] },
+    { id: 'echo', z: 'fc', type: 'mqtt out', broker: 'mb', topic: `data/${core}/ping`, qos: '1', retain: 'false', wires: [] },
   ];
 
   const sgReady = async (): Promise<void> => {
@@ -139,10 +192,19 @@ export async function run(): Promise<string> {
     await sleep(200);
   };
   const coreReady = async (): Promise<void> => {
-    await until(() => (helper.getNode('mb') as unknown as { connected?: boolean }).connected === true, 'core mqtt-broker connection');
-    await sleep(300); // mqtt in subscribes right after connect
+    // Ready when the mqtt in -> mqtt out echo answers a probe.
+    const probe = await mqtt.connectAsync(url, { clientId: `bench-probe-${process.pid}`, reconnectPeriod: 0 });
+    let echoed = false;
+    probe.on('message', () => (echoed = true));
+    await probe.subscribeAsync(`data/${core}/ping`, { qos: 1 });
+    for (let i = 0; i < 100 && !echoed; i++) {
+      await probe.publishAsync(`command/${core}/ping`, 'probe', { qos: 1 });
+      await sleep(100);
+    }
+    await probe.endAsync();
+    if (!echoed) throw new Error('bench: core mqtt flow did not answer');
+    await sleep(200);
   };
-
   const sgRate: number[] = [];
   const coreRate: number[] = [];
   const sgEcho: number[] = [];
@@ -153,22 +215,23 @@ export async function run(): Promise<string> {
   (pinger.stream as unknown as { setNoDelay(b: boolean): void }).setNoDelay(true);
   try {
     const sgRun = async (): Promise<void> => {
-      await load(sgNodes, sgFlow(false));
+      await red.deploy(sgFlow(false));
       await sgReady();
-      sgRate.push(await throughput(helper.getNode('res') as unknown as Receivable, 'value'));
+      const sgCounter = counting(red, 'fs-completed');
+      for (let b = 0; b < BURSTS; b++) sgRate.push(await throughput(sgCounter, red.node('res'), 'value'));
       sgEcho.push(...(await roundTrips(pinger, `command/${res}/ping`, `data/${res}/ping`)));
-      await helper.unload();
-      await load(sgNodes, sgFlow(true));
+      await red.deploy(sgFlow(true));
       await sgReady();
       sgFlowEcho.push(...(await roundTrips(pinger, `command/${res}/ping`, `data/${res}/ping`)));
-      await helper.unload();
+      await red.deploy([]);
     };
     const coreRun = async (): Promise<void> => {
-      await load([coreMqtt], coreFlow);
+      await red.deploy(coreFlow);
       await coreReady();
-      coreRate.push(await throughput(helper.getNode('out') as unknown as Receivable, `data/${core}/value`));
+      const coreCounter = counting(red, 'fc-completed');
+      for (let b = 0; b < BURSTS; b++) coreRate.push(await throughput(coreCounter, red.node('out'), `data/${core}/value`));
       coreEcho.push(...(await roundTrips(pinger, `command/${core}/ping`, `data/${core}/ping`)));
-      await helper.unload();
+      await red.deploy([]);
     };
     for (let r = 0; r < RUNS; r++) {
       if (r % 2 === 0) {
@@ -189,7 +252,7 @@ export async function run(): Promise<string> {
       }
       await cleaner.endAsync();
     }
-    await helper.stopServer();
+    await red.stop();
     await embedded?.close();
   }
 
@@ -200,7 +263,7 @@ export async function run(): Promise<string> {
   return [
     '## Secure Gateway (sg-resource vs core mqtt nodes)',
     '',
-    `Broker: ${broker}; QoS 1 everywhere; ${RUNS} runs alternating which side goes first; throughput = median over runs of ${PUBLISHES} msgs sent into the node at once, until the last done() (QoS 1 PUBACK) seen by a Complete node; latency = percentiles over ${RUNS * ROUND_TRIPS} sequential command \u2192 echo round trips (after 20 warm-up trips per run) timed by an independent mqtt.js client. ${os.cpus().length} CPUs shared with other work.`,
+    `Runtime: a real Node-RED ${String((require('node-red/package.json') as { version: string }).version)} started in-process with this package installed in a temporary user directory, flows deployed through its runtime API (no test-helper spies). Broker: ${broker}; QoS 1 everywhere; ${RUNS} runs alternating which side goes first; throughput = median of ${RUNS * BURSTS} bursts of ${PUBLISHES} msgs sent into the node at once, until the last done() (QoS 1 PUBACK) seen by a Complete node; latency = percentiles over ${RUNS * ROUND_TRIPS} sequential command \u2192 echo round trips (after 20 warm-up trips per run) timed by an independent mqtt.js client. ${os.cpus().length} CPUs shared with other work.`,
     '',
     '| measure | sg nodes | core `mqtt out` / `mqtt in` | ratio (sg / core) |',
     '|---|---|---|---|',

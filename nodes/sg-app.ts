@@ -60,7 +60,7 @@ export = function (RED: NodeAPI): void {
       node.send(msg);
     });
 
-    node.on('input', (msg, send, done) => {
+    node.on('input', (msg, _send, done) => {
       if (connection instanceof Error) {
         done(connection);
         return;

@@ -519,6 +519,31 @@ describe('sg-resource and sg-app on a broker', function () {
     }
   });
 
+  it('an sg-app named like an sg-resource shares its connection and will', async () => {
+    const name = uniqueName('taxisignservice');
+    const other = uniqueName('climateservice');
+    await observer.subscribe(`+/${name}/#`);
+    await load(sgNodes, [
+      brokerNode(),
+      taxisign(name),
+      { id: 'out', type: 'helper' },
+      { id: 'app', type: 'sg-app', broker: 'broker', app: name, subscriptions: [{ type: 'data', service: other, signal: 'temp' }], wires: [['appout']] },
+      { id: 'appout', type: 'helper' },
+    ]);
+    const appout = collect('appout');
+    await observer.waitFor((s) => s.topic === `data/${name}/state`);
+    await observer.publish(`data/${other}/temp`, '27.5');
+    const [msg] = await appout.next(1);
+    assert.strictEqual(msg?.payload, '27.5');
+    // One identity: exactly one startup burst (a second client with the same id would also have announced itself).
+    assert.deepStrictEqual(observer.seen.map(line), [
+      `resourceavailable/${name}/presence True q1 r1`,
+      `commandavailable/${name}/state True q1 r1`,
+      `dataavailable/${name}/state True q1 r1`,
+      `data/${name}/state False q1 r1`,
+    ]);
+  });
+
   function port0(): number {
     return broker.port;
   }

@@ -40,8 +40,9 @@ function str(s: string): Buffer {
 }
 
 /** CONNECT as spec §3.1 lays it out byte by byte. */
-function sgframeworkConnect(clientId: string, will?: { topic: string; payload: string }): Buffer {
-  const flags = will ? 0x2e : 0x02; // will retain | will QoS 1 | will | clean session
+function sgframeworkConnect(clientId: string, will?: { topic: string; payload: string }, clean = true, willQos = 1): Buffer {
+  // will retain 0x20 | will QoS << 3 | will 0x04 | clean session 0x02
+  const flags = (will ? 0x20 | (willQos << 3) | 0x04 : 0) | (clean ? 0x02 : 0);
   const body = Buffer.concat([
     str('MQIsdp'),
     Buffer.from([0x03, flags, 0x00, 0x0a]),
@@ -67,6 +68,23 @@ describe('sg CONNECT packets on the wire', () => {
       assert.strictEqual((await capture.first).toString('hex'), expected.toString('hex'));
     } finally {
       await capture.close();
+    }
+  });
+
+  it('without clean session the client id is the plain name (flags 0x2c); QoS 0 gives a QoS 0 will (0x26)', async () => {
+    for (const [clean, qos, name] of [[false, 1, 'edgeres'], [true, 0, 'qos0res']] as const) {
+      const capture = await captureServer();
+      try {
+        await load(sgNodes, [
+          { id: 'b', type: 'sg-broker', mode: 'external', host: '127.0.0.1', port: capture.port, protocol: '3.1', keepalive: 10, qos, clean },
+          { id: 'r', type: 'sg-resource', broker: 'b', resource: name, commands: [], data: [], wires: [[]] },
+        ]);
+        const expected = sgframeworkConnect(clean ? `${name}-${process.pid}` : name, { topic: `resourceavailable/${name}/presence`, payload: 'False' }, clean, qos);
+        assert.strictEqual((await capture.first).toString('hex'), expected.toString('hex'));
+      } finally {
+        await helper.unload();
+        await capture.close();
+      }
     }
   });
 

@@ -92,6 +92,7 @@ export class SgConnection {
   private closed = false;
   private corked = false;
   private retryTimer: NodeJS.Timeout | undefined;
+  private lastOpenError = '';
 
   constructor(private readonly options: SgConnectionOptions) {
     this.plan = compilePlan(options.name, []);
@@ -235,7 +236,9 @@ export class SgConnection {
     this.connecting = this.doOpen().catch((err: unknown) => {
       // E.g. the embedded broker's port is taken: say so, and try again while anyone still uses this connection.
       this.pool.setStatus(Status.error('node-red:common.status.error'));
-      this.warnUsers(`${this.name}: cannot connect: ${err instanceof Error ? err.message : String(err)}; retrying in ${this.retryDelay / 1000} s`);
+      const text = `${this.name}: cannot connect: ${err instanceof Error ? err.message : String(err)}; retrying every ${this.retryDelay / 1000} s`;
+      if (text !== this.lastOpenError) this.warnUsers(text);
+      this.lastOpenError = text;
       clearTimeout(this.retryTimer);
       this.retryTimer = setTimeout(() => {
         this.retryTimer = undefined;
@@ -263,6 +266,7 @@ export class SgConnection {
     };
     if (will) options.will = { topic: will.topic, payload: Buffer.from(will.payload), qos: will.qos, retain: will.retain };
     this.appliedWill = this.willKey(plan);
+    this.lastOpenError = '';
     const client = mqtt.connect(endpoint.url, options);
     this.client = client;
     client.on('connect', () => this.onConnect(client));

@@ -5,6 +5,7 @@ import type { TestNodeInitializer } from 'node-red-node-test-helper';
 import mqtt, { MqttClient } from 'mqtt';
 import { helloYaml } from '../test/support/hello';
 import { startBroker } from '../test/support/v5-broker';
+import { green } from '../test/support/node-calls';
 
 type QoS = 0 | 1 | 2;
 const WARMUP = 50;
@@ -19,7 +20,6 @@ interface Msg {
 interface HelperNode {
   receive(msg: Msg): void;
   on(event: 'input', fn: (msg: Msg) => void): void;
-  status: { lastCall?: { args: [{ fill?: string }] } };
 }
 
 /** Runs up to `total` calls (stopping early after `seconds`) with at most `window` in flight; returns calls per second. */
@@ -111,7 +111,7 @@ async function nodePair(url: string, qos: QoS): Promise<{ call(): Promise<void> 
     done?.();
   });
   for (const id of ['svc', 'cli']) {
-    for (let i = 0; i < 500 && node(id).status.lastCall?.args[0]?.fill !== 'green'; i++) await new Promise((r) => setTimeout(r, 20));
+    await green(id);
   }
   // The test helper wraps every node's send/status/log in recording sinon spies; measure the nodes, not the spies.
   (helper as unknown as { _sandbox: { restore(): void } })._sandbox.restore();

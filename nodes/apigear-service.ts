@@ -94,10 +94,20 @@ export = function (RED: NodeAPI): void {
     }
 
     node.on('close', (removed, done) => {
-      service?.stop();
+      const closing = service;
       service = undefined;
-      const closing = connection ? connection.close(removed) : Promise.resolve();
-      closing.catch((err: unknown) => node.error(asError(err).message)).finally(done);
+      // A deleted or disabled service takes its retained property values with it; a restarted one keeps them.
+      const cleared =
+        removed && closing
+          ? Promise.race([closing.clearProperties().catch(() => undefined), new Promise<void>((resolve) => setTimeout(resolve, 2000).unref())])
+          : Promise.resolve();
+      cleared
+        .then(() => {
+          closing?.stop();
+          return connection ? connection.close(removed) : undefined;
+        })
+        .catch((err: unknown) => node.error(asError(err).message))
+        .finally(done);
     });
   });
 };

@@ -4,6 +4,7 @@ import assert from 'assert';
 import fs from 'fs';
 import path from 'path';
 import helper from 'node-red-node-test-helper';
+import { green } from './support/node-calls';
 import type { TestNodeInitializer } from 'node-red-node-test-helper';
 
 helper.init(require.resolve('node-red'));
@@ -50,12 +51,6 @@ function trigger(id: string): void {
 
 function next(id: string): Promise<Record<string, unknown>> {
   return new Promise((resolve) => (helper.getNode(id) as unknown as { once(e: string, fn: (m: Record<string, unknown>) => void): void }).once('input', resolve));
-}
-
-async function green(id: string): Promise<void> {
-  const n = helper.getNode(id) as unknown as { status: { lastCall?: { args: [{ fill?: string }] } } };
-  for (let i = 0; i < 250 && n.status.lastCall?.args[0]?.fill !== 'green'; i++) await new Promise((r) => setTimeout(r, 20));
-  assert.strictEqual(n.status.lastCall?.args[0]?.fill, 'green', `${id} connected`);
 }
 
 describe('apigear examples', () => {

@@ -7,6 +7,7 @@ import { MqttClient } from 'mqtt';
 import { helloYaml } from './support/hello';
 import { connectV5, endClient, Inbox, publish, subscribe } from './support/mqtt-peer';
 import { uniqueModule } from './support/v5-broker';
+import { callsOf, green, lastStatus } from './support/node-calls';
 import type { SgBrokerNode } from '../nodes/lib/sg-broker-api';
 
 helper.init(require.resolve('node-red'));
@@ -26,8 +27,6 @@ interface Msg {
 interface TestNode {
   receive(msg: Msg): void;
   on(event: 'input', fn: (msg: Msg) => void): void;
-  status: { getCalls(): Array<{ args: [{ fill?: string; text?: string }] }> };
-  error: { getCalls(): Array<{ args: unknown[] }> };
 }
 
 function node(id: string): TestNode {
@@ -48,16 +47,7 @@ function next(id: string): Promise<Msg> {
   return new Promise((resolve) => (helper.getNode(id) as unknown as { once(e: string, fn: (m: Msg) => void): void }).once('input', resolve));
 }
 
-/** Waits (bounded) until a node shows a green status, i.e. its subscriptions are acknowledged. */
-async function connected(id: string): Promise<void> {
-  for (let i = 0; i < 250; i++) {
-    const calls = node(id).status.getCalls();
-    const last = calls[calls.length - 1]?.args[0];
-    if (last?.fill === 'green') return;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error(`${id} did not connect`);
-}
+const connected = green;
 
 describe('apigear nodes' + (process.env.MQTT_URL ? ` (${process.env.MQTT_URL})` : ' (embedded broker)'), () => {
   let moduleName: string;
@@ -72,17 +62,18 @@ describe('apigear nodes' + (process.env.MQTT_URL ? ` (${process.env.MQTT_URL})` 
     P = `${moduleName}/Hello`;
   });
   afterEach(async () => {
-    if (peers.length > 0) await publish(peers[0], `${P}/prop/last`, '', { retain: true }); // leave no retained value behind
+    // Leave no retained value behind (when the broker is still there: removing the last user stops the embedded one).
+    if (peers.length > 0 && peers[0].connected) await publish(peers[0], `${P}/prop/last`, '', { retain: true });
     await Promise.all(peers.map(endClient));
     peers = [];
     await helper.unload();
   });
 
   function serviceDef(extra: object = {}): Record<string, unknown> {
-    return { id: 'svc', type: 'apigear-service', broker: 'b1', source: 'yaml', moduleYaml: helloYaml(moduleName), interface: 'Hello', qos: 2, applySet: true, wires: [['svcSet'], ['svcCall']], ...extra };
+    return { id: 'svc', type: 'apigear-service', broker: 'b1', source: 'yaml', moduleYaml: helloYaml(moduleName), interface: 'Hello', applySet: true, wires: [['svcSet'], ['svcCall']], ...extra };
   }
   function clientDef(extra: object = {}): Record<string, unknown> {
-    return { id: 'cli', type: 'apigear-client', broker: 'b1', source: 'yaml', moduleYaml: helloYaml(moduleName), interface: 'Hello', clientId: `nr-cli-${process.pid}`, qos: 2, timeout: 5, wires: [['cliProp'], ['cliSig'], ['cliResult']], ...extra };
+    return { id: 'cli', type: 'apigear-client', broker: 'b1', source: 'yaml', moduleYaml: helloYaml(moduleName), interface: 'Hello', clientId: `nr-cli-${process.pid}`, timeout: 5, wires: [['cliProp'], ['cliSig'], ['cliResult']], ...extra };
   }
   const helpers = ['svcSet', 'svcCall', 'cliProp', 'cliSig', 'cliResult', 'caught'].map((id) => ({ id, type: 'helper' }));
 
@@ -138,7 +129,7 @@ describe('apigear nodes' + (process.env.MQTT_URL ? ` (${process.env.MQTT_URL})` 
   });
 
   it('the service node speaks the wire protocol to a plain mqtt.js v5 client (Python and C++ correlation data)', async () => {
-    await start([serviceDef()]);
+    await start([serviceDef({ qos: 2 })]); // QoS 2, as ApiGear's templates use
     await connected('svc');
     // The reply msg travels through JSON on the way back (as after a JSON or file node): CorrelationData becomes
     // { type: 'Buffer', data: [...] }, and must still be echoed byte for byte.
@@ -180,7 +171,7 @@ describe('apigear nodes' + (process.env.MQTT_URL ? ` (${process.env.MQTT_URL})` 
 
   it('the client node speaks the wire protocol to a plain mqtt.js v5 service', async () => {
     const { client: raw, inbox } = await (async () => {
-      await start([clientDef()]);
+      await start([clientDef({ qos: 2 })]); // QoS 2, as ApiGear's templates use
       return peer();
     })();
     await publish(raw, `${P}/prop/last`, '{"content":"one"}', { retain: true });
@@ -252,11 +243,54 @@ describe('apigear nodes' + (process.env.MQTT_URL ? ` (${process.env.MQTT_URL})` 
     );
   });
 
+  it('a restarted service keeps its retained properties; a removed one clears them', async () => {
+    await start([serviceDef()]);
+    await connected('svc');
+    node('svc').receive({ topic: 'prop/last', payload: { content: 'kept?' } });
+    const { client, inbox } = await peer();
+    await subscribe(client, `${P}/prop/+`);
+    assert.strictEqual((await inbox.next(`${P}/prop/last`)).payload.toString(), '{"content":"kept?"}');
+    const flowWith = (name: string): object[] => [{ id: 'f1', type: 'tab', label: 'apigear' }, brokerDef(), { z: 'f1', ...serviceDef({ name }) }, ...helpers.map((h) => ({ z: 'f1', ...h }))];
+    // Modified node: Node-RED restarts it (close with removed=false). The value stays retained.
+    await helper.setFlows(flowWith('renamed') as never, 'nodes');
+    await connected('svc');
+    const late = await peer();
+    await subscribe(late.client, `${P}/prop/+`);
+    const kept = await late.inbox.next(`${P}/prop/last`);
+    assert.strictEqual(kept.packet.retain, true);
+    // Deleted node ("modified nodes" deploy, so the broker node stays up): close with removed=true clears the
+    // retained value with an empty retained publish.
+    await helper.setFlows([{ id: 'f1', type: 'tab', label: 'apigear' }, brokerDef(), ...helpers.map((h) => ({ z: 'f1', ...h }))] as never, 'nodes');
+    const cleared = await inbox.next(`${P}/prop/last`);
+    assert.strictEqual(cleared.payload.length, 0);
+  });
+
   it('reports a declaration that does not compile in its status and log, without connecting', async () => {
     await start([serviceDef({ interface: 'Goodbye' })]);
-    const status = node('svc').status.getCalls().map((c) => c.args[0]);
-    assert.deepStrictEqual(status[status.length - 1], { fill: 'red', shape: 'ring', text: 'apigear-service.status.invalid' });
-    assert.match(String(node('svc').error.getCalls()[0].args[0]), /has no interface "Goodbye" \(it declares: Hello\)/);
+    assert.deepStrictEqual(lastStatus('svc'), { fill: 'red', shape: 'ring', text: 'apigear-service.status.invalid' });
+    assert.match(String(callsOf('svc', 'error')[0][0]), /has no interface "Goodbye" \(it declares: Hello\)/);
+  });
+
+  it('refuses a client id that cannot be a topic level, without connecting', async () => {
+    await start([clientDef({ clientId: 'a/b' })]);
+    assert.deepStrictEqual(lastStatus('cli'), { fill: 'red', shape: 'ring', text: 'apigear-client.status.invalid' });
+    assert.match(String(callsOf('cli', 'error')[0][0]), /client id "a\/b": up to 128 characters, no spaces, \+, # or \//);
+  });
+
+  it('reports a broker that cannot start (embedded port in use) in status and log, and keeps the runtime up', async function () {
+    if (process.env.MQTT_URL) this.skip(); // about the embedded broker
+    const net = await import('net');
+    const blocker = net.createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    const port = (blocker.address() as { port: number }).port;
+    try {
+      await helper.load(nodes as never, [{ id: 'b1', type: 'sg-broker', mode: 'embedded', embeddedPort: port }, clientDef({ wires: [[], [], []] })] as never);
+      for (let i = 0; i < 250 && callsOf('cli', 'error').length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+      assert.match(String(callsOf('cli', 'error')[0]?.[0]), /MQTT broker: .*EADDRINUSE/);
+      assert.strictEqual(lastStatus('cli')?.fill, 'red');
+    } finally {
+      blocker.close();
+    }
   });
 
   it('works with members listed by hand', async () => {

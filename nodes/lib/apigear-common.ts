@@ -31,9 +31,14 @@ export interface ApiGearDef extends NodeDef {
 
 export type QoS = 0 | 1 | 2;
 
+/**
+ * QoS for every publish and subscription of a node. Default 1, the ApiGear spec's default: the generated templates use
+ * 2, but the embedded aedes 2.0.0-beta.1 broker now and then acknowledges a QoS 2 publish without delivering it.
+ */
 export function qosOf(value: unknown): QoS {
+  if (value === undefined || value === null || value === '') return 1;
   const n = Number(value);
-  return n === 0 || n === 1 ? n : 2;
+  return n === 0 || n === 2 ? n : 1;
 }
 
 /** Compiles the node's declaration; throws an error naming the declaration at fault. */
@@ -50,6 +55,8 @@ export function planOf(def: ApiGearDef): InterfacePlan {
 /** The node's MQTT client id: as configured, else derived from the node id, which stays the same across deploys. */
 export function clientIdOf(node: Node, def: ApiGearDef, prefix: string): string {
   const id = (def.clientId ?? '').trim();
+  // The id becomes a topic level of every reply topic, so it cannot hold MQTT separators or wildcards.
+  if (id && !/^[^\s+#/]{1,128}$/.test(id)) throw new Error(`client id ${JSON.stringify(id)}: up to 128 characters, no spaces, +, # or /`);
   return id || `${prefix}-${node.id.replace(/[^A-Za-z0-9_-]/g, '')}`;
 }
 
@@ -128,12 +135,14 @@ export class V5Connection {
         onClient(client);
         return client;
       },
-      (err: unknown) => {
-        this.node.status(Status.error('node-red:common.status.error'));
-        this.node.error(`MQTT broker: ${err instanceof Error ? err.message : String(err)}`);
-        return undefined;
-      },
-    );
+    ).catch((err: unknown) => {
+      // Broker node failures (embedded broker cannot listen) and connect-time throws (a malformed URL) end here, as a
+      // status and a log line — never as an unhandled rejection that could take the runtime down.
+      this.node.status(Status.error('node-red:common.status.error'));
+      this.node.error(`MQTT broker: ${err instanceof Error ? err.message : String(err)}`);
+      this.client?.end(true);
+      return undefined;
+    });
   }
 
   /** Ends the client (forcibly if a clean end stalls) and releases the broker config node. */

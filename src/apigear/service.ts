@@ -85,6 +85,17 @@ export class ApiGearService extends EventEmitter<ServiceEvents> {
     return true;
   }
 
+  /**
+   * Clears the retained value of every property of the interface (empty retained payloads), so clients stop seeing
+   * properties of an implementation that no longer exists — including values an earlier instance of this node
+   * published before a restart. For a removed service node, not for a restart.
+   */
+  async clearProperties(): Promise<void> {
+    this.values.clear();
+    if (!this.client.connected) return;
+    await Promise.all([...this.plan.properties.values()].map((p) => publish(this.client, p.topic, '', { qos: this.qos, retain: true })));
+  }
+
   /** Publishes a signal: a JSON array of the arguments in declaration order, not retained. */
   async emitSignal(name: string, args: unknown[]): Promise<void> {
     const sig = this.plan.signals.get(name);

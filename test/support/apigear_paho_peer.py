@@ -64,6 +64,10 @@ if mode == "client":
             say(event="sig", args=json.loads(msg.payload))
             seen.add("sig")
         finish_if("result", "prop", "sig")
+        if "result" in seen and "sig" in seen and "grace" not in seen:
+            # The property echo may not come (see the test); do not wait the full 15 s for it.
+            seen.add("grace")
+            threading.Timer(3.0, done.set).start()
 
 else:  # service
 

@@ -17,8 +17,9 @@ import { deployFlows, waitFor } from './lib';
 declare const RED: any;
 declare const $: any;
 
-const { start } = require(path.join(packageRoot, 'scripts', 'start.js')) as {
+const { start, buildDemoFlows } = require(path.join(packageRoot, 'scripts', 'start.js')) as {
   start(o: Record<string, unknown>): Promise<{ url: string; stop(): Promise<void> }>;
+  buildDemoFlows(): FlowNode[];
 };
 
 const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
@@ -617,6 +618,40 @@ describe('editor in a real browser (chromium)', function () {
       });
     });
   }
+});
+
+describe('the npm start demo (every example in one runtime)', function () {
+  this.timeout(120000);
+
+  it('deploys, and every one of our nodes turns green', async () => {
+    const demo = buildDemoFlows();
+    await deployFlows(running!.url, demo);
+    await page.goto(running!.url);
+    await editorReady(page);
+    const ours = demo.filter((n) => ourTypes.has(n.type) && !configTypes.has(n.type)).map((n) => ({ id: n.id, type: n.type }));
+    let last: Array<{ id: string; type: string; fill?: string; text?: string }> = [];
+    try {
+      await waitFor(
+        'green status on every node of the demo',
+        async () => {
+          last = await page.evaluate(
+            (nodes) =>
+              nodes.map((n) => {
+                const node = RED.nodes.node(n.id);
+                return { ...n, fill: node?.status?.fill, text: node?.status?.text };
+              }),
+            ours,
+          );
+          return last.every((s) => s.fill === 'green');
+        },
+        30000,
+      );
+    } finally {
+      await page.screenshot({ path: path.join(ARTIFACTS, 'demo.png') }).catch(() => undefined);
+      deployNotes.push({ example: '(npm start demo)', note: last.filter((s) => s.fill !== 'green').map((s) => `${s.type} ${s.fill ?? 'no status'} ${s.text ?? ''}`).join(' | ') || 'all green' });
+      await deployFlows(running!.url, []);
+    }
+  });
 });
 
 describe('editor in German (de-DE browser)', function () {

@@ -1,9 +1,42 @@
 // Editor code shared by the apigear-service and apigear-client edit dialogs, which have the same interface
 // declaration UI (module YAML or a member list, interface picker, topic summary). Node-RED serves it from the
 // package's resources/ folder; each .html loads it with <script src="resources/@busbar/node-red-buses/...">
-// before its own registerType, which calls these from oneditprepare/-save/-cancel/-resize.
+// before its own registerType, whose validators and oneditprepare/-save/-cancel/-resize call these.
 // ns is the node type: its message catalog holds the dialog's texts.
 (function () {
+    // Validators of the fields both nodes declare; node is the validated node (this), ns its type, whose catalog
+    // holds the messages.
+    function message(node, ns, key, args) {
+        return node._ ? node._(ns + '.errors.' + key, args) : RED._('@busbar/node-red-buses/' + ns + ':' + ns + '.errors.' + key, args);
+    }
+
+    var validate = {
+        moduleYaml: function (node, ns, v) {
+            if (node.source === 'members') { return true; }
+            return (typeof v === 'string' && /(^|\n)\s*interfaces\s*:/.test(v)) || message(node, ns, 'moduleYaml');
+        },
+        module: function (node, ns, v) {
+            if (node.source !== 'members') { return true; }
+            return /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$/.test(v || '') || message(node, ns, 'module');
+        },
+        interface: function (node, ns, v) {
+            return /^[A-Za-z_][A-Za-z0-9_]*$/.test(v || '') || message(node, ns, 'interface');
+        },
+        members: function (node, ns, v) {
+            if (node.source !== 'members') { return true; }
+            if (!Array.isArray(v) || v.length === 0) { return message(node, ns, 'members'); }
+            for (var i = 0; i < v.length; i++) {
+                if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(v[i].name || '')) {
+                    return message(node, ns, 'memberName', { n: i + 1 });
+                }
+            }
+            return true;
+        },
+        clientId: function (node, ns, v) {
+            return !v || /^[^\s+#/]{1,128}$/.test(v) || message(node, ns, 'clientId');
+        }
+    };
+
     function prepare(node, ns) {
         $('#node-input-qos').val(String(node.qos === undefined ? 1 : node.qos));
 
@@ -149,5 +182,5 @@
         node._yamlEditor.resize();
     }
 
-    window.BusbarApiGearEditor = { prepare: prepare, save: save, cancel: cancel, resize: resize };
+    window.BusbarApiGearEditor = { validate: validate, prepare: prepare, save: save, cancel: cancel, resize: resize };
 })();

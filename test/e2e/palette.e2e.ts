@@ -196,6 +196,24 @@ for (const target of targets) {
       assert.deepStrictEqual([...ours].sort(), own.sort(), 'icons listed by GET /icons');
     });
 
+    it('serves every resources/ script an editor .html loads (GET /resources/<module>/<file>)', async () => {
+      // Shared editor code: <script src="resources/<module>/<file>"> must reach the installed package's resources/.
+      let count = 0;
+      for (const t of types) {
+        const html = fs.readFileSync(path.join(installed, 'dist', 'nodes', `${t}.html`), 'utf8');
+        for (const m of html.matchAll(/<script\b[^>]*\bsrc="resources\/([^"]+)"/g)) {
+          assert.ok(m[1].startsWith(`${pkg.name}/`), `${t}.html loads ${m[1]}, not from ${pkg.name}`);
+          const file = m[1].slice(pkg.name.length + 1);
+          const res = await get(`${nr!.url}resources/${m[1]}`);
+          assert.strictEqual(res.status, 200, `resources/${m[1]} of ${t}: HTTP ${res.status}`);
+          assert.match(res.type, /javascript/, `resources/${m[1]} served as ${res.type}`);
+          assert.strictEqual(res.text, fs.readFileSync(path.join(installed, 'resources', file), 'utf8'), `resources/${m[1]} as installed`);
+          count++;
+        }
+      }
+      assert.ok(count > 0, 'no editor .html loads a resources/ script (expected the apigear and msb ones)');
+    });
+
     it('lists every example under /library/examples/flows/<module>/ and serves it unchanged', async () => {
       const base = `${nr!.url}library/examples/flows/${pkg.name}/`;
       const found: string[] = [];

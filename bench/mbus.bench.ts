@@ -50,12 +50,8 @@ async function pump(n: number, maxMs: number, send: (i: number) => void | Promis
   return { rate: delivered() / secs, count: delivered(), lost };
 }
 
-async function rawUnicast(data: Buffer, n: number): Promise<number> {
-  const rx = dgram.createSocket('udp4');
-  const tx = dgram.createSocket('udp4');
-  rx.bind(0, '127.0.0.1');
-  tx.bind(0, '127.0.0.1');
-  await Promise.all([once(rx, 'listening'), once(tx, 'listening')]);
+/** Pumps `n` datagrams from tx to rx's port at `address` (unicast or the group), counting what rx receives; closes both. */
+async function rawRate(rx: dgram.Socket, tx: dgram.Socket, data: Buffer, address: string, n: number): Promise<number> {
   let got = 0;
   const listeners = new Set<() => void>();
   rx.on('message', () => {
@@ -63,10 +59,19 @@ async function rawUnicast(data: Buffer, n: number): Promise<number> {
     for (const l of listeners) l();
   });
   const port = rx.address().port;
-  const r = await pump(n, 10000, () => tx.send(data, port, '127.0.0.1'), () => got, (cb) => (listeners.add(cb), () => listeners.delete(cb)));
+  const r = await pump(n, 10000, () => tx.send(data, port, address), () => got, (cb) => (listeners.add(cb), () => listeners.delete(cb)));
   rx.close();
   tx.close();
   return r.rate;
+}
+
+async function rawUnicast(data: Buffer, n: number): Promise<number> {
+  const rx = dgram.createSocket('udp4');
+  const tx = dgram.createSocket('udp4');
+  rx.bind(0, '127.0.0.1');
+  tx.bind(0, '127.0.0.1');
+  await Promise.all([once(rx, 'listening'), once(tx, 'listening')]);
+  return rawRate(rx, tx, data, '127.0.0.1', n);
 }
 
 async function rawMulticast(data: Buffer, n: number): Promise<number> {
@@ -79,17 +84,7 @@ async function rawMulticast(data: Buffer, n: number): Promise<number> {
   await once(tx, 'listening');
   tx.setMulticastInterface('127.0.0.1');
   tx.setMulticastTTL(0);
-  let got = 0;
-  const listeners = new Set<() => void>();
-  rx.on('message', () => {
-    got++;
-    for (const l of listeners) l();
-  });
-  const port = rx.address().port;
-  const r = await pump(n, 10000, () => tx.send(data, port, GROUP), () => got, (cb) => (listeners.add(cb), () => listeners.delete(cb)));
-  rx.close();
-  tx.close();
-  return r.rate;
+  return rawRate(rx, tx, data, GROUP, n);
 }
 
 function codecRate(n: number): number {

@@ -20,23 +20,13 @@ import {
   parseMessage,
   sealDatagram,
 } from '../src/mbus';
+import { poller } from './support/until';
 
 const KEY = '(HMAC-MD5-96,MTIzNDU2Nzg5MDEy)';
 const GROUP = '224.255.222.239';
 const FAST = { helloMin: 200, helloFactor: 20 }; // quick discovery; peers are declared lost after 1.1 s of silence
 
-function until<T>(fn: () => T | undefined, what: string, ms = 5000): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const t0 = Date.now();
-    const tick = (): void => {
-      const v = fn();
-      if (v !== undefined && v !== false) return resolve(v);
-      if (Date.now() - t0 > ms) return reject(new Error(`timed out waiting for ${what}`));
-      setTimeout(tick, 10);
-    };
-    tick();
-  });
-}
+const until = poller(5000, 10);
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 

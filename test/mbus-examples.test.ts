@@ -4,6 +4,7 @@ import dgram from 'dgram';
 import fs from 'fs';
 import path from 'path';
 import helper from 'node-red-node-test-helper';
+import { poller } from './support/until';
 
 /* eslint-disable @typescript-eslint/no-var-requires */
 const nodes = [
@@ -30,18 +31,7 @@ interface TestNode {
 
 const examples = path.join(__dirname, '..', '..', 'examples', 'mbus');
 
-function until<T>(fn: () => T | undefined | false, what: string, ms = 8000): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const t0 = Date.now();
-    const tick = (): void => {
-      const v = fn();
-      if (v !== undefined && v !== false) return resolve(v as T);
-      if (Date.now() - t0 > ms) return reject(new Error(`timed out waiting for ${what}`));
-      setTimeout(tick, 20);
-    };
-    tick();
-  });
-}
+const until = poller(8000, 20);
 
 /** Loads an example with its port replaced and a helper node tapped onto the given outputs. */
 async function loadExample(file: string, port: number, taps: Record<string, [string, number]>): Promise<Record<string, Msg[]>> {

@@ -3,6 +3,7 @@ import assert from 'assert';
 import dgram from 'dgram';
 import helper from 'node-red-node-test-helper';
 import { Address, encryptionKey, formatMessage, hashKey, openDatagram, parseMessage, sealDatagram } from '../src/mbus';
+import { poller } from './support/until';
 
 // eslint-disable-next-line @typescript-eslint/no-var-requires
 const mbusConfig = require('../nodes/mbus-config');
@@ -29,18 +30,7 @@ function collect(node: TestNode): Msg[] {
   return out;
 }
 
-function until<T>(fn: () => T | undefined | false, what: string, ms = 6000): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const t0 = Date.now();
-    const tick = (): void => {
-      const v = fn();
-      if (v !== undefined && v !== false) return resolve(v as T);
-      if (Date.now() - t0 > ms) return reject(new Error(`timed out waiting for ${what}`));
-      setTimeout(tick, 10);
-    };
-    tick();
-  });
-}
+const until = poller(6000, 10);
 
 /** Holds a free UDP port (shared with reuseAddr) so both config nodes of a flow can join the same bus. */
 async function reservePort(): Promise<dgram.Socket> {

@@ -3,6 +3,7 @@ import assert from 'assert';
 import { once } from 'events';
 import WebSocket from 'ws';
 import { compileSelfDescription, MsbClient, MsbClientOptions, MsbEmulator, MsbNotRegisteredError, SelfDescription } from '../src/msb';
+import { poller } from './support/until';
 
 const A = '11111111-2222-4333-8444-555555555555';
 const B = '11111111-2222-4333-8444-666666666666';
@@ -15,13 +16,7 @@ function description(uuid: string, name = 'svc'): SelfDescription {
   );
 }
 
-async function until(check: () => boolean, what: string, timeout = 5000): Promise<void> {
-  const end = Date.now() + timeout;
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+const until = poller(5000, 10);
 
 describe('msb client with the emulator', () => {
   let emulator: MsbEmulator;
@@ -33,7 +28,9 @@ describe('msb client with the emulator', () => {
     clients.push(c);
     return c;
   };
-  const registered = (c: MsbClient): Promise<void> => until(() => c.registered, 'registration');
+  const registered = async (c: MsbClient): Promise<void> => {
+    await until(() => c.registered, 'registration');
+  };
 
   beforeEach(async () => {
     emulator = new MsbEmulator({ heartbeatInterval: 20 });

@@ -28,6 +28,14 @@ function editorScript(type: string): string {
   return m[1];
 }
 
+/** The package's resources/ scripts that a type's .html loads with <script src>, which Node-RED serves from resources/. */
+function resourceScripts(type: string): string[] {
+  const html = fs.readFileSync(path.join(root, 'nodes', `${type}.html`), 'utf8');
+  return [...html.matchAll(/<script src="resources\/@busbar\/node-red-buses\/([^"]+)"><\/script>/g)].map((m) =>
+    fs.readFileSync(path.join(root, 'resources', m[1]), 'utf8'),
+  );
+}
+
 function definition(type: string, configs: Array<Record<string, unknown>> = []): { def: Def; window: Record<string, unknown> } {
   let captured: Def | undefined;
   const window: Record<string, unknown> = { crypto: webcrypto };
@@ -38,7 +46,13 @@ function definition(type: string, configs: Array<Record<string, unknown>> = []):
     },
     validators: { number: () => () => true },
   };
-  vm.runInNewContext(editorScript(type), { RED, window, $: () => undefined });
+  const context = vm.createContext({ RED, window, $: () => undefined });
+  // The shared editor scripts the .html loads from resources/ run first, as in Node-RED; what they put on window is a
+  // global for the node's own script, as in a browser.
+  const before = new Set(Object.keys(window));
+  for (const src of resourceScripts(type)) vm.runInContext(src, context);
+  for (const key of Object.keys(window)) if (!before.has(key)) context[key] = window[key];
+  vm.runInContext(editorScript(type), context);
   assert.ok(captured, `${type} registered`);
   return { def: captured, window };
 }

@@ -6,6 +6,7 @@
 //   MSB_OFFICIAL_CLIENT=/tmp/msb-interop/node_modules/@vfk_research/msb-client-websocket-nodejs npm test
 import assert from 'assert';
 import { compileSelfDescription, MsbClient, MsbEmulator } from '../src/msb';
+import { poller } from './support/until';
 
 const A = '8f0c1a2e-1111-4222-8333-444455556666';
 const B = '8f0c1a2e-1111-4222-8333-777788889999';
@@ -24,13 +25,7 @@ interface OfficialClient {
   disconnect(): void;
 }
 
-async function until(check: () => boolean, what: string, timeout = 8000): Promise<void> {
-  const end = Date.now() + timeout;
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+const until = poller(8000, 20);
 
 describe('msb interop with the official VFK Node.js client', function () {
   const location = process.env.MSB_OFFICIAL_CLIENT;

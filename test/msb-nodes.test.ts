@@ -3,6 +3,7 @@
 import assert from 'assert';
 import helper from 'node-red-node-test-helper';
 import { MsbEmulator, SelfDescription, TrafficRecord } from '../src/msb';
+import { poller } from './support/until';
 
 /* eslint-disable @typescript-eslint/no-require-imports */
 const msbConfig = require('../nodes/msb-config');
@@ -23,13 +24,7 @@ type HelperNode = {
   status: { getCalls(): Array<{ thisValue: unknown; args: unknown[] }> };
 };
 
-async function until(check: () => boolean, what: string, timeout = 8000): Promise<void> {
-  const end = Date.now() + timeout;
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+const until = poller(8000, 10);
 
 function node(id: string): HelperNode {
   const n = helper.getNode(id) as unknown as HelperNode | null;

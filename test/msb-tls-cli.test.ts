@@ -6,6 +6,7 @@ import os from 'os';
 import path from 'path';
 import helper from 'node-red-node-test-helper';
 import { compileSelfDescription, MsbClient, MsbClientOptions, MsbEmulator } from '../src/msb';
+import { poller } from './support/until';
 
 /* eslint-disable @typescript-eslint/no-require-imports */
 const nodes = [require('../nodes/msb-config'), require('../nodes/msb-event-out'), require('@node-red/nodes/core/network/05-tls.js')];
@@ -13,13 +14,7 @@ helper.init(require.resolve('node-red'));
 
 const UUID = '22222222-3333-4444-8555-666666666666';
 
-async function until(check: () => boolean, what: string, timeout = 8000): Promise<void> {
-  const end = Date.now() + timeout;
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+const until = poller(8000, 10);
 
 function client(opts: MsbClientOptions): MsbClient {
   const c = new MsbClient({ autoReconnect: false, ...opts });

@@ -9,6 +9,7 @@ import helper from 'node-red-node-test-helper';
 import type { NodeMessage } from '../nodes/lib/red';
 import { coreTls, load, sgNodes } from './lib/nodes';
 import { clearRetained, clearUsedNames, KillableProxy, Observer, Seen, startTestBroker, TestBroker, uniqueName } from './lib/mqtt-peer';
+import { testLoopCommands, testLoopData } from './support/sg-testloop';
 
 helper.init(require.resolve('node-red'));
 
@@ -139,16 +140,8 @@ describe('sg-resource and sg-app on a broker', function () {
         type: 'sg-resource',
         broker: 'broker',
         resource: name,
-        data: [
-          { signal: 'teststate3', defaultValue: null, retained: false },
-          { signal: 'teststate4', defaultValue: '101', retained: false },
-          { signal: 'teststate7', defaultValue: null, retained: true },
-        ],
-        commands: [
-          { signal: 'teststate2', echo: true, echoRetained: false, defaultValue: '222', changeOnly: true },
-          { signal: 'teststate5', echo: true, echoRetained: false, defaultValue: null, changeOnly: false },
-          { signal: 'teststate6', echo: false, echoRetained: false, defaultValue: '666', changeOnly: false },
-        ],
+        data: testLoopData(),
+        commands: testLoopCommands(),
         wires: [[]],
       },
     ]);

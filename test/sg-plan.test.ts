@@ -2,6 +2,7 @@
 import assert from 'assert';
 import { clientIdFor, compilePlan, describePlan, Publication, SgDeclaration, startupSequence, stopPublication, subscriptionsOf, willFor } from '../src/sg/plan';
 import { decodeUtf8, pythonFloat, pythonStr, pythonStrip } from '../src/sg/python';
+import { testLoopCommands, testLoopData } from './support/sg-testloop';
 
 const wire = (ps: Publication[]): string[] => ps.map((p) => `${p.topic} ${p.payload} q${p.qos} r${p.retain ? 1 : 0}`);
 
@@ -11,20 +12,12 @@ const taxisign: SgDeclaration = {
   commands: [{ signal: 'state', echo: true, echoRetained: true, defaultValue: 'False', changeOnly: false }],
 };
 
-/** tests/test_framework_resource.py::testLoop registrations, as observed in spec §4.2. */
+/** tests/test_framework_resource.py::testLoop registrations, as observed in spec §4.2 (test/support/sg-testloop). */
 const testLoop: SgDeclaration = {
   owner: 'n2',
   role: 'resource',
-  data: [
-    { signal: 'teststate3', defaultValue: null, retained: false },
-    { signal: 'teststate4', defaultValue: '101', retained: false },
-    { signal: 'teststate7', defaultValue: null, retained: true },
-  ],
-  commands: [
-    { signal: 'teststate2', echo: true, echoRetained: false, defaultValue: '222', changeOnly: true },
-    { signal: 'teststate5', echo: true, echoRetained: false, defaultValue: null, changeOnly: false },
-    { signal: 'teststate6', echo: false, echoRetained: false, defaultValue: '666', changeOnly: false },
-  ],
+  data: testLoopData(),
+  commands: testLoopCommands(),
 };
 
 describe('sg plan compiler', () => {

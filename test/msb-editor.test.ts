@@ -86,6 +86,9 @@ describe('msb editor definitions', () => {
     const ns = '@busbar/node-red-buses/msb-config:msb-config.validation.';
     assert.strictEqual(v('uuid', '0f8fad5b-d9cb-469f-a165-70867728950e'), true);
     assert.strictEqual(v('uuid', 'not-a-uuid'), ns + 'uuid');
+    assert.strictEqual(v('uuid', ''), ns + 'uuid', 'an empty UUID says so too (no bare required check)');
+    assert.strictEqual(v('name', ' '), ns + 'name');
+    assert.strictEqual(v('name', 'Oven'), true);
     assert.strictEqual(v('url', 'wss://msb.example:8084'), true);
     assert.strictEqual(v('url', 'ftp://msb'), ns + 'url');
     assert.strictEqual(v('url', ' '), ns + 'url');

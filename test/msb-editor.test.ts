@@ -16,7 +16,7 @@ type Def = {
   category: string;
   color?: string;
   icon?: string;
-  defaults: Record<string, { value: unknown; validate?: (this: Record<string, unknown>, v: unknown) => boolean }>;
+  defaults: Record<string, { value: unknown; validate?: (this: Record<string, unknown>, v: unknown, opt?: unknown) => boolean | string }>;
   credentials?: Record<string, { type: string }>;
   label: (this: Record<string, unknown>) => string;
 };
@@ -45,6 +45,8 @@ function definition(type: string, configs: Array<Record<string, unknown>> = []):
       eachConfig: (fn: (n: Record<string, unknown>) => void) => configs.forEach(fn),
     },
     validators: { number: () => () => true },
+    // Catalog lookup stand-in: the full key (with the substitutions), so a test sees which message a validator picked.
+    _: (key: string, sub?: Record<string, unknown>) => (sub ? `${key} ${JSON.stringify(sub)}` : key),
   };
   const context = vm.createContext({ RED, window, $: () => undefined });
   // The shared editor scripts the .html loads from resources/ run first, as in Node-RED; what they put on window is a
@@ -80,38 +82,59 @@ describe('msb editor definitions', () => {
 
   it('msb-config validates uuid, URL, reconnect interval and parameters, and generates v4 UUIDs', () => {
     const { def, window } = definition('msb-config');
-    const v = (prop: string, value: unknown, node: Record<string, unknown> = {}): boolean => def.defaults[prop].validate?.call(node, value) ?? true;
+    const v = (prop: string, value: unknown, node: Record<string, unknown> = {}): boolean | string => def.defaults[prop].validate?.call(node, value, {}) ?? true;
+    const ns = '@busbar/node-red-buses/msb-config:msb-config.validation.';
     assert.strictEqual(v('uuid', '0f8fad5b-d9cb-469f-a165-70867728950e'), true);
-    assert.strictEqual(v('uuid', 'not-a-uuid'), false);
+    assert.strictEqual(v('uuid', 'not-a-uuid'), ns + 'uuid');
+    assert.strictEqual(v('uuid', ''), ns + 'uuid', 'an empty UUID says so too (no bare required check)');
+    assert.strictEqual(v('name', ' '), ns + 'name');
+    assert.strictEqual(v('name', 'Oven'), true);
     assert.strictEqual(v('url', 'wss://msb.example:8084'), true);
-    assert.strictEqual(v('url', 'ftp://msb'), false);
-    assert.strictEqual(v('reconnectInterval', 2), false);
+    assert.strictEqual(v('url', 'ftp://msb'), ns + 'url');
+    assert.strictEqual(v('url', ' '), ns + 'url');
+    assert.strictEqual(v('reconnectInterval', 2), ns + 'reconnectInterval');
+    assert.strictEqual(v('reconnectInterval', ' '), ns + 'reconnectInterval');
+    assert.strictEqual(v('eventCacheSize', ' '), ns + 'eventCacheSize');
+    assert.strictEqual(v('eventCacheSize', '0'), true);
     assert.strictEqual(v('reconnectInterval', '3'), true);
     assert.strictEqual(v('parameters', [{ name: 'limit', type: 'int32', value: '4' }]), true);
-    assert.strictEqual(v('parameters', [{ name: 'limit', type: 'int32', value: '4.5' }]), false);
-    assert.strictEqual(v('parameters', [{ name: 'a', type: 'string', value: '' }, { name: 'a', type: 'string', value: '' }]), false, 'duplicate names');
+    assert.strictEqual(v('parameters', [{ name: 'limit', type: 'int32', value: '4.5' }]), ns + 'parameterValue ' + JSON.stringify({ name: 'limit', expected: ns + 'parameter.integer' }));
+    assert.strictEqual(v('parameters', [{ name: ' ', type: 'string', value: '' }]), ns + 'parameterName');
+    assert.strictEqual(v('parameters', [{ name: 'a', type: 'string', value: '' }, { name: 'a', type: 'string', value: '' }]), ns + 'parameterTwice ' + JSON.stringify({ name: 'a' }), 'duplicate names');
     assert.strictEqual(v('uuid', '0f8fad5b-d9cb-469f-a165-70867728950e', { id: 'mine' }), true);
     const uuid = (window.busbarMsbNewUuid as () => string)();
     assert.match(uuid, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
     assert.strictEqual(def.label.call({ name: 'Oven', uuid }), 'Oven');
   });
 
+  it('every MSB validator takes (v, opt), so Node-RED 3/4 shows the message it returns', () => {
+    for (const type of TYPES) {
+      const { def } = definition(type);
+      for (const [prop, d] of Object.entries(def.defaults)) {
+        if (d.validate) assert.strictEqual(d.validate.length, 2, `${type}.${prop} validator declares two parameters`);
+      }
+    }
+  });
+
   it('msb-config flags a UUID another msb-config already uses (a copied service)', () => {
     const taken = '0f8fad5b-d9cb-469f-a165-70867728950e';
     const { def } = definition('msb-config', [{ id: 'other', type: 'msb-config', uuid: taken }]);
-    assert.strictEqual(def.defaults.uuid.validate?.call({ id: 'mine' }, taken), false);
+    assert.strictEqual(def.defaults.uuid.validate?.call({ id: 'mine' }, taken, {}), '@busbar/node-red-buses/msb-config:msb-config.validation.uuidTaken');
     assert.strictEqual(def.defaults.uuid.validate?.call({ id: 'other' }, taken), true);
     assert.strictEqual(def.defaults.uuid.validate?.call({ id: 'mine' }, '1f8fad5b-d9cb-469f-a165-70867728950e'), true);
   });
 
   it('msb-event-out and msb-function-in check complex schemas and labels', () => {
     const ev = definition('msb-event-out').def;
-    assert.strictEqual(ev.defaults.schema.validate?.call({ dataType: 'complex' }, '{not json'), false);
+    assert.strictEqual(ev.defaults.schema.validate?.call({ dataType: 'complex' }, '{not json', {}), '@busbar/node-red-buses/msb-event-out:msb.validation.schema.json');
+    assert.strictEqual(ev.defaults.eventId.validate?.call({}, ' ', {}), '@busbar/node-red-buses/msb-event-out:msb-event-out.validation.eventId');
+    assert.strictEqual(ev.defaults.eventId.validate?.call({}, 'TEMP', {}), true);
     assert.strictEqual(ev.defaults.schema.validate?.call({ dataType: 'complex' }, '{"type":"object"}'), true);
     assert.strictEqual(ev.defaults.schema.validate?.call({ dataType: 'double' }, ''), true);
     assert.strictEqual(ev.label.call({ eventId: 'TEMP' }), 'TEMP');
     const fn = definition('msb-function-in').def;
-    assert.strictEqual(fn.defaults.functionId.validate?.call({ mode: 'function' }, ''), false);
+    assert.strictEqual(fn.defaults.functionId.validate?.call({ mode: 'function' }, '', {}), '@busbar/node-red-buses/msb-function-in:msb-function-in.validation.functionId');
+    assert.strictEqual(fn.defaults.schema.validate?.call({ mode: 'function', dataType: 'complex' }, '[1]', {}), '@busbar/node-red-buses/msb-function-in:msb.validation.schema.object');
     assert.strictEqual(fn.defaults.functionId.validate?.call({ mode: 'configuration' }, ''), true);
     assert.strictEqual(fn.label.call({ mode: 'configuration' }), 'msb configuration');
   });
@@ -134,6 +157,10 @@ describe('msb catalogs, help and examples', () => {
       for (const m of html.matchAll(/data-i18n="(?:\[[a-z]+\])?([^"]+)"/g)) keys.add(m[1]);
       for (const m of html.matchAll(/node\._\('([^']+)'\)/g)) keys.add(m[1]);
       for (const m of ts.matchAll(/RED\._\('([^']+)'/g)) keys.add(m[1]);
+      // Validator messages: msb-config's problem('<key>') under msb-config.validation, the others' text('<full key>').
+      for (const m of html.matchAll(/problem\('([^']+)'/g)) keys.add(`msb-config.validation.${m[1]}`);
+      for (const m of html.matchAll(/text\('([^']+)'/g)) keys.add(m[1]);
+      if (type !== 'msb-config') for (const p of ['empty', 'json', 'object']) keys.add(`msb.validation.schema.${p}`);
       for (const lang of LANGS) {
         for (const key of keys) {
           if (key.endsWith('.')) continue; // a prefix completed at run time (checked through statusKeys/dataTypes)

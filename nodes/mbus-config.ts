@@ -10,6 +10,9 @@ type MbusConfigDef = NodeDef & MbusSettings;
 const HOLD_CALL_MS = 60000;
 
 export = function (RED: NodeAPI): void {
+  // "1 peer" / "2 peers": the runtime picks the catalog key, so each language words both forms itself.
+  const peersText = (count: number): string => RED._(count === 1 ? 'mbus-config.status.peer' : 'mbus-config.status.peers', { count });
+
   RED.nodes.registerType(
     'mbus-config',
     function (this: Node<MbusCredentials>, def: NodeDef) {
@@ -34,7 +37,7 @@ export = function (RED: NodeAPI): void {
         });
         // Users see how many peers the entity knows (translated here: the text carries a number).
         const showPeers = (): void => {
-          if (node.entity?.isRunning) node.pool.setStatus(Status.connected(RED._('mbus-config.status.peers', { count: node.entity.entities.length })));
+          if (node.entity?.isRunning) node.pool.setStatus(Status.connected(peersText(node.entity.entities.length)));
         };
         node.entity.on('warning', (err) => node.warn(err.message));
         node.entity.on('new-entity', showPeers);
@@ -72,7 +75,7 @@ export = function (RED: NodeAPI): void {
           node.pool.setStatus(Status.connecting());
           try {
             await entity.start();
-            node.pool.setStatus(Status.connected(RED._('mbus-config.status.peers', { count: 0 })));
+            node.pool.setStatus(Status.connected(peersText(0)));
             sweep = setInterval(() => {
               const now = Date.now();
               for (const [h, s] of served) if (now - s.at > HOLD_CALL_MS) served.delete(h);

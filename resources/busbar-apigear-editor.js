@@ -43,7 +43,10 @@
         node._yamlEditor = RED.editor.createEditor({
             id: 'node-input-moduleYaml-editor',
             mode: 'yaml',
-            value: node.moduleYaml || ''
+            value: node.moduleYaml || '',
+            // Monaco's minimap takes ~50 px of a tray-wide editor and cut the example's longer lines off behind a
+            // horizontal scrollbar; a module declaration is short enough to do without it (Ace ignores this).
+            minimap: { enabled: false }
         });
 
         var $select = $('#node-input-interface-select');
@@ -100,11 +103,17 @@
                 var message = (xhr.responseJSON && xhr.responseJSON.error) || xhr.statusText;
                 $('#node-input-apigear-error').text(message);
                 $summary.empty();
+            }).always(function () {
+                // The topic summary / error line changed height: fit the editor again.
+                relayout(node);
             });
         }
         node._yamlEditor.getSession().on('change', function () {
             clearTimeout(timer);
-            timer = setTimeout(parse, 400);
+            timer = setTimeout(function () {
+                // The dialog may have been closed (Done/Cancel destroy the editor) before the timer fires.
+                if (node._yamlEditor) { parse(); }
+            }, 400);
         });
         $select.on('change', function () {
             $('#node-input-interface').val($select.val());
@@ -141,7 +150,7 @@
             $('.apigear-source-members').toggle(!yaml);
             $('#node-input-interface').toggle(!yaml);
             $select.toggle(yaml);
-            if (yaml) { parse(); }
+            if (yaml) { parse(); relayout(node); }
         });
         $('#node-input-source').val(node.source || 'yaml').trigger('change');
     }
@@ -150,6 +159,7 @@
         node.moduleYaml = node._yamlEditor.getValue();
         node._yamlEditor.destroy();
         delete node._yamlEditor;
+        delete node._apigearSize;
         var members = [];
         $('#node-input-members-container').editableList('items').each(function () {
             var m = {
@@ -169,17 +179,34 @@
     function cancel(node) {
         node._yamlEditor.destroy();
         delete node._yamlEditor;
+        delete node._apigearSize;
+    }
+
+    // Height of the YAML editor: as tall as its text (a few lines more to type into), at least 200 px, at most
+    // 600 px (longer modules scroll), and never more than the space the other rows leave in the tray. Filling all
+    // the space the way the core function node does stretched an empty editor to ~870 px in a tall window.
+    var LINE_PX = 19, MIN_PX = 200, MAX_PX = 600;
+    function relayout(node) {
+        var editor = node._yamlEditor, size = node._apigearSize;
+        var $box = $('#node-input-moduleYaml-editor');
+        if (!editor || !size || !$box.is(':visible')) { return; }
+        var rows = $('#dialog-form>div:not(.node-input-apigear-grow)');
+        var available = size.height;
+        for (var i = 0; i < rows.length; i++) {
+            if ($(rows[i]).is(':visible')) { available -= $(rows[i]).outerHeight(true); }
+        }
+        available -= $('#node-input-apigear-error').outerHeight(true) + 20;
+        var lines = editor.getSession().getLength ? editor.getSession().getLength() : 1;
+        var wanted = Math.min(MAX_PX, Math.max(MIN_PX, (lines + 3) * LINE_PX));
+        var height = Math.max(160, Math.min(wanted, available));
+        if (Math.abs($box.height() - height) > 1) { $box.css('height', height + 'px'); }
+        // Lay the editor out for the box as it is now: the tray may still have been growing when it was created.
+        editor.resize();
     }
 
     function resize(node, size) {
-        // The YAML editor takes the height the other rows leave; the members list keeps a fixed height.
-        var rows = $('#dialog-form>div:not(.node-input-apigear-grow)');
-        var height = size.height;
-        for (var i = 0; i < rows.length; i++) {
-            if ($(rows[i]).is(':visible')) { height -= $(rows[i]).outerHeight(true); }
-        }
-        $('#node-input-moduleYaml-editor').css('height', Math.max(160, height - 40) + 'px');
-        node._yamlEditor.resize();
+        node._apigearSize = { width: size.width, height: size.height };
+        relayout(node);
     }
 
     window.BusbarApiGearEditor = { validate: validate, prepare: prepare, save: save, cancel: cancel, resize: resize };

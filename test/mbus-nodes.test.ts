@@ -81,9 +81,11 @@ describe('mbus nodes in Node-RED', function () {
     const e2 = helper.getNode('e2') as TestNode;
     await until(() => ev1.find((m) => m.topic === 'new-entity' && String((m.payload as Msg).address).includes('module:two')), 'e1 sees two');
     await until(() => ev2.find((m) => m.topic === 'new-entity'), 'e2 sees one');
-    // Status fans out from the config node: green, with the peer count.
+    // Status fans out from the config node: green, with the peer count — "0 peers" at start, "1 peer" once e1
+    // knows e2 (the runtime picks the singular key itself; the catalog is not loaded here, so texts are keys).
     const status = (helper.getNode('e1') as unknown as { status: { args: Array<[{ fill?: string; text?: string }]> } }).status;
     assert.ok(status.args.some(([st]) => st.fill === 'green' && st.text === 'mbus-config.status.peers'));
+    await until(() => status.args.some(([st]) => st.fill === 'green' && st.text === 'mbus-config.status.peer'), 'e1 shows "1 peer"');
     e1.receive({ topic: 'chat.say', payload: ['hello', 42, 2.5, { type: 'symbol', value: 'LOUD' }, 2n ** 64n], reliable: true });
     const got = await until(() => in2.find((m) => m.topic === 'chat.say'), 'chat.say at e2');
     assert.deepStrictEqual(got.payload, ['hello', 42, 2.5, 'LOUD', 2n ** 64n]);

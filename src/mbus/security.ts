@@ -62,7 +62,9 @@ export function encryptionKey(text: string, defaultAlg: EncryptionAlgorithm = 'N
 /** 16 base64 characters: the first 12 octets of the HMAC over the body. */
 export function mac(hash: KeySpec<HashAlgorithm>, body: Buffer): string {
   const h = crypto.createHmac(hash.algorithm === 'HMAC-SHA1-96' ? 'sha1' : 'md5', hash.key);
-  return h.update(body).digest().subarray(0, 12).toString('base64');
+  // 12 octets are exactly 16 base64 characters, so the first 16 characters of the whole digest's base64 are the
+  // same text without an intermediate Buffer.
+  return h.update(body).digest('base64').slice(0, 16);
 }
 
 // OpenSSL 3 moved single DES to the legacy provider; 3DES with three equal keys is single DES. Where neither is
@@ -141,10 +143,10 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 export function openDatagram(sec: SecurityConfig, dgram: Buffer): string {
   const lf = dgram.indexOf(0x0a);
   if (lf < 16 || lf > 17 || (lf === 17 && dgram[16] !== 0x0d)) throw new DatagramError('short', 'no 16-character hash line');
-  const got = dgram.subarray(0, 16).toString('latin1');
   const body = dgram.subarray(lf + 1);
   const want = mac(sec.hash, body);
-  if (!crypto.timingSafeEqual(Buffer.from(got, 'latin1'), Buffer.from(want, 'latin1'))) throw new DatagramError('hash', 'wrong hash');
+  // The received hash bytes are compared as they are (a latin1 round trip of them would be the identity).
+  if (!crypto.timingSafeEqual(dgram.subarray(0, 16), Buffer.from(want, 'latin1'))) throw new DatagramError('hash', 'wrong hash');
   let plain: Buffer;
   try {
     plain = decrypt(sec.encryption, body);
@@ -163,6 +165,14 @@ export function openDatagram(sec: SecurityConfig, dgram: Buffer): string {
 }
 
 export function sealDatagram(sec: SecurityConfig, text: string): Buffer {
+  if (sec.encryption.algorithm === 'NOENCR') {
+    // One buffer for the whole datagram: the text goes in after the 17-octet hash line, the MAC is written in front.
+    const out = Buffer.allocUnsafe(17 + Buffer.byteLength(text, 'utf8'));
+    out.write(text, 17, 'utf8');
+    out.write(mac(sec.hash, out.subarray(17)), 0, 'latin1');
+    out[16] = 0x0a;
+    return out;
+  }
   const body = encrypt(sec.encryption, Buffer.from(text, 'utf8'));
   return Buffer.concat([Buffer.from(`${mac(sec.hash, body)}\n`, 'latin1'), body]);
 }

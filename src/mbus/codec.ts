@@ -113,12 +113,23 @@ class Cursor {
   }
   /** Any whitespace, allowed inside lists. */
   anyWs(): void {
-    while (this.i < this.s.length && ' \t\r\n'.includes(this.s[this.i])) this.i++;
+    const s = this.s;
+    let i = this.i;
+    for (let ch = s.charCodeAt(i); ch === 0x20 || ch === 0x09 || ch === 0x0d || ch === 0x0a; ch = s.charCodeAt(++i));
+    this.i = i;
   }
+  /** Up to whitespace or one of `()"<>` (charCodeAt past the end is NaN, which ends it too). */
   token(): string {
+    const s = this.s;
     const start = this.i;
-    while (this.i < this.s.length && !' \t\r\n()"<>'.includes(this.s[this.i])) this.i++;
-    return this.s.slice(start, this.i);
+    let i = start;
+    for (;;) {
+      const ch = s.charCodeAt(i);
+      if (ch !== ch || ch === 0x20 || ch === 0x09 || ch === 0x0d || ch === 0x0a || ch === 0x28 || ch === 0x29 || ch === 0x22 || ch === 0x3c || ch === 0x3e) break;
+      i++;
+    }
+    this.i = i;
+    return s.slice(start, i);
   }
   /** Line end: LF or CRLF (or end of text). */
   eol(): void {
@@ -138,17 +149,25 @@ function parseValue(c: Cursor, depth: number): MValue {
   if (ch === '(') return { type: 'list', value: parseList(c, depth + 1) };
   if (ch === '"') {
     c.i++;
+    // Runs of plain characters are taken as slices; only escapes are handled one by one.
+    const s = c.s;
     let out = '';
+    let run = c.i;
     for (;;) {
       if (c.done) c.fail('unterminated string');
-      const x = c.s[c.i++];
-      if (x === '"') break;
-      if (x === '\\') {
+      const x = s.charCodeAt(c.i++);
+      if (x === 0x22) {
+        out += s.slice(run, c.i - 1);
+        break;
+      }
+      if (x === 0x5c) {
+        out += s.slice(run, c.i - 1);
         if (c.done) c.fail('unterminated string escape');
-        const e = c.s[c.i++];
+        const e = s[c.i++];
         // RFC escapes are \\ \" \n; any other \x is x (covers UCL's `\ `).
         out += e === 'n' ? '\n' : e;
-      } else out += x;
+        run = c.i;
+      }
     }
     return { type: 'string', value: out };
   }

@@ -55,8 +55,11 @@ export function formatFloat(v: number): string {
   return (v < 0 || Object.is(v, -0) ? '-' : '') + s;
 }
 
+const NEEDS_ESCAPE = /[\\"\n]/;
+
 export function escapeString(s: string): string {
-  return s.replace(/[\\"\n]/g, (c) => (c === '\n' ? '\\n' : `\\${c}`));
+  // Most strings have nothing to escape; testing first spares the replace and its callback.
+  return NEEDS_ESCAPE.test(s) ? s.replace(/[\\"\n]/g, (c) => (c === '\n' ? '\\n' : `\\${c}`)) : s;
 }
 
 export function formatValue(v: MValue, depth = 0): string {
@@ -73,9 +76,12 @@ export function formatValue(v: MValue, depth = 0): string {
       return v.value;
     case 'data':
       return `<${v.value.toString('base64')}>`;
-    case 'list':
+    case 'list': {
       // libgmbus needs whitespace after every element, including the last: `(a b )`.
-      return `(${v.value.map((x) => `${formatValue(x, depth + 1)} `).join('')})`;
+      let out = '(';
+      for (const x of v.value) out += `${formatValue(x, depth + 1)} `;
+      return `${out})`;
+    }
   }
 }
 

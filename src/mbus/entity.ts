@@ -360,7 +360,8 @@ export class Entity extends EventEmitter {
       const known = this.peers.get(key);
       if (known) {
         known.lastHeard = now;
-        known.endpoint = { address: rinfo.address, port: rinfo.port };
+        // Endpoints are never mutated (an outstanding message keeps the one it was sent to); a new one only on change.
+        if (known.endpoint.port !== rinfo.port || known.endpoint.address !== rinfo.address) known.endpoint = { address: rinfo.address, port: rinfo.port };
       } else {
         this.peers.set(key, { address: msg.source, lastHeard: now, endpoint: { address: rinfo.address, port: rinfo.port } });
         this.emit('new-entity', msg.source);

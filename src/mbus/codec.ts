@@ -233,9 +233,19 @@ function parseAddress(c: Cursor): Address {
   return a;
 }
 
+/** 1 to 20 ASCII digits (what /^\d{1,20}$/ accepts), without a regular expression per header field. */
+function isDigits(tok: string): boolean {
+  if (tok.length === 0 || tok.length > 20) return false;
+  for (let i = 0; i < tok.length; i++) {
+    const ch = tok.charCodeAt(i);
+    if (ch < 0x30 || ch > 0x39) return false;
+  }
+  return true;
+}
+
 function parseNumber(c: Cursor, what: string, max: number): number {
   const tok = c.token();
-  if (!/^\d{1,20}$/.test(tok)) c.fail(`${what} "${tok.slice(0, 20)}" is not a number`);
+  if (!isDigits(tok)) c.fail(`${what} "${tok.slice(0, 20)}" is not a number`);
   const n = Number(tok);
   if (n > max) c.fail(`${what} ${tok} out of range`);
   return n;

@@ -72,6 +72,45 @@ describe('sg-resource plan preview and examples', () => {
     ]);
   });
 
+  it('POST /sg-resource/plan also returns catalog keys, so the dialog translates the preview and its warnings', async () => {
+    await load(sgNodes, []);
+    const post = async (body: object): Promise<{ warnings: string[]; steps: Array<{ key: string; args: Record<string, unknown> }>; issues?: Array<{ key: string; args: Record<string, unknown> }> }> =>
+      (await helper.request().post('/sg-resource/plan').send(body).expect(200)).body;
+    const ok = await post({ resource: 'taxisignservice', commands: [{ signal: 'state', echo: false, defaultValue: null }], data: [{ signal: 'fare', retained: false, defaultValue: '8' }], qos: 2, clean: false });
+    assert.deepStrictEqual(ok.steps, [
+      { key: 'client-id', args: { id: 'taxisignservice' } },
+      { key: 'will', args: { topic: 'resourceavailable/taxisignservice/presence', payload: 'False', qos: 2 } },
+      { key: 'subscribe', args: { topic: 'command/taxisignservice/state', qos: 2 } },
+      { key: 'publish-retained', args: { topic: 'resourceavailable/taxisignservice/presence', payload: 'True', qos: 2 } },
+      { key: 'publish-retained', args: { topic: 'dataavailable/taxisignservice/fare', payload: 'True', qos: 2 } },
+      { key: 'publish', args: { topic: 'data/taxisignservice/fare', payload: '8', qos: 2 } },
+      { key: 'publish-retained', args: { topic: 'commandavailable/taxisignservice/state', payload: 'True', qos: 2 } },
+    ]);
+    assert.deepStrictEqual(ok.issues, []);
+    const bad = await post({
+      resource: 'taxi',
+      commands: [{ signal: 'state' }, { signal: 'state', echo: false }, { signal: 'a/b' }],
+      data: [{ signal: '' }, { signal: 'state' }],
+    });
+    assert.deepStrictEqual(bad.issues, [
+      { key: 'data-bad', args: { signal: '' } },
+      { key: 'twice', args: { topic: 'command/taxi/state' } },
+      { key: 'command-bad', args: { signal: 'a/b' } },
+    ]);
+    assert.strictEqual(bad.warnings.length, 3, bad.warnings.join('\n'));
+    const echoed = await post({ resource: 'taxi', commands: [{ signal: 'state' }], data: [{ signal: 'state' }] });
+    assert.deepStrictEqual(echoed.issues, [{ key: 'echo-and-data', args: { topic: 'data/taxi/state' } }]);
+    assert.deepStrictEqual((await post({ resource: ' ' })).issues, [{ key: 'name-empty', args: { name: '' } }]);
+    assert.deepStrictEqual((await post({ resource: 'a+b' })).issues, [{ key: 'name-bad', args: { name: 'a+b' } }]);
+    // Every key the endpoint can send has a text in both catalogs.
+    for (const lang of ['en-US', 'de']) {
+      const catalog = JSON.parse(fs.readFileSync(path.join(root, 'nodes', 'locales', lang, 'sg-resource.json'), 'utf8'))['sg-resource'].plan;
+      for (const key of ['client-id', 'will', 'no-will', 'subscribe', 'publish', 'publish-retained', 'name-empty', 'name-bad', 'data-bad', 'command-bad', 'twice', 'echo-and-data']) {
+        assert.ok(typeof catalog[key] === 'string', `${lang} sg-resource.plan.${key}`);
+      }
+    }
+  });
+
   it('the Taxi app example turns the taxi sign on and off through the embedded broker', async () => {
     const flow = JSON.parse(fs.readFileSync(path.join(root, 'examples', 'sg', 'Taxi app.json'), 'utf8')) as Array<Record<string, unknown>>;
     for (const n of flow) {

@@ -5,9 +5,9 @@ import { asError } from './lib/red';
 import { formatOptions, joinConnection, payloadText, SgFormatDef } from './lib/sg-node';
 import type { AdminRequest, AdminResponse } from './lib/red';
 import type { CommandDeclaration, DataDeclaration, SgDeclaration, SgQos } from '../src/sg/plan';
-import { clientIdFor, compilePlan, DEFAULT_ANSWER_TIMEOUT, describePlan, startupSequence, subscriptionsOf, topicOf, willFor } from '../src/sg/plan';
+import { clientIdFor, compilePlan, DEFAULT_ANSWER_TIMEOUT, describePlan, startupSequence, subscriptionsOf, willFor } from '../src/sg/plan';
 import type { SgPlan } from '../src/sg/plan';
-import { pythonStr, pythonStrip } from '../src/sg/python';
+import { pythonStr } from '../src/sg/python';
 
 interface CommandDef {
   signal?: string;
@@ -78,49 +78,6 @@ function previewSteps(plan: SgPlan, qos: SgQos, clean: boolean): PreviewItem[] {
   return steps;
 }
 
-/**
- * The warnings compilePlan gives for one resource declaration, as catalog items (the runtime's warnings are English
- * log text). Mirrors compilePlan's checks in its order; the endpoint only sends them when the count agrees.
- */
-function previewIssues(rawName: string, commands: CommandDeclaration[], data: DataDeclaration[]): PreviewItem[] {
-  const unusable = (s: string): boolean => s.length === 0 || /[/+#]/.test(s) || s.includes('\u0000');
-  const name = pythonStrip(rawName);
-  if (unusable(name)) return [{ key: name ? 'name-bad' : 'name-empty', args: { name } }];
-  const issues: PreviewItem[] = [];
-  const outputs = new Map<string, DataDeclaration>();
-  for (const d of data) {
-    const signal = pythonStrip(d.signal);
-    if (unusable(signal)) {
-      issues.push({ key: 'data-bad', args: { signal } });
-      continue;
-    }
-    const prev = outputs.get(signal);
-    if (prev && (prev.retained !== d.retained || prev.defaultValue !== d.defaultValue)) issues.push({ key: 'twice', args: { topic: topicOf('data', name, signal) } });
-    outputs.set(signal, d);
-  }
-  const inputs = new Map<string, CommandDeclaration>();
-  const echoAnswer = (c: CommandDeclaration): boolean => c.echo && c.echoAnswer === true;
-  for (const c of commands) {
-    const signal = pythonStrip(c.signal);
-    if (unusable(signal)) {
-      issues.push({ key: 'command-bad', args: { signal } });
-      continue;
-    }
-    const prev = inputs.get(signal);
-    if (
-      prev &&
-      (prev.echo !== c.echo || prev.echoRetained !== c.echoRetained || echoAnswer(prev) !== echoAnswer(c) || prev.changeOnly !== c.changeOnly || prev.defaultValue !== c.defaultValue)
-    ) {
-      issues.push({ key: 'twice', args: { topic: topicOf('command', name, signal) } });
-    }
-    inputs.set(signal, c);
-  }
-  for (const [signal, c] of inputs) {
-    if (c.echo && outputs.has(signal)) issues.push({ key: 'echo-and-data', args: { topic: topicOf('data', name, signal) } });
-  }
-  return issues;
-}
-
 export = function (RED: NodeAPI): void {
   // The edit dialog shows what this node will put on the wire, computed by the same compiler the runtime uses.
   RED.httpAdmin.post('/sg-resource/plan', RED.auth.needsPermission('sg-resource.read'), (req: AdminRequest, res: AdminResponse) => {
@@ -131,13 +88,12 @@ export = function (RED: NodeAPI): void {
     const data = dataOf(body.data);
     const plan = compilePlan(resource, [{ owner: 'editor', role: 'resource', commands, data }]);
     const clean = body.clean !== false;
-    const issues = previewIssues(resource, commands, data);
     // lines/warnings: the runtime's English text (logs, older editors); steps/issues: catalog keys the dialog translates.
     res.json({
       lines: plan.name ? describePlan(plan, qos, clean) : [],
       warnings: plan.warnings,
       steps: previewSteps(plan, qos, clean),
-      ...(issues.length === plan.warnings.length ? { issues } : {}),
+      issues: plan.issues,
     });
   });
 

@@ -110,6 +110,12 @@ describe('sg plan compiler', () => {
     ]);
     assert.deepStrictEqual(subscriptionsOf(plan), []);
     assert.strictEqual(plan.warnings.length, 3);
+    // Each warning also comes as a catalog key, one for one, for the editor's translated preview.
+    assert.deepStrictEqual(plan.issues, [
+      { key: 'data-bad', args: { signal: '#' } },
+      { key: 'command-bad', args: { signal: 'a/b' } },
+      { key: 'subscription-bad', args: { service: '+', signal: 'x' } },
+    ]);
     assert.match(compilePlan('bad/name', [taxisign]).warnings[0] ?? '', /name "bad\/name" contains/);
   });
 

@@ -83,6 +83,13 @@ export interface SgPlan {
   outputs: OutputEntry[];
   /** Declarations that were skipped or merged with a conflict, in words a user can act on. */
   warnings: string[];
+  /** The same warnings, one for one, as catalog keys and arguments, so an editor can show them in its language. */
+  issues: PlanIssue[];
+}
+
+export interface PlanIssue {
+  key: string;
+  args: Record<string, string>;
 }
 
 export interface Publication {
@@ -140,10 +147,15 @@ function sameSettings(a: InputEntry, b: InputEntry): boolean {
 export function compilePlan(rawName: string, declarations: SgDeclaration[]): SgPlan {
   const name = pythonStrip(rawName);
   const warnings: string[] = [];
-  const plan: SgPlan = { name, resource: false, inputs: [], outputs: [], warnings };
+  const issues: PlanIssue[] = [];
+  const plan: SgPlan = { name, resource: false, inputs: [], outputs: [], warnings, issues };
+  const warn = (text: string, key: string, args: Record<string, string>): void => {
+    warnings.push(text);
+    issues.push({ key, args });
+  };
   const nameIssue = nameProblem(name, 'name');
   if (nameIssue) {
-    warnings.push(nameIssue);
+    warn(nameIssue, name ? 'name-bad' : 'name-empty', { name });
     return plan;
   }
   const inputs = new Map<string, InputEntry>();
@@ -156,7 +168,7 @@ export function compilePlan(rawName: string, declarations: SgDeclaration[]): SgP
       plan.inputs.push(entry);
       return;
     }
-    if (!sameSettings(existing, entry)) warnings.push(`${entry.topic} is declared twice with different settings; the later declaration wins`);
+    if (!sameSettings(existing, entry)) warn(`${entry.topic} is declared twice with different settings; the later declaration wins`, 'twice', { topic: entry.topic });
     const owners = existing.owners.includes(entry.owners[0] as string) ? existing.owners : [...existing.owners, ...entry.owners];
     Object.assign(existing, entry, { owners });
   };
@@ -167,7 +179,7 @@ export function compilePlan(rawName: string, declarations: SgDeclaration[]): SgP
       const signal = pythonStrip(raw.signal);
       const issue = nameProblem(signal, 'data signal');
       if (issue) {
-        warnings.push(`${issue}; skipped`);
+        warn(`${issue}; skipped`, 'data-bad', { signal });
         continue;
       }
       const topic = topicOf('data', name, signal);
@@ -178,7 +190,7 @@ export function compilePlan(rawName: string, declarations: SgDeclaration[]): SgP
         plan.outputs.push(entry);
       } else {
         if (existing.retained !== entry.retained || existing.defaultValue !== entry.defaultValue) {
-          warnings.push(`${topic} is declared twice with different settings; the later declaration wins`);
+          warn(`${topic} is declared twice with different settings; the later declaration wins`, 'twice', { topic });
         }
         Object.assign(existing, entry, { owners: existing.owners.includes(decl.owner) ? existing.owners : [...existing.owners, decl.owner] });
       }
@@ -187,7 +199,7 @@ export function compilePlan(rawName: string, declarations: SgDeclaration[]): SgP
       const signal = pythonStrip(raw.signal);
       const issue = nameProblem(signal, 'command signal');
       if (issue) {
-        warnings.push(`${issue}; skipped`);
+        warn(`${issue}; skipped`, 'command-bad', { signal });
         continue;
       }
       addInput({
@@ -211,11 +223,11 @@ export function compilePlan(rawName: string, declarations: SgDeclaration[]): SgP
       const signal = sub.kind === 'availability' && sub.prefix === 'resourceavailable' ? 'presence' : pythonStrip(sub.signal);
       const issue = nameProblem(service, 'service') ?? nameProblem(signal, 'signal');
       if (issue) {
-        warnings.push(`${issue}; subscription skipped`);
+        warn(`${issue}; subscription skipped`, 'subscription-bad', { service, signal });
         continue;
       }
       if (sub.kind === 'availability' && !AVAILABILITY_PREFIXES.includes(sub.prefix)) {
-        warnings.push(`availability prefix "${String(sub.prefix)}" must be one of ${AVAILABILITY_PREFIXES.join(', ')}; subscription skipped`);
+        warn(`availability prefix "${String(sub.prefix)}" must be one of ${AVAILABILITY_PREFIXES.join(', ')}; subscription skipped`, 'prefix-bad', { prefix: String(sub.prefix) });
         continue;
       }
       const messagetype: MessageType = sub.kind === 'data' ? 'data' : sub.prefix;
@@ -237,7 +249,8 @@ export function compilePlan(rawName: string, declarations: SgDeclaration[]): SgP
   }
   for (const input of plan.inputs) {
     if (input.kind === 'command' && input.echo && outputs.has(topicOf('data', name, input.signal))) {
-      warnings.push(`data/${name}/${input.signal} is both an echoed command and a data signal; sgframework peers expect one or the other`);
+      const topic = topicOf('data', name, input.signal);
+      warn(`${topic} is both an echoed command and a data signal; sgframework peers expect one or the other`, 'echo-and-data', { topic });
     }
   }
   return plan;

@@ -132,6 +132,8 @@ export class ManagedMqttClient extends EventEmitter<ManagedClientEvents> {
   private nextId = 0;
   private lent = 0;
   private drainWaiters: Array<() => void> = [];
+  /** Connections in a row that the broker closed before they became stable. */
+  private shortLived = 0;
 
   constructor(private readonly options: ManagedClientOptions) {
     super();
@@ -320,7 +322,10 @@ export class ManagedMqttClient extends EventEmitter<ManagedClientEvents> {
       this.failures.clear();
       this.setState({ phase: 'connected' });
       clearTimeout(this.stableTimer);
-      this.stableTimer = setTimeout(() => this.retry.succeeded(), this.options.stableMs ?? 10000);
+      this.stableTimer = setTimeout(() => {
+        this.shortLived = 0;
+        this.retry.succeeded();
+      }, this.options.stableMs ?? 10000);
       this.stableTimer.unref?.();
       this.emit('connect');
       this.pump();
@@ -335,8 +340,14 @@ export class ManagedMqttClient extends EventEmitter<ManagedClientEvents> {
       const code = (lastError as { code?: unknown } | undefined)?.code;
       if (disconnectCode === SESSION_TAKEN_OVER) this.failed('taken-over', disconnectCode, 'session taken over');
       else if (!wasUp && typeof code === 'number') this.failed(refusalReason(code), code, lastError?.message);
-      else if (wasUp && !lastError && Date.now() - connectedAt < (this.options.stableMs ?? 10000)) this.failed('closed-early', disconnectCode, 'closed by the broker');
-      else this.failed(wasUp ? 'lost' : 'unreachable', disconnectCode, lastError?.message);
+      else {
+        // A broker that closes connections it has just accepted, again and again, is (in MQTT 3) usually handing our
+        // client id to someone else; once is just a lost link.
+        const early = wasUp && !lastError && Date.now() - connectedAt < (this.options.stableMs ?? 10000);
+        this.shortLived = early ? this.shortLived + 1 : 0;
+        if (this.shortLived >= 2) this.failed('closed-early', disconnectCode, 'closed by the broker');
+        else this.failed(wasUp ? 'lost' : 'unreachable', disconnectCode, lastError?.message);
+      }
     }) as never);
   }
 

@@ -203,6 +203,10 @@ export class FaultBroker {
   readonly log: BrokerLog = { publishes: [], connects: [], disconnects: [], authAttempts: 0 };
   /** When set, CONNECTs must carry this user name and password (else CONNACK 4, bad user name or password). */
   credentials: { user: string; password: string } | undefined;
+  /** While true, PUBLISHes are taken in but neither routed nor acknowledged: they stay in flight at the sender. */
+  holdPublishes = false;
+  /** PUBLISHes held (never acknowledged) so far. */
+  held = 0;
   port = 0;
   private broker: import('aedes').Aedes | undefined;
   private server: net.Server | undefined;
@@ -222,9 +226,16 @@ export class FaultBroker {
         if (!want || (user === want.user && password?.toString() === want.password)) return done(null, true);
         done(Object.assign(new Error('bad user name or password'), { returnCode: 4 }) as never, false);
       },
+      authorizePublish: (_client, _packet, callback) => {
+        if (this.holdPublishes) {
+          this.held++;
+          return; // never answered: no PUBACK, no delivery
+        }
+        setImmediate(callback, null);
+      },
     });
     broker.on('publish', (packet, client) => {
-      if (client) this.log.publishes.push({ clientId: client.id, topic: packet.topic, payload: Buffer.from(packet.payload) });
+      if (client && !packet.topic.startsWith('$SYS')) this.log.publishes.push({ clientId: client.id, topic: packet.topic, payload: Buffer.from(packet.payload) });
     });
     broker.on('client', (client) => this.log.connects.push({ clientId: client.id, will: Boolean((client as unknown as { will?: unknown }).will) }));
     broker.on('clientDisconnect', (client) => this.log.disconnects.push(client.id));

@@ -3,7 +3,8 @@
 import type { Node, NodeAPI, NodeDef } from './lib/red';
 import type { SgBrokerCredentials, SgBrokerDef, SgBrokerMode, SgBrokerNode } from './lib/sg-broker-api';
 import { ConnectionPool, PoolUser } from '../src/common/pool';
-import { EmbeddedBroker, DEFAULT_EMBEDDED_PORT } from '../src/mqtt/embedded-broker';
+import { DEFAULT_EMBEDDED_PORT, PortInUseError, SharedEmbeddedBroker } from '../src/mqtt/embedded-broker';
+import { Status } from '../src/common/status';
 import { BrokerSettings, MqttEndpoint, MqttProtocol, MQTT_PROTOCOLS, resolveEndpoint, TlsSettings } from '../src/mqtt/endpoint';
 import { SgConnection, SgQos } from '../src/sg/connection';
 
@@ -31,13 +32,23 @@ export = function (RED: NodeAPI): void {
       node.clean = config.clean !== false;
       const keepalive = toInt(config.keepalive, 10);
 
+      // Every embedded sg-broker on the same port shares one broker (an imported example brings its own config node).
       const embedded =
-        node.mode === 'embedded' ? new EmbeddedBroker({ port: toInt(config.embeddedPort, DEFAULT_EMBEDDED_PORT) }) : undefined;
+        node.mode === 'embedded' ? new SharedEmbeddedBroker({ port: toInt(config.embeddedPort, DEFAULT_EMBEDDED_PORT) }) : undefined;
+      // A port held by another program: an error whose text and red status say so; the sg connection retries.
+      const startEmbedded = async (): Promise<void> => {
+        if (!embedded) return;
+        await embedded.start().catch((err: unknown) => {
+          if (!(err instanceof PortInUseError)) throw err;
+          const key = 'sg-broker.errors.port-in-use';
+          const translated = RED._(key, { port: err.port });
+          const text = translated === key ? err.message : translated; // catalog not loaded (test helper)
+          throw Object.assign(new Error(text), { status: Status.error(text) });
+        });
+      };
 
       const pool = new ConnectionPool<PoolUser>({
-        connect: async () => {
-          if (embedded) await embedded.start();
-        },
+        connect: startEmbedded,
         disconnect: async () => {
           if (embedded) await embedded.close();
         },
@@ -67,7 +78,7 @@ export = function (RED: NodeAPI): void {
       node.endpoint = async (user: PoolUser): Promise<MqttEndpoint> => {
         // The pool replays its status to new users; this config node has no status of its own to give them.
         pool.register({ id: user.id, status: () => undefined });
-        if (embedded) await embedded.start();
+        await startEmbedded();
         return resolveEndpoint(settings());
       };
 

@@ -3,7 +3,7 @@
 import mqtt, { MqttClient, IClientOptions } from 'mqtt';
 import { randomUUID } from 'crypto';
 import { ConnectionPool, PoolUser } from '../common/pool';
-import { Status } from '../common/status';
+import { NodeStatus, Status } from '../common/status';
 import type { MqttEndpoint } from '../mqtt/endpoint';
 import { decodeUtf8, pythonStrip } from './python';
 import {
@@ -235,7 +235,8 @@ export class SgConnection {
   private open(): Promise<void> {
     this.connecting = this.doOpen().catch((err: unknown) => {
       // E.g. the embedded broker's port is taken: say so, and try again while anyone still uses this connection.
-      this.pool.setStatus(Status.error('node-red:common.status.error'));
+      // The broker node may attach the status that names the reason (e.g. "port 1884 is in use by another program").
+      this.pool.setStatus((err as { status?: NodeStatus } | null)?.status ?? Status.error('node-red:common.status.error'));
       const text = `${this.name}: cannot connect: ${err instanceof Error ? err.message : String(err)}; retrying every ${this.retryDelay / 1000} s`;
       if (text !== this.lastOpenError) this.warnUsers(text);
       this.lastOpenError = text;

@@ -76,12 +76,13 @@ describe('shared embedded MQTT broker', () => {
     assert.strictEqual(SharedEmbeddedBroker.holders(port), 1);
     assert.strictEqual(client.connected, true);
     await client.endAsync();
-    await a.close();
-    assert.strictEqual(await refused(`mqtt://127.0.0.1:${port}`), true);
-    // Taken again right after the last holder let go: the new broker waits for the old one to free the port.
+    // Taken again while the last holder is still letting go: the new broker waits for the old one to free the port.
+    const released = a.close();
     const c = new SharedEmbeddedBroker({ port });
-    const closing = c.start().then(() => c.close());
-    await closing;
+    assert.strictEqual(await c.start(), port);
+    await released;
+    await c.close();
+    assert.strictEqual(await refused(`mqtt://127.0.0.1:${port}`), true);
   });
 
   it('names the port when another program holds it, and starts once it is free', async () => {

@@ -6,7 +6,7 @@ import type { Node, NodeAPI, NodeDef } from './lib/red';
 import type { MqttClientRequest, SgBrokerCredentials, SgBrokerDef, SgBrokerMode, SgBrokerNode, StateView } from './lib/sg-broker-api';
 import type { NodeStatus } from '../src/common/status';
 import { ConnectionPool, PoolUser } from '../src/common/pool';
-import { EmbeddedBroker, DEFAULT_EMBEDDED_PORT } from '../src/mqtt/embedded-broker';
+import { DEFAULT_EMBEDDED_PORT, PortInUseError, SharedEmbeddedBroker } from '../src/mqtt/embedded-broker';
 import { BrokerSettings, MqttEndpoint, MqttProtocol, MQTT_PROTOCOLS, resolveEndpoint, TlsSettings } from '../src/mqtt/endpoint';
 import { ConfigurationError, ConnectionState } from '../src/mqtt/connection-state';
 import { claimClientId } from '../src/mqtt/client-ids';
@@ -59,13 +59,23 @@ export = function (RED: NodeAPI): void {
         file: config.queueDurable === true && userDir ? path.join(userDir, 'busbar', `mqtt-${fileSafe(node.id)}-${fileSafe(key)}.log`) : undefined,
       });
 
+      // Every embedded sg-broker on the same port shares one broker (an imported example brings its own config node).
       const embedded =
-        node.mode === 'embedded' ? new EmbeddedBroker({ port: toInt(config.embeddedPort, DEFAULT_EMBEDDED_PORT) }) : undefined;
+        node.mode === 'embedded' ? new SharedEmbeddedBroker({ port: toInt(config.embeddedPort, DEFAULT_EMBEDDED_PORT) }) : undefined;
+      // A port held by another program: a failure whose reason says so (as data: the connection retries with backoff).
+      const startEmbedded = async (): Promise<void> => {
+        if (!embedded) return;
+        await embedded.start().catch((err: unknown) => {
+          if (!(err instanceof PortInUseError)) throw err;
+          const key = 'sg-broker.errors.port-in-use';
+          const translated = RED._(key, { port: err.port });
+          const text = translated === key ? err.message : translated; // catalog not loaded (test helper)
+          throw Object.assign(new Error(text), { reason: 'port-in-use', code: err.port });
+        });
+      };
 
       const pool = new ConnectionPool<PoolUser>({
-        connect: async () => {
-          if (embedded) await embedded.start();
-        },
+        connect: startEmbedded,
         disconnect: async () => {
           if (embedded) await embedded.close();
         },
@@ -109,7 +119,7 @@ export = function (RED: NodeAPI): void {
         // The pool replays its status to new users; this config node has no status of its own to give them.
         pool.register({ id: user.id, status: () => undefined });
         await settled;
-        if (embedded) await embedded.start();
+        await startEmbedded();
         try {
           return resolveEndpoint(settings());
         } catch (err) {

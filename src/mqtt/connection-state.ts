@@ -18,7 +18,8 @@ export type ConnectionReason =
   | 'refused' // any other refusal (code in `code`)
   | 'taken-over' // the broker handed our client id to another connection
   | 'closed-early' // the broker closed a connection it had just accepted (v3: usually a client id in use elsewhere)
-  | 'broker' // the broker endpoint could not be provided (embedded broker cannot listen: port in use)
+  | 'port-in-use' // the embedded broker's port is held by another program (port in `code`)
+  | 'broker' // the broker endpoint could not be provided for another reason
   | 'config'; // the settings cannot be honoured (permanent until the next deploy)
 
 export interface ConnectionState {
@@ -31,6 +32,9 @@ export interface ConnectionState {
   /** Milliseconds until the next attempt, for `waiting`. */
   retryMs?: number;
 }
+
+/** The reasons a broker endpoint provider may name on its error (`reason`, and `code`), e.g. the embedded broker. */
+export const ENDPOINT_REASONS: readonly ConnectionReason[] = ['port-in-use', 'broker'];
 
 /** An error whose connection cannot succeed until the configuration changes: no retry. */
 export class ConfigurationError extends Error {

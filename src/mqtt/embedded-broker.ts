@@ -1,5 +1,7 @@
 // An in-process MQTT broker (aedes, MQTT 3.1/3.1.1/5) on a loopback TCP port: the zero-setup default for users without
 // a broker, and the peer of the MQTT test suites. aedes is ESM-only and heavy, so it is imported only when started.
+// SharedEmbeddedBroker lets every user of one host:port in this process share one broker instead of fighting for the
+// port (an imported example has its own sg-broker config node on the same port as the flow it was imported into).
 import net from 'net';
 import type { Aedes, AedesOptions } from 'aedes';
 
@@ -12,6 +14,18 @@ export interface EmbeddedBrokerOptions {
   port?: number;
   /** Interface to bind; loopback by default so the broker is not reachable from the network. */
   host?: string;
+}
+
+/** The port is held by something else (another program, or a broker this registry does not know about). */
+export class PortInUseError extends Error {
+  readonly code = 'EADDRINUSE';
+  constructor(
+    readonly host: string,
+    readonly port: number,
+  ) {
+    super(`port ${port} is in use by another program`);
+    this.name = 'PortInUseError';
+  }
 }
 
 type AedesModule = typeof import('aedes');
@@ -103,9 +117,10 @@ export class EmbeddedBroker {
     });
     this.server = server;
     await new Promise<void>((resolve, reject) => {
-      const onError = (err: Error): void => reject(err);
+      const port = this.options.port ?? DEFAULT_EMBEDDED_PORT;
+      const onError = (err: NodeJS.ErrnoException): void => reject(err.code === 'EADDRINUSE' ? new PortInUseError(this.host, port) : err);
       server.once('error', onError);
-      server.listen(this.options.port ?? DEFAULT_EMBEDDED_PORT, this.host, () => {
+      server.listen(port, this.host, () => {
         server.removeListener('error', onError);
         resolve();
       });
@@ -135,5 +150,87 @@ export class EmbeddedBroker {
       await closed;
     }
     if (!this.server) this.boundPort = 0;
+  }
+}
+
+interface SharedEntry {
+  broker: EmbeddedBroker;
+  holders: number;
+}
+
+/** One broker per "host:port" in this process, while anyone holds it. */
+const sharedBrokers = new Map<string, SharedEntry>();
+/** Brokers being stopped by their last holder: a new holder of the same port waits for the port to be free. */
+const stoppingBrokers = new Map<string, Promise<void>>();
+
+/**
+ * One user's hold on the embedded broker of a host and port, with the EmbeddedBroker API (start, close, host, port,
+ * url). Every holder of the same host:port uses the same broker instance; it starts with the first start() and stops
+ * with the last close(). Port 0 (pick a free one) is never shared: each holder gets a broker of its own.
+ */
+export class SharedEmbeddedBroker {
+  private entry: SharedEntry | undefined;
+  private readonly key: string;
+
+  constructor(private readonly options: EmbeddedBrokerOptions = {}) {
+    const port = options.port ?? DEFAULT_EMBEDDED_PORT;
+    this.key = port === 0 ? '' : `${options.host || DEFAULT_EMBEDDED_HOST}:${port}`;
+  }
+
+  /** How many holders share the broker of `host:port` right now (for tests and diagnostics). */
+  static holders(port: number, host = DEFAULT_EMBEDDED_HOST): number {
+    return sharedBrokers.get(`${host}:${port}`)?.holders ?? 0;
+  }
+
+  get host(): string {
+    return this.options.host || DEFAULT_EMBEDDED_HOST;
+  }
+
+  get port(): number {
+    return this.entry?.broker.port ?? 0;
+  }
+
+  get listening(): boolean {
+    return this.entry?.broker.listening === true;
+  }
+
+  get url(): string {
+    return `mqtt://${this.host}:${this.port}`;
+  }
+
+  /** Takes a hold (once per instance) and starts the shared broker if it is not running; resolves with its port. */
+  async start(): Promise<number> {
+    if (!this.entry) {
+      let entry = this.key ? sharedBrokers.get(this.key) : undefined;
+      if (!entry) {
+        entry = { broker: new EmbeddedBroker(this.options), holders: 0 };
+        if (this.key) sharedBrokers.set(this.key, entry);
+      }
+      entry.holders++;
+      this.entry = entry;
+    }
+    const entry = this.entry;
+    const stopping = stoppingBrokers.get(this.key);
+    if (stopping) await stopping;
+    // A failed start (port taken) is retried by the next start() of any holder: EmbeddedBroker allows that.
+    return entry.broker.start();
+  }
+
+  /** Gives the hold up; the last holder stops the broker and frees the port. Safe to call repeatedly. */
+  async close(): Promise<void> {
+    const entry = this.entry;
+    this.entry = undefined;
+    if (!entry) return;
+    entry.holders--;
+    if (entry.holders > 0) return;
+    if (this.key && sharedBrokers.get(this.key) === entry) sharedBrokers.delete(this.key);
+    const stopped = entry.broker.close();
+    if (!this.key) return stopped;
+    const key = this.key;
+    const tracked = stopped.finally(() => {
+      if (stoppingBrokers.get(key) === tracked) stoppingBrokers.delete(key);
+    });
+    stoppingBrokers.set(key, tracked);
+    return tracked;
   }
 }

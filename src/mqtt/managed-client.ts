@@ -10,7 +10,7 @@ import mqtt, { IClientOptions, IDisconnectPacket, IPublishPacket, ISubscriptionG
 import { RetryTimer } from '../common/backoff';
 import { Outbox, OutboxEntry } from '../common/outbox';
 import { BurstCounter, ChangeWarner } from '../common/warn';
-import { ConnectionReason, ConnectionState, refusalReason, SESSION_TAKEN_OVER } from './connection-state';
+import { ConnectionReason, ConnectionState, ENDPOINT_REASONS, refusalReason, SESSION_TAKEN_OVER } from './connection-state';
 import type { MqttEndpoint } from './endpoint';
 
 export type QoS = 0 | 1 | 2;
@@ -281,8 +281,10 @@ export class ManagedMqttClient extends EventEmitter<ManagedClientEvents> {
       },
       (err: unknown) => {
         if (generation !== this.generation || this.closing) return;
-        const permanent = (err as { permanent?: unknown } | null)?.permanent === true;
-        this.failed(permanent ? 'config' : 'broker', undefined, errorText(err), permanent);
+        const named = err as { permanent?: unknown; reason?: unknown; code?: unknown } | null;
+        if (named?.permanent === true) return this.failed('config', undefined, errorText(err), true);
+        const reason = ENDPOINT_REASONS.find((r) => r === named?.reason) ?? 'broker';
+        this.failed(reason, typeof named?.code === 'number' ? named.code : undefined, errorText(err));
       },
     );
   }

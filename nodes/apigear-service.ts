@@ -3,7 +3,7 @@
 import type { DoneFunction, Node, NodeAPI, NodeDef, NodeMessage, SendFunction } from './lib/red';
 import { asError } from './lib/red';
 import { ApiGearService, argsFromPayload, Call, namedArgs } from '../src/apigear';
-import { Status } from '../src/common/status';
+import { Status } from './lib/status';
 import { ApiGearDef, brokerOf, bytesOf, clientIdOf, openClient, planOf, qosOf, registerAdmin, topicOf } from './lib/apigear-common';
 
 interface ServiceDef extends ApiGearDef {

@@ -4,7 +4,7 @@
 import path from 'path';
 import type { Node, NodeAPI, NodeDef } from './lib/red';
 import type { MqttClientRequest, SgBrokerCredentials, SgBrokerDef, SgBrokerMode, SgBrokerNode, StateView } from './lib/sg-broker-api';
-import type { NodeStatus } from '../src/common/status';
+import { NodeStatus, Status } from './lib/status';
 import { ConnectionPool, PoolUser } from '../src/common/pool';
 import { DEFAULT_EMBEDDED_PORT, PortInUseError, SharedEmbeddedBroker } from '../src/mqtt/embedded-broker';
 import { BrokerSettings, MqttEndpoint, MqttProtocol, MQTT_PROTOCOLS, resolveEndpoint, TlsSettings } from '../src/mqtt/endpoint';
@@ -223,19 +223,19 @@ function describe(RED: NodeAPI, state: ConnectionState): StateView {
   let status: NodeStatus;
   switch (state.phase) {
     case 'connected':
-      status = { fill: 'green', shape: 'dot', text: 'node-red:common.status.connected' };
+      status = Status.connected();
       break;
     case 'connecting':
-      status = { fill: 'yellow', shape: 'ring', text: 'node-red:common.status.connecting' };
+      status = Status.connecting();
       break;
     case 'waiting':
-      status = { fill: 'red', shape: 'ring', text: RED._('sg-broker.state.waiting', { reason, seconds: Math.max(1, Math.round((state.retryMs ?? 0) / 1000)) }) };
+      status = Status.retrying(RED._('sg-broker.state.waiting', { reason, seconds: Math.max(1, Math.round((state.retryMs ?? 0) / 1000)) }));
       break;
     case 'failed':
-      status = { fill: 'red', shape: 'dot', text: RED._('sg-broker.state.failed', { reason }) };
+      status = Status.failed(RED._('sg-broker.state.failed', { reason }));
       break;
     default:
-      status = { fill: 'red', shape: 'ring', text: 'node-red:common.status.disconnected' };
+      status = Status.disconnected();
   }
   // The library's own text (e.g. `listen EADDRINUSE 127.0.0.1:1884`) follows the reason as it is.
   const log = state.reason ? `${reason}${state.detail ? ` (${state.detail})` : ''}` : '';

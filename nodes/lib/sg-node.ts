@@ -5,7 +5,7 @@ import type { SgConnection, SgIncoming, SgUser } from '../../src/sg/connection';
 import { nameProblem, SgDeclaration } from '../../src/sg/plan';
 import { FormatOptions, NumberFormat, ObjectFormat, pythonStr, pythonStrip } from '../../src/sg/python';
 import { isUtf8 } from 'buffer';
-import { Status } from '../../src/common/status';
+import { Status } from './status';
 
 export interface SgFormatDef {
   objectFormat?: ObjectFormat;

@@ -226,16 +226,16 @@ export class FaultBroker {
         if (!want || (user === want.user && password?.toString() === want.password)) return done(null, true);
         done(Object.assign(new Error('bad user name or password'), { returnCode: 4 }) as never, false);
       },
-      authorizePublish: (_client, _packet, callback) => {
+      // Recorded here, before the broker acknowledges: a PUBACK the client got means the message is in this log
+      // (aedes sends the PUBACK of a QoS 1 publish before it routes it).
+      authorizePublish: (client, packet, callback) => {
         if (this.holdPublishes) {
           this.held++;
           return; // never answered: no PUBACK, no delivery
         }
+        if (client) this.log.publishes.push({ clientId: client.id, topic: packet.topic, payload: Buffer.from(packet.payload) });
         setImmediate(callback, null);
       },
-    });
-    broker.on('publish', (packet, client) => {
-      if (client && !packet.topic.startsWith('$SYS')) this.log.publishes.push({ clientId: client.id, topic: packet.topic, payload: Buffer.from(packet.payload) });
     });
     broker.on('client', (client) => this.log.connects.push({ clientId: client.id, will: Boolean((client as unknown as { will?: unknown }).will) }));
     broker.on('clientDisconnect', (client) => this.log.disconnects.push(client.id));

@@ -134,8 +134,12 @@ describe('apigear nodes' + (process.env.MQTT_URL ? ` (${process.env.MQTT_URL})` 
     // The reply msg travels through JSON on the way back (as after a JSON or file node): CorrelationData becomes
     // { type: 'Buffer', data: [...] }, and must still be echoed byte for byte.
     node('svcCall').on('input', (msg) => node('svc').receive({ ...(JSON.parse(JSON.stringify(msg)) as Msg), payload: 42 }));
+    // A watcher that sees the live publish marks the moment the broker holds the retained value.
+    const watcher = await peer();
+    await subscribe(watcher.client, `${P}/prop/+`);
     node('svc').receive({ topic: 'prop/last', payload: { content: 'retained' } });
     node('svc').receive({ topic: 'prop/last', payload: { content: 'retained' } });
+    await watcher.inbox.next(`${P}/prop/last`);
     const { client, inbox } = await peer();
     await subscribe(client, [`${P}/prop/+`, `${P}/sig/+`]);
     const prop = await inbox.next(`${P}/prop/last`);

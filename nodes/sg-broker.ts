@@ -85,10 +85,20 @@ export = function (RED: NodeAPI): void {
       // Connections wait until the deploy has created every node: the will of a resource must be on the first
       // CONNECT even when an sg-app of the same name was created before it.
       let deployed!: () => void;
-      let settled = new Promise<void>((resolve) => (deployed = resolve));
+      const nextDeploy = (): Promise<void> =>
+        new Promise<void>((resolve) => {
+          // Should the event never come (a runtime that starts nodes some other way), connect anyway.
+          const fallback = setTimeout(resolve, 10000);
+          fallback.unref?.();
+          deployed = () => {
+            clearTimeout(fallback);
+            resolve();
+          };
+        });
+      let settled = nextDeploy();
       const onStarted = (): void => deployed();
       const onStarting = (): void => {
-        settled = new Promise<void>((resolve) => (deployed = resolve));
+        settled = nextDeploy();
       };
       RED.events.on('flows:started', onStarted);
       RED.events.on('flows:starting', onStarting);
@@ -139,19 +149,23 @@ export = function (RED: NodeAPI): void {
       node.mqttClient = (request: MqttClientRequest): ManagedMqttClient => {
         const claimed = claimClientId(request.clientId);
         const user: PoolUser = { id: request.owner, status: () => undefined };
-        const client = new ManagedMqttClient({
-          clientId: claimed.id,
-          endpoint: () => node.endpoint(user),
-          overrides: request.overrides,
-          retry,
-          stableMs,
-          queue: queueFor(request.owner),
-          closed: async () => {
-            claimed.release();
-            await node.release(user, request.removed());
-          },
-        });
-        return client;
+        try {
+          return new ManagedMqttClient({
+            clientId: claimed.id,
+            endpoint: () => node.endpoint(user),
+            overrides: request.overrides,
+            retry,
+            stableMs,
+            queue: queueFor(request.owner),
+            closed: async () => {
+              claimed.release();
+              await node.release(user, request.removed());
+            },
+          });
+        } catch (err) {
+          claimed.release(); // e.g. the durable queue file is held by another connection
+          throw err;
+        }
       };
 
       const connections = new Map<string, SgConnection>();

@@ -4,6 +4,9 @@
 import assert from 'assert';
 import helper from 'node-red-node-test-helper';
 import mqtt from 'mqtt';
+import fs from 'fs';
+import os from 'os';
+import path from 'path';
 import type { TestNodeInitializer } from 'node-red-node-test-helper';
 import { FaultBroker, uniqueName } from './lib/mqtt-peer';
 import { helloYaml } from './support/hello';
@@ -223,6 +226,37 @@ describe('MQTT faults through the sg and ApiGear nodes', function () {
     await until(() => broker.received(`resourceavailable/${name}/presence`).includes('True') || undefined, 'presence True');
     assert.deepStrictEqual(broker.log.connects, [{ clientId: `${name}-${process.pid}`, will: true }]);
     assert.deepStrictEqual(broker.log.disconnects, []);
+  });
+
+  it('a durable offline queue keeps what was published while the broker was down across a restart of the flows', async () => {
+    const userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'busbar-userdir-'));
+    helper.settings({ userDir });
+    const name = uniqueName('durable');
+    const flow = [
+      brokerDef('b1', broker.port, { queueDurable: true }),
+      { id: 'res', type: 'sg-resource', broker: 'b1', resource: name, commands: [], data: [{ signal: 'n' }], wires: [[]] },
+      { id: 'done', type: 'complete', scope: ['res'], uncaught: false, wires: [['completed']] },
+      { id: 'completed', type: 'helper' },
+    ];
+    try {
+      await broker.kill();
+      await load(flow);
+      await red('res');
+      let done = 0;
+      node('completed').on('input', () => done++);
+      for (let n = 1; n <= 5; n++) node('res').receive({ topic: 'n', payload: n });
+      await until(() => done === 5 || undefined, 'done() for all five once they are on disk');
+      const file = path.join(userDir, 'busbar', `mqtt-b1-sg-${name}.log`);
+      assert.ok(fs.statSync(file).size > 0, 'the queue file holds them');
+      await helper.unload(); // Node-RED stops: nothing was delivered yet
+      await broker.start();
+      await load(flow);
+      await until(() => broker.received(`data/${name}/n`).length >= 5 || undefined, 'the five after the restart');
+      assert.deepStrictEqual(broker.received(`data/${name}/n`), ['1', '2', '3', '4', '5']);
+    } finally {
+      helper.settings({ userDir: undefined });
+      fs.rmSync(userDir, { recursive: true, force: true });
+    }
   });
 
   it('Buffer payloads go out as their bytes; bytes that are not UTF-8 are sent with a warning', async () => {

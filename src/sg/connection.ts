@@ -103,6 +103,7 @@ export class SgConnection {
   private readonly pending = new Map<string, PendingAnswer>();
   private closed = false;
   private lastState: ConnectionState = { phase: 'closed' };
+  private stopping: Promise<void> = Promise.resolve();
 
   constructor(private readonly options: SgConnectionOptions) {
     this.plan = compilePlan(options.name, []);
@@ -242,6 +243,20 @@ export class SgConnection {
   }
 
   private open(): void {
+    // A connection closed a moment ago may still be releasing its queue file: open after it.
+    void this.stopping.then(() => {
+      if (this.closed || this.pool.size === 0 || this.client) return;
+      try {
+        this.openNow();
+      } catch (err) {
+        // E.g. the durable queue file cannot be opened: say so; nothing is sent weaker than configured.
+        this.setState({ phase: 'failed', reason: 'config', detail: err instanceof Error ? err.message : String(err) });
+        this.options.log.error(`${this.name}: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    });
+  }
+
+  private openNow(): void {
     this.claimed ??= claimClientId(clientIdFor(this.name, this.options.clean, this.options.pid ?? process.pid));
     const client = new ManagedMqttClient({
       clientId: this.claimed.id,
@@ -360,7 +375,13 @@ export class SgConnection {
     if (echoNow) this.echo(entry, payload).catch((err: unknown) => this.warnUsers(`${this.name}: echo on data/${service}/${signal} failed: ${String(err)}`, entry.owners));
   }
 
-  private async shutdown(): Promise<void> {
+  private shutdown(): Promise<void> {
+    const stopped = this.stop();
+    this.stopping = stopped.catch(() => undefined);
+    return stopped;
+  }
+
+  private async stop(): Promise<void> {
     for (const pending of this.pending.values()) clearTimeout(pending.timer);
     this.pending.clear();
     const client = this.client;

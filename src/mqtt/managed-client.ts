@@ -80,8 +80,8 @@ interface Waiter {
 
 interface Item {
   topic: string;
-  /** The payload; its object identity keys the item while queued (memory queue). */
-  data: Buffer;
+  /** The payload as given: text goes to mqtt.js as is (it encodes UTF-8 straight into the packet). */
+  payload: string | Buffer;
   qos: QoS;
   retain: boolean;
   properties?: PublishOptions['properties'];
@@ -91,6 +91,9 @@ interface Item {
   seq?: number;
   waiter?: Waiter;
 }
+
+/** Publishes per corked write (see corkForThisTurn). */
+const CORK_BATCH = 64;
 
 /** Outbox entries lent to the connection at once while flushing a backlog. */
 const FLUSH_WINDOW = 256;
@@ -118,7 +121,8 @@ export class ManagedMqttClient extends EventEmitter<ManagedClientEvents> {
   private live = false;
   private started = false;
   private closing = false;
-  private corked = false;
+  /** Publishes written since the stream was corked (0: not corked). */
+  private corked = 0;
   private stateNow: ConnectionState = { phase: 'closed' };
   private readonly retry: RetryTimer;
   private stableTimer: NodeJS.Timeout | undefined;
@@ -128,8 +132,7 @@ export class ManagedMqttClient extends EventEmitter<ManagedClientEvents> {
   /** Outbox entries by their data buffer (memory queue), for their waiter and options. */
   private readonly queued = new Map<Buffer, Item>();
   /** Sent on the current connection, not yet acknowledged, in send order. */
-  private readonly inFlight = new Map<number, Item>();
-  private nextId = 0;
+  private readonly inFlight = new Set<Item>();
   private lent = 0;
   private drainWaiters: Array<() => void> = [];
   /** Connections in a row that the broker closed before they became stable. */
@@ -193,9 +196,8 @@ export class ManagedMqttClient extends EventEmitter<ManagedClientEvents> {
     if (qos === 0 && !this.live && !this.options.queue?.qos0) {
       return Promise.reject(new Error(`not connected to the broker; ${topic} not sent (QoS 0 messages are not queued)`));
     }
-    // A Buffer goes out as its bytes; the view gives this publish its own identity without copying.
-    const data = typeof payload === 'string' ? Buffer.from(payload, 'utf8') : payload.subarray(0);
-    const item: Item = { topic, data, qos, retain: opts.retain === true, properties: opts.properties };
+    // A Buffer goes out as its bytes.
+    const item: Item = { topic, payload, qos, retain: opts.retain === true, properties: opts.properties };
     return new Promise<void>((resolve, reject) => {
       item.waiter = { resolve, reject };
       if (this.live && this.outbox.length === 0 && !this.outbox.durable) this.send(item);
@@ -366,7 +368,7 @@ export class ManagedMqttClient extends EventEmitter<ManagedClientEvents> {
     this.stableTimer = undefined;
     // What was sent but not acknowledged goes back to the front, in order, to be sent again on the next connection.
     const unacked: Item[] = [];
-    for (const item of this.inFlight.values()) if (item.seq === undefined) unacked.push(item);
+    for (const item of this.inFlight) if (item.seq === undefined) unacked.push(item);
     this.inFlight.clear();
     this.lent = 0;
     this.outbox.rewind();
@@ -378,10 +380,10 @@ export class ManagedMqttClient extends EventEmitter<ManagedClientEvents> {
     for (const item of this.queued.values()) item.seq = undefined;
     if (requeue.length > 0) {
       for (const item of requeue) {
-        item.key = item.data;
-        this.queued.set(item.data, item);
+        item.key = ownBuffer(item.payload);
+        this.queued.set(item.key, item);
       }
-      this.outbox.requeueFront(requeue.map((i) => i.data)).catch(() => undefined);
+      this.outbox.requeueFront(requeue.map((i) => i.key!)).catch(() => undefined);
     }
   }
 
@@ -412,7 +414,7 @@ export class ManagedMqttClient extends EventEmitter<ManagedClientEvents> {
   }
 
   private enqueue(item: Item): void {
-    item.key = this.outbox.durable ? encodeItem(item) : item.data;
+    item.key = this.outbox.durable ? encodeItem(item) : ownBuffer(item.payload);
     this.queued.set(item.key, item);
     const stored = this.outbox.push(item.key);
     if (this.outbox.durable) {
@@ -450,12 +452,11 @@ export class ManagedMqttClient extends EventEmitter<ManagedClientEvents> {
   private send(item: Item): void {
     const client = this.client!;
     const generation = this.generation;
-    const id = ++this.nextId;
-    this.inFlight.set(id, item);
+    this.inFlight.add(item);
     this.corkForThisTurn(client);
-    client.publish(item.topic, item.data, { qos: item.qos, retain: item.retain, properties: item.properties }, (err) => {
+    client.publish(item.topic, item.payload, { qos: item.qos, retain: item.retain, properties: item.properties }, (err) => {
       if (generation !== this.generation) return; // the connection was replaced; the item was put back in the queue
-      this.inFlight.delete(id);
+      this.inFlight.delete(item);
       if (item.seq !== undefined) {
         this.lent--;
         const seq = item.seq;
@@ -465,7 +466,7 @@ export class ManagedMqttClient extends EventEmitter<ManagedClientEvents> {
       }
       // An error here is about this message (e.g. a topic the library rejects), not the link: fail it, go on.
       this.settle(item, err ?? undefined);
-      this.pump();
+      if (this.outbox.length > 0 || this.drainWaiters.length > 0) this.pump();
     });
   }
 
@@ -484,14 +485,24 @@ export class ManagedMqttClient extends EventEmitter<ManagedClientEvents> {
     this.drops.note('overflow');
   }
 
-  /** Publishes made in one event-loop turn leave in as few TCP segments as possible, Nagle being off. */
+  /**
+   * Publishes made in one event-loop turn leave in as few TCP segments as possible, Nagle being off. A long burst is
+   * uncorked every CORK_BATCH publishes: one writev of thousands of tiny chunks costs more than it saves.
+   */
   private corkForThisTurn(client: MqttClient): void {
     const stream = client.stream as unknown as { cork?(): void; uncork?(): void } | undefined;
-    if (this.corked || !stream?.cork || !stream.uncork) return;
-    this.corked = true;
+    if (!stream?.cork || !stream.uncork) return;
+    if (this.corked > 0) {
+      if (++this.corked <= CORK_BATCH) return;
+      stream.uncork();
+      stream.cork();
+      this.corked = 1;
+      return;
+    }
+    this.corked = 1;
     stream.cork();
     setImmediate(() => {
-      this.corked = false;
+      this.corked = 0;
       stream.uncork?.();
     });
   }
@@ -505,6 +516,11 @@ export class ManagedMqttClient extends EventEmitter<ManagedClientEvents> {
       });
     });
   }
+}
+
+/** The bytes of a payload in a Buffer object of this message's own: the memory queue keys its entries by identity. */
+function ownBuffer(payload: string | Buffer): Buffer {
+  return typeof payload === 'string' ? Buffer.from(payload, 'utf8') : payload.subarray(0);
 }
 
 function errorText(err: unknown): string {
@@ -525,7 +541,7 @@ function encodeItem(item: Item): Buffer {
   );
   const prefix = Buffer.allocUnsafe(4);
   prefix.writeUInt32LE(header.length, 0);
-  return Buffer.concat([prefix, header, item.data]);
+  return Buffer.concat([prefix, header, typeof item.payload === 'string' ? Buffer.from(item.payload, 'utf8') : item.payload]);
 }
 
 function decodeItem(record: Buffer): Item | undefined {
@@ -535,7 +551,7 @@ function decodeItem(record: Buffer): Item | undefined {
     const properties: PublishOptions['properties'] = {};
     if (header.rt) properties.responseTopic = header.rt;
     if (header.cd) properties.correlationData = Buffer.from(header.cd, 'base64');
-    return { topic: header.t, qos: header.q, retain: header.r, data: record.subarray(4 + length), properties: header.rt || header.cd ? properties : undefined };
+    return { topic: header.t, qos: header.q, retain: header.r, payload: record.subarray(4 + length), properties: header.rt || header.cd ? properties : undefined };
   } catch {
     return undefined;
   }

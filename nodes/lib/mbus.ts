@@ -14,6 +14,8 @@ export interface MbusConfigNode extends Node<MbusCredentials> {
   entity?: Entity;
   rpc?: RpcEndpoint;
   configError?: Error;
+  /** No hash key configured: the public RFC/UCL example key is in use. */
+  exampleKey?: boolean;
   /** Sends the return of a served call; false when the handle is unknown or expired. */
   replyTo(handle: string, reply: RpcReply): Promise<boolean>;
 }

@@ -268,6 +268,61 @@ describe('mbus on a hostile network', function () {
     });
   });
 
+  describe('one reliable message in flight per destination', () => {
+    const peerAddr = Address.parse(`(app:hostile module:slow id:${process.pid}-55@127.0.0.1)`);
+    async function slowPeer(opts: Partial<EntityOptions>): Promise<{ a: Entity; inj: Injector; seen: (name: string) => Message[]; ack: (seq: number) => void }> {
+      const a = await entity({ name: 'a', ...opts });
+      const inj = await injector();
+      const hello = (): void => inj.signed(text({ seq: 0, reliable: false, source: peerAddr, destination: Address.empty, acks: [], commands: [{ name: 'mbus.hello', args: [] }] }));
+      hello();
+      await until(() => a.entities.some((p) => p.address.equals(peerAddr)), 'peer known');
+      const seen = (name: string): Message[] => inj.received.map((r) => r.msg).filter((m) => m.source.equals(a.address) && m.commands[0]?.name === name);
+      const ack = (seq: number): void => inj.signed(text({ seq: 1, reliable: false, source: peerAddr, destination: a.address, acks: [seq], commands: [] }));
+      return { a, inj, seen, ack };
+    }
+
+    it('the next reliable message to a peer goes out only after the previous one is acked (and in order)', async () => {
+      const { a, seen, ack } = await slowPeer({});
+      const sent = [1, 2, 3].map((i) => a.send(peerAddr, [{ name: `test.q${i}`, args: [] }], { reliable: true }));
+      const first = await until(() => seen('test.q1')[1], 'q1 retransmitted while unacknowledged');
+      assert.strictEqual(seen('test.q2').length, 0, 'q2 waits while q1 is in flight');
+      ack(first.seq);
+      await sent[0];
+      const second = await until(() => seen('test.q2')[0], 'q2 after the ack of q1');
+      assert.ok(second.seq > first.seq);
+      assert.strictEqual(seen('test.q3').length, 0);
+      ack(second.seq);
+      await sent[1];
+      ack((await until(() => seen('test.q3')[0], 'q3')).seq);
+      await sent[2];
+    });
+
+    it('with the option off, all go out at once; a queued RPC call whose timeout passes is never sent', async () => {
+      const off = await slowPeer({ oneReliablePerPeer: false });
+      const all = [1, 2].map((i) => off.a.send(peerAddr, [{ name: `test.p${i}`, args: [] }], { reliable: true }).catch(() => 'failed'));
+      await until(() => off.seen('test.p1').length > 0 && off.seen('test.p2').length > 0, 'both in flight at once');
+      await Promise.all(all);
+      for (const c of closers.splice(0)) c();
+      await Promise.all(entities.splice(0).map((e) => e.stop()));
+      port = 0;
+
+      const { a, seen } = await slowPeer({});
+      const rpc = new RpcEndpoint(a);
+      try {
+        const blocking = a.send(peerAddr, [{ name: 'test.block', args: [] }], { reliable: true }).catch((e: { code?: string }) => e.code);
+        await assert.rejects(rpc.call(peerAddr, 'math.sum', [], 50), (e: { code?: string }) => e.code === 'ETIMEDOUT');
+        assert.strictEqual(await blocking, 'EDELIVERY');
+        // A later message goes out; the withdrawn call never did.
+        const later = a.send(peerAddr, [{ name: 'test.later', args: [] }], { reliable: true }).catch(() => undefined);
+        await until(() => seen('test.later').length > 0, 'the message after the withdrawn call');
+        assert.strictEqual(seen('math.sum').length, 0);
+        await later;
+      } finally {
+        rpc.close();
+      }
+    });
+  });
+
   describe('lossy link to a peer that suppresses duplicates like UCL', () => {
     /**
      * Two buses joined by a relay that drops each datagram with probability `loss`, in both directions. On one bus our

@@ -83,6 +83,8 @@ export interface PeerInfo {
 
 export interface SendOptions {
   reliable?: boolean;
+  /** Aborted while the message still waits behind another reliable one for the same destination: it is never sent. */
+  signal?: AbortSignal;
 }
 
 export interface DeliveryFailure {
@@ -339,14 +341,18 @@ export class Entity extends EventEmitter {
     if (!options.reliable || !this.oneReliablePerPeer) return this.sendNow(destination, commands, options);
     if (!this.running) throw new MbusError('the Mbus entity is not running', 'ECLOSED');
     const key = this.resolvePeer(destination).address.key;
+    const run = async (): Promise<number> => {
+      if (options.signal?.aborted) throw new MbusError(`the message to ${destination} was cancelled before it was sent`, 'ECANCELED');
+      return this.sendNow(destination, commands, options);
+    };
     const lane = this.lanes.get(key);
     if (!lane) {
       this.lanes.set(key, []);
-      return this.runInLane(key, () => this.sendNow(destination, commands, options));
+      return this.runInLane(key, run);
     }
     if (lane.length >= MAX_WAITING_PER_PEER)
       throw new MbusError(`${MAX_WAITING_PER_PEER} reliable messages already wait for ${destination}; it acknowledges too slowly`, 'EBUSY');
-    return new Promise<number>((resolve, reject) => lane.push(() => void this.runInLane(key, () => this.sendNow(destination, commands, options)).then(resolve, reject)));
+    return new Promise<number>((resolve, reject) => lane.push(() => void this.runInLane(key, run).then(resolve, reject)));
   }
 
   /** Runs one reliable send of a lane; when it is acked or failed, the next waiting one goes (its SeqNum is newer). */

@@ -173,6 +173,10 @@ describe('mbus on a hostile network', function () {
       const e = new Entity({ address: '(app:hostile module:boot)', port: 0, scope: 'LINKLOCAL', interface: 'busbar-none0', security: { hash: hashKey(KEY) } });
       await assert.rejects(e.start(), (err: unknown) => err instanceof OpenFailure && err.reason === 'no-ipv4' && err.detail.interface === 'busbar-none0');
       assert.ok(e.address.get('id')?.endsWith('@0.0.0.0'), 'the host part waits for the interface');
+      // An address that is on no interface of this host (a static address before the link is configured).
+      const f = new Entity({ address: '(app:hostile module:static)', port: 0, scope: 'LINKLOCAL', interface: '192.0.2.123', security: { hash: hashKey(KEY) } });
+      await assert.rejects(f.start(), (err: unknown) => err instanceof OpenFailure && (err.reason === 'no-device' || err.reason === 'address-unavailable'));
+      assert.ok(!f.isRunning);
     });
   });
 

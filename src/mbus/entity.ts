@@ -206,6 +206,7 @@ export class Entity extends EventEmitter {
   private entitiesPrev = 1;
   private pingTimer?: NodeJS.Timeout;
   private sweepTimer?: NodeJS.Timeout;
+  private starting?: Promise<void>;
 
   constructor(options: EntityOptions) {
     super();
@@ -275,9 +276,14 @@ export class Entity extends EventEmitter {
     return [...this.peers.values()];
   }
 
-  /** Opens the sockets; rejects with an OpenFailure (reason as data) that is worth retrying. */
-  async start(): Promise<void> {
-    if (this.running) return;
+  /** Opens the sockets; rejects with an OpenFailure (reason as data) that is worth retrying. Concurrent calls share one attempt. */
+  start(): Promise<void> {
+    if (this.running) return Promise.resolve();
+    this.starting ??= this.open().finally(() => (this.starting = undefined));
+    return this.starting;
+  }
+
+  private async open(): Promise<void> {
     if (this.idSerial) {
       const id = `${this.idSerial}@${hostId(this.scope, this.iface)}`;
       if (id !== this.ownAddress.get('id')) this.ownAddress = this.ownAddress.with('id', id);
@@ -294,6 +300,7 @@ export class Entity extends EventEmitter {
 
   /** Says bye, fails what is still outstanding and releases every socket and timer. */
   async stop(): Promise<void> {
+    if (this.starting) await this.starting.catch(() => undefined); // a start in progress finishes first, then stops
     if (!this.running) return;
     try {
       await this.send(Address.empty, [{ name: 'mbus.bye', args: [] }]);

@@ -109,6 +109,7 @@ export = function (RED: NodeAPI): void {
         } catch (err) {
           if (!wanted) return;
           const why = openFailureText(err);
+          node.startFailure = why;
           startWarner.report(why);
           const delay = retry.schedule(() => void attempt(entity));
           node.pool.setStatus(Status.error(RED._('mbus-config.status.retrying', { reason: why, seconds: Math.ceil(delay / 1000) })));
@@ -119,6 +120,7 @@ export = function (RED: NodeAPI): void {
           return;
         }
         retry.succeeded();
+        node.startFailure = undefined;
         if (startWarner.current !== undefined) node.log(RED._('mbus-config.log.started', { address: entity.address.toString() }));
         startWarner.clear();
         node.pool.setStatus(Status.connected(peersText(entity.entities.length)));
@@ -187,6 +189,7 @@ export = function (RED: NodeAPI): void {
     res.json({
       deployed: true,
       running: e.isRunning,
+      startFailure: node.startFailure,
       exampleKey: !!node.exampleKey,
       counters: Object.fromEntries(e.counters),
       maxPeers: e.maxPeers,

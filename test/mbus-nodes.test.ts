@@ -245,6 +245,9 @@ describe('mbus nodes in Node-RED', function () {
       assert.deepStrictEqual(warns.filter((t) => t === 'mbus-config.warn.startFailed'), ['mbus-config.warn.startFailed'], 'warned once for the same reason');
       assert.ok(warns.includes('mbus-config.warn.exampleKey'), 'the example key is named');
       assert.ok(!(helper.getNode('c1') as unknown as { entity: { isRunning: boolean } }).entity.isRunning);
+      // The dialog's "In effect" names the reason and the example key.
+      const eff = (await helper.request().get('/mbus-config/c1/effective').expect(200)).body as Msg;
+      assert.deepStrictEqual([eff.running, eff.startFailure, eff.exampleKey], [false, 'mbus-config.openFailure.port-in-use', true]);
       await new Promise<void>((r) => blocker.close(() => r()));
       freed = true;
       await until(() => (status.args[status.args.length - 1][0] as { fill?: string }).fill === 'green', 'green once the port is free', 40000);

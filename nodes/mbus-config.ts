@@ -28,6 +28,7 @@ export = function (RED: NodeAPI): void {
       const served = new Map<string, { call: RpcCall; at: number }>();
       let handleCounter = 0;
       let sweep: NodeJS.Timeout | undefined;
+      let peersTimer: NodeJS.Timeout | undefined;
       // The latest of each kind, so the counted once-a-minute line can name an example.
       const latestDrop = new Map<string, { detail: string; from: string }>();
       let latestEvicted = '';
@@ -57,9 +58,14 @@ export = function (RED: NodeAPI): void {
           latestDrop.set(reason, { detail, from: `${rinfo.address}:${rinfo.port}` });
           counted.note(reason);
         });
-        // Users see how many peers the entity knows (translated here: the text carries a number).
+        // Users see how many peers the entity knows (translated here: the text carries a number), updated at most
+        // every 250 ms so a flood of fake hellos is not also a flood of status updates to every node and the editor.
         const showPeers = (): void => {
-          if (node.entity?.isRunning) node.pool.setStatus(Status.connected(peersText(node.entity.entities.length)));
+          if (peersTimer) return;
+          peersTimer = setTimeout(() => {
+            peersTimer = undefined;
+            if (node.entity?.isRunning) node.pool.setStatus(Status.connected(peersText(node.entity.entities.length)));
+          }, 250);
         };
         node.entity.on('warning', (err) => node.warn(err.message));
         node.entity.on('new-entity', showPeers);
@@ -166,6 +172,7 @@ export = function (RED: NodeAPI): void {
       node.on('close', (_removed, done) => {
         wanted = false;
         retry.cancel();
+        clearTimeout(peersTimer);
         counted.close();
         clearInterval(sweep);
         node.rpc?.close();

@@ -204,6 +204,43 @@ describe('mbus on a hostile network', function () {
       await rpcWorks(a, b);
     });
 
+    it('a datagram claiming a foreign peer\'s address cannot redirect our unicasts to the claimant', async () => {
+      const a = await entity({ name: 'a' });
+      const bus = await injector(); // the peer's receiver on the bus port
+      const peer = Address.parse(`(app:hostile module:foreign id:${process.pid}-66@127.0.0.1)`);
+      const socket = async (): Promise<{ sock: dgram.Socket; got: string[] }> => {
+        const sock = dgram.createSocket('udp4');
+        await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
+        sock.setMulticastInterface('127.0.0.1');
+        sock.setMulticastTTL(0);
+        closers.push(() => sock.close());
+        const got: string[] = [];
+        sock.on('message', (d) => {
+          try {
+            got.push(parseMessage(openDatagram(SEC, d)).commands[0]?.name ?? '');
+          } catch {
+            /* ignore */
+          }
+        });
+        return { sock, got };
+      };
+      const own = await socket(); // the peer's own endpoint (unicast goes here)
+      const spoofer = await socket();
+      const hello = (from: dgram.Socket): void =>
+        from.send(sealDatagram(SEC, text({ seq: 0, reliable: false, source: peer, destination: Address.empty, acks: [], commands: [{ name: 'mbus.hello', args: [] }] })), port, GROUP);
+      hello(own.sock);
+      await until(() => a.entities.some((p) => p.address.equals(peer)), 'peer known');
+      await a.send(peer, [{ name: 'test.before', args: [] }]);
+      await until(() => own.got.includes('test.before'), 'unicast to the peer\'s own endpoint');
+      hello(spoofer.sock);
+      await until(() => a.entities.find((p) => p.address.equals(peer))?.endpoint.port === spoofer.sock.address().port, 'the claim was heard');
+      await a.send(peer, [{ name: 'test.after', args: [] }]);
+      await until(() => bus.received.some((r) => r.msg.commands[0]?.name === 'test.after'), 'sent by multicast, which reaches the real peer');
+      await a.send(Address.empty, [{ name: 'test.flush', args: [] }]);
+      await until(() => bus.received.some((r) => r.msg.commands[0]?.name === 'test.flush'), 'a later message');
+      assert.deepStrictEqual(spoofer.got, [], 'nothing was unicast to the claimant');
+    });
+
     it('2000 hellos from distinct sources: the table stays bounded (counted evictions), the real peer stays, our hello interval stays under the cap', async () => {
       // The defaults: a table of 1000, hello_d capped at 2000 ms. Uncapped, FAST timers with 1000 entities would
       // mean 20 · 1001 ms ≈ 20 s between hellos.

@@ -79,6 +79,8 @@ export interface PeerInfo {
   endpoint: { address: string; port: number };
   /** Messages heard from it; a peer heard once is the first to go when the table is full (a flood of fake sources). */
   heard: number;
+  /** When its endpoint last changed: unicast waits until it has been stable for a while (see ENDPOINT_SETTLE_MS). */
+  endpointChangedAt?: number;
 }
 
 export interface SendOptions {
@@ -135,6 +137,11 @@ export function retransmitSchedule(t: Timers): { sends: number[]; failAt: number
 
 let idCounter = 0;
 const SEQ_WRAP = 2 ** 32;
+/**
+ * After a peer's endpoint changes, send to it by multicast (which reaches it wherever it is) for this long before
+ * unicasting again: a datagram that merely claims a peer's address cannot redirect our unicasts to the claimant.
+ */
+const ENDPOINT_SETTLE_MS = 10000;
 /** Reliable messages that may wait behind the outstanding one for the same destination. */
 const MAX_WAITING_PER_PEER = 1000;
 
@@ -404,7 +411,8 @@ export class Entity extends EventEmitter {
       clearTimeout(ackQueue.timer);
       this.acks.delete(dest.key);
     }
-    const to = peer && this.sendUnicast && peer.endpoint.port !== this.port ? peer.endpoint : undefined;
+    const settled = !peer?.endpointChangedAt || msg.timestamp - peer.endpointChangedAt >= ENDPOINT_SETTLE_MS;
+    const to = peer && this.sendUnicast && peer.endpoint.port !== this.port && settled ? peer.endpoint : undefined;
     if (!options.reliable) {
       await this.transport.send(datagram, to);
       return seq;
@@ -482,7 +490,10 @@ export class Entity extends EventEmitter {
         this.peers.delete(key);
         this.peers.set(key, known);
         // Endpoints are never mutated (an outstanding message keeps the one it was sent to); a new one only on change.
-        if (known.endpoint.port !== rinfo.port || known.endpoint.address !== rinfo.address) known.endpoint = { address: rinfo.address, port: rinfo.port };
+        if (known.endpoint.port !== rinfo.port || known.endpoint.address !== rinfo.address) {
+          known.endpoint = { address: rinfo.address, port: rinfo.port };
+          known.endpointChangedAt = now;
+        }
       } else {
         if (this.peers.size >= this.maxPeers) this.evictOne();
         this.peers.set(key, { address: msg.source, lastHeard: now, endpoint: { address: rinfo.address, port: rinfo.port }, heard: 1 });

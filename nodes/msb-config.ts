@@ -5,7 +5,7 @@ import * as path from 'path';
 import type { ConnectionOptions } from 'tls';
 import { ConnectionPool } from '../src/common/pool';
 import { NodeStatus, Status } from '../src/common/status';
-import { ChangeWarner } from '../src/common/warn';
+import { BurstCounter, ChangeWarner } from '../src/common/warn';
 import { ClientState, connectionUrl, DisconnectReason, FunctionCall, MsbClient, PublishRequest } from '../src/msb/client';
 import {
   compileSelfDescription,
@@ -201,6 +201,16 @@ export = function (RED: NodeAPI) {
       let disconnectStatus = 'msb.status.disconnected';
       // An unreachable MSB is said once, not once per retry; said again after it was reachable.
       const connectionWarner = new ChangeWarner((text) => node.warn(text));
+      // NIO answers and calls of unknown functions come from the network: said once per burst and kind, counted.
+      const latest = new Map<string, string>();
+      const bursts = new BurstCounter((kind, count) => {
+        const text = latest.get(kind) ?? kind;
+        node.warn(count === 1 ? text : RED._('msb-config.warn.repeated', { text, count }));
+      });
+      const warnBurst = (kind: string, text: string): void => {
+        latest.set(kind, text);
+        bursts.note(kind);
+      };
       let countsShown = '';
       let countsTimer: NodeJS.Timeout | undefined;
 
@@ -299,7 +309,7 @@ export = function (RED: NodeAPI) {
         c.on('nio', (keyword, meaning, eventId) => {
           if (keyword !== 'NIO_ALREADY_CONNECTED' && keyword !== 'NIO_UNAUTHORIZED_CONNECTION') nioStatus = keyword;
           setStatus(Status.error(`msb.status.${keyword}`));
-          node.warn(`${keyword}: ${meaning}${eventId ? ` (event "${eventId}")` : ''}`);
+          warnBurst(keyword, `${keyword}: ${meaning}${eventId ? ` (event "${eventId}")` : ''}`);
         });
         c.on('published', () => {
           if (nioStatus && c.registered && !definitionError) {
@@ -328,7 +338,7 @@ export = function (RED: NodeAPI) {
         // Like the Python client: "/name" from the MSB also reaches a function declared as "name".
         if (targets.length === 0 && /^\/[^/]/.test(call.functionId)) targets = pool.list().filter((u) => u.function?.functionId === call.functionId.slice(1) && u.onCall);
         if (targets.length === 0) {
-          node.warn(RED._('msb-config.warn.unknownFunction', { functionId: call.functionId }));
+          warnBurst('unknownFunction', RED._('msb-config.warn.unknownFunction', { functionId: call.functionId.slice(0, 80) }));
           return;
         }
         for (const user of targets) user.onCall?.(call);
@@ -418,6 +428,7 @@ export = function (RED: NodeAPI) {
 
       this.on('close', (removed: boolean, done: () => void) => {
         closed = true;
+        bursts.close();
         if (countsTimer) clearInterval(countsTimer);
         countsTimer = undefined;
         if (removed) rememberedChanges.delete(changesKey);

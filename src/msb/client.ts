@@ -215,6 +215,7 @@ export class MsbClient extends EventEmitter<MsbClientEvents> {
   private readonly overrides = new Map<string, unknown>();
   private outbox: string[] = [];
   private flushTimer: NodeJS.Immediate | undefined;
+  private opening = true;
 
   constructor(private readonly options: MsbClientOptions) {
     super();
@@ -239,6 +240,7 @@ export class MsbClient extends EventEmitter<MsbClientEvents> {
         onWarning: (text) => this.warn('store', `event cache: ${text}`),
       });
     }
+    this.opening = false;
   }
 
   get state(): ClientState {
@@ -726,6 +728,11 @@ export class MsbClient extends EventEmitter<MsbClientEvents> {
 
   /** Reports at most once per burst per reason, with a count; the latest detail is what the report shows. */
   private warn(reason: string, detail: string): void {
+    // Opening the cache may warn (torn tail, smaller bound) before anyone could listen: say it a turn later.
+    if (this.opening) {
+      setImmediate(() => this.warn(reason, detail));
+      return;
+    }
     this.warningDetail.set(reason, detail);
     this.warnings.note(reason);
   }

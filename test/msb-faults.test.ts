@@ -62,6 +62,7 @@ describe('msb client under faults', function () {
     c.connect();
     await until(() => c.registered, 'registration');
     emulator.stall(true);
+    const stalledAt = Date.now();
     const uncached: Outcome[] = [];
     const cached: Outcome[] = [];
     // Events keep coming during the stall, until the silence is noticed and the link is cut.
@@ -73,6 +74,7 @@ describe('msb client under faults', function () {
       await new Promise((r) => setTimeout(r, 20));
       assert.ok(i < 1000, 'the stall is noticed');
     }
+    const noticedAfter = Date.now() - stalledAt;
     await until(() => uncached.every((o) => o !== 'pending') && cached.every((o) => o !== 'pending'), 'every publish answered');
     // Not one event published into the stall was acknowledged: uncached ones failed (done(err)), cached ones are held.
     assert.deepStrictEqual([...new Set(uncached)], ['failed']);
@@ -83,6 +85,9 @@ describe('msb client under faults', function () {
     const got = arrived(emulator).filter((n) => n >= 0);
     assert.deepStrictEqual([...new Set(got)], Array.from({ length: i }, (_, k) => k), 'every cached event, in order');
     assert.ok(reasons.includes('no-answer'));
+    process.stdout.write(
+      `      stall noticed after ${noticedAfter} ms (ping every 200 ms); ${i} uncached events failed, ${i} cached held and replayed in order, 0 reported sent and lost\n`,
+    );
   });
 
   for (const durable of [false, true]) {

@@ -150,6 +150,27 @@ describe('msb durable event cache and hostile input in Node-RED', function () {
     await until(() => arrived(emulator).includes(7), 'still publishing');
   });
 
+  it('a stalled MSB: "no answer from the MSB, reconnecting" on every node; the cached event is held, then delivered', async () => {
+    await helper.load(nodes, [...flow({ pingInterval: 0.2 }), { id: 'plain', type: 'msb-event-out', service: 'cfg', eventId: 'N', dataType: 'int32', priority: 'LOW', cached: false }]);
+    await until(() => lastStatus('ev')?.text === 'msb.status.registered', 'registered');
+    let done = 0;
+    const errors: string[] = [];
+    node('completed').on('input', () => done++);
+    node('errors').on('input', (msg) => errors.push(String((msg.error as { message: string }).message)));
+    emulator.stall(true);
+    node('ev').receive({ payload: 1 });
+    // With a cached event the counts follow the reason (translated at runtime); the reason comes first.
+    const noAnswer = (id: string): boolean => /^(msb\.status\.noAnswer|no answer from the MSB, reconnecting)/.test(lastStatus(id)?.text ?? '');
+    await until(() => noAnswer('ev') && noAnswer('plain'), 'no answer on every node').catch((err) => {
+      throw new Error(`${(err as Error).message}: ${JSON.stringify(lastStatus('ev'))}`);
+    });
+    // Held in the (durable) cache once the link was cut: done() without error, and still there to be sent.
+    await until(() => done === 1, 'the cached event is held');
+    emulator.stall(false);
+    await until(() => arrived(emulator).includes(1), 'delivered after the stall');
+    assert.deepStrictEqual(errors, []);
+  });
+
   it('an URL without a scheme is named on every node of the service, and events fail with it', async () => {
     const f = flow({ url: '127.0.0.1:8085' });
     await helper.load(nodes, f);

@@ -141,6 +141,16 @@ describe('msb client under faults', function () {
     });
   }
 
+  it('a cached burst larger than the cache while connected goes straight out: nothing dropped, all acknowledged', async () => {
+    const c = make({ eventCacheSize: 10 });
+    c.connect();
+    await until(() => c.registered, 'registration');
+    const outcomes = await Promise.all(Array.from({ length: 1000 }, (_, i) => c.publish({ eventId: 'N', dataObject: i, cached: true })));
+    assert.deepStrictEqual([...new Set(outcomes)], ['published']);
+    assert.strictEqual(c.counts.dropped, 0);
+    assert.deepStrictEqual(arrived(emulator), Array.from({ length: 1000 }, (_, i) => i));
+  });
+
   it('hostile K and C frames: prototype names and 10,000-deep nesting are warned and dropped, nothing else touched', async () => {
     const c = make({ warningInterval: 60000 });
     const warnings: string[] = [];

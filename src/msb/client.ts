@@ -169,8 +169,8 @@ const MAX_FRAME_BYTES = 8000;
 const PUBLISHED_SOCKJS = 'a["IO_PUBLISHED"]';
 /** Cached events lent out to the socket at once; more follow as acknowledgements arrive. */
 const SEND_WINDOW = 500;
-/** Uncached events awaiting IO_PUBLISHED before new ones are refused (a stalled MSB must not eat memory). */
-const MAX_UNACKNOWLEDGED = 10000;
+/** Events awaiting IO_PUBLISHED before new ones are refused or cached (liveness cuts a stalled MSB long before). */
+const MAX_UNACKNOWLEDGED = 100000;
 /** Nesting depth of a C or K body beyond which it is rejected (like the Mbus codec). */
 export const MAX_NESTING_DEPTH = 64;
 /** Largest websocket message accepted from the MSB. */
@@ -178,9 +178,13 @@ const MAX_PAYLOAD_BYTES = 16 * 1024 * 1024;
 /** How long close() waits for outstanding acknowledgements before it closes the socket. */
 const CLOSE_GRACE_MS = 1000;
 
-/** An event written to the socket and awaiting IO_PUBLISHED/NIO_*: from the cache (seq) or sent uncached. */
+/**
+ * An event written to the socket and awaiting IO_PUBLISHED/NIO_*: lent out of the cache (seq), a cached event sent
+ * straight away because the cache was empty (direct; back into the cache if the link drops), or an uncached one.
+ */
 type InFlight =
   | { seq: number; data: Buffer }
+  | { direct: Buffer }
   | { eventId: string; resolve: (outcome: PublishOutcome) => void; reject: (err: Error) => void };
 
 /** A cached publish whose outcome is not decided yet. */
@@ -442,6 +446,13 @@ export class MsbClient extends EventEmitter<MsbClientEvents> {
     // Stored without the uuid (added when sent): the uuid may only be known once the self-description is compiled.
     const data = Buffer.from(JSON.stringify(message));
     const outcome = new Promise<PublishOutcome>((resolve, reject) => this.waiters.set(data, { eventId, durable: false, resolve, reject }));
+    if (this.registered && this.ws && cache.length === 0 && this.inFlight.length < MAX_UNACKNOWLEDGED) {
+      // Nothing waits before it: sent at once, stored only if the link drops before IO_PUBLISHED. A burst while
+      // connected is thus not bounded by the cache size, and costs no disk write.
+      this.inFlight.push({ direct: data });
+      this.send(eventMessage(this.selfDescription?.uuid, data.toString()));
+      return outcome;
+    }
     const held = (): void => {
       const waiter = this.waiters.get(data);
       if (!waiter) return;
@@ -477,9 +488,25 @@ export class MsbClient extends EventEmitter<MsbClientEvents> {
     const lost = this.inFlight.drain();
     this.cachedInFlight = 0;
     this.cache?.rewind();
+    const back: Buffer[] = [];
     for (const f of lost) {
       if ('seq' in f) continue;
-      f.reject(new Error(`event "${f.eventId}" not acknowledged: the connection to the MSB was lost after it was sent (not cached)`));
+      if ('direct' in f) back.push(f.direct);
+      else f.reject(new Error(`event "${f.eventId}" not acknowledged: the connection to the MSB was lost after it was sent (not cached)`));
+    }
+    // Cached events sent straight away were published before anything the cache holds now: they go in front.
+    if (back.length > 0 && this.cache) {
+      const held = (): void => {
+        for (const data of back) {
+          const waiter = this.waiters.get(data);
+          if (waiter) waiter.durable = true;
+        }
+        if (!this.registered || !this.ws) this.settleDurable();
+      };
+      this.cache.requeueFront(back).then(held, (err: Error) => {
+        for (const data of back) this.settle(data, new Error(`event "${eventIdOf(data)}" could not be stored in the event cache: ${err.message}`));
+      });
+      if (!this.cache.durable) held();
     }
     this.settleDurable();
   }
@@ -507,6 +534,10 @@ export class MsbClient extends EventEmitter<MsbClientEvents> {
   private answerOldest(nio: string | undefined): string | undefined {
     const f = this.inFlight.shift();
     if (!f) return undefined;
+    if ('direct' in f) {
+      this.settle(f.direct, nio ? new Error(`event "${eventIdOf(f.direct)}" refused by the MSB: ${nio} (${STATUS_KEYWORDS[nio] ?? nio})`) : 'published');
+      return eventIdOf(f.direct);
+    }
     if ('seq' in f) {
       this.cachedInFlight--;
       // A refused event is removed too: sending it again would be refused again.
@@ -756,10 +787,13 @@ function eventMessage(uuid: string | undefined, body: string): string {
   return uuid === undefined ? `E ${body}` : `E {"uuid":${JSON.stringify(uuid)},${body.slice(1)}`;
 }
 
+const EVENT_ID_PREFIX = /^\{"eventId":("(?:[^"\\]|\\.)*")/;
+
+/** The eventId of a stored event body, read from its start (it is always the first key) without parsing it all. */
 function eventIdOf(data: Buffer): string {
+  const match = EVENT_ID_PREFIX.exec(data.toString('utf8', 0, Math.min(data.length, 1024)));
   try {
-    const body = JSON.parse(data.toString()) as { eventId?: unknown };
-    return typeof body.eventId === 'string' ? body.eventId : '?';
+    return match ? (JSON.parse(match[1]) as string) : '?';
   } catch {
     return '?';
   }

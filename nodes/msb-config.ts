@@ -230,7 +230,7 @@ export = function (RED: NodeAPI) {
       };
       const rememberChanges = (changed: Record<string, unknown>): void => {
         const declared = declaredValues();
-        const stored = rememberedChanges.get(changesKey) ?? {};
+        const stored = rememberedChanges.get(changesKey) ?? (Object.create(null) as Record<string, { declared: unknown; value: unknown }>);
         for (const [name, value] of Object.entries(changed)) stored[name] = { declared: declared[name], value };
         rememberedChanges.set(changesKey, stored);
       };
@@ -239,7 +239,7 @@ export = function (RED: NodeAPI) {
         if (!stored) return;
         const declared = declaredValues();
         for (const [name, entry] of Object.entries(stored)) {
-          const param = sd.configuration.parameters[name];
+          const param = Object.prototype.hasOwnProperty.call(sd.configuration.parameters, name) ? sd.configuration.parameters[name] : undefined;
           if (param && JSON.stringify(declared[name]) === JSON.stringify(entry.declared)) param.value = entry.value;
         }
       };

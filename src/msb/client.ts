@@ -277,9 +277,8 @@ export class MsbClient extends EventEmitter<MsbClientEvents> {
 
   /** Current configuration parameter values (declared values, overridden by `K` changes). */
   get parameters(): Record<string, unknown> {
-    const out: Record<string, unknown> = {};
-    for (const [name, p] of Object.entries(this.selfDescription?.configuration.parameters ?? {})) out[name] = p.value;
-    return out;
+    // fromEntries defines own properties: a parameter may be called "__proto__" without touching a prototype.
+    return Object.fromEntries(Object.entries(this.selfDescription?.configuration.parameters ?? {}).map(([name, p]) => [name, p.value]));
   }
 
   /**

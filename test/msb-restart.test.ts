@@ -171,6 +171,13 @@ describe('msb durable event cache and hostile input in Node-RED', function () {
     assert.deepStrictEqual(errors, []);
   });
 
+  it('an unreachable MSB is warned once, not once per retry', async () => {
+    await helper.load(nodes, flow({ url: 'ws://127.0.0.1:1' }));
+    const unreachable = (): number => node('ev').status.getCalls().filter((c) => c.thisValue === node('ev') && /unreachable|not reachable/.test(String((c.args[0] as { text?: string }).text))).length;
+    await until(() => unreachable() >= 2, 'two failed attempts');
+    assert.strictEqual(warnings('cfg').filter((w) => /127\.0\.0\.1:1|warn\.disconnected/.test(w)).length, 1, warnings('cfg').join('\n'));
+  });
+
   it('an URL without a scheme is named on every node of the service, and events fail with it', async () => {
     const f = flow({ url: '127.0.0.1:8085' });
     await helper.load(nodes, f);

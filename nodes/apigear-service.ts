@@ -28,7 +28,7 @@ export = function (RED: NodeAPI): void {
       connection = new V5Connection(node, broker, clientIdOf(node, config, 'nr-apigear-svc'));
       connection.open((client) => {
         service = new ApiGearService(plan, client, { qos: qosOf(config.qos), applySet: config.applySet !== false });
-        service.on('ready', () => node.status(Status.connected()));
+        service.on('ready', (g) => node.status(Status.connected(g.grantedQos < g.requestedQos ? 'apigear-service.status.qos-limited' : undefined)));
         service.on('warning', (text) => node.warn(text));
         service.on('error', (err) => {
           node.status(Status.error('node-red:common.status.error'));

@@ -273,3 +273,96 @@ describe(`broker compatibility: sg and ApiGear essentials on ${brokerName}`, fun
     }
   });
 });
+
+/**
+ * A TCP proxy in front of the embedded broker that rewrites every MQTT 5 SUBACK granting QoS 2 into one granting QoS 1,
+ * as a broker without QoS 2 answers (aedes 2.0.0-beta.1 cannot be configured to grant less than asked).
+ */
+async function qos1Proxy(target: number): Promise<{ port: number; close(): Promise<void> }> {
+  const net = await import('net');
+  const sockets = new Set<import('net').Socket>();
+  const server = net.createServer((inbound) => {
+    const outbound = net.connect(target, '127.0.0.1');
+    sockets.add(inbound).add(outbound);
+    inbound.pipe(outbound);
+    let pending = Buffer.alloc(0);
+    outbound.on('data', (chunk: Buffer) => {
+      pending = Buffer.concat([pending, chunk]);
+      for (;;) {
+        // Fixed header, variable-length remaining length; forward whole packets only.
+        let len = 0;
+        let mult = 1;
+        let i = 1;
+        for (; i < pending.length && i <= 4; i++) {
+          len += (pending[i]! & 0x7f) * mult;
+          mult *= 128;
+          if ((pending[i]! & 0x80) === 0) break;
+        }
+        if (i >= pending.length || pending.length < i + 1 + len) break;
+        const packet = Buffer.from(pending.subarray(0, i + 1 + len));
+        pending = pending.subarray(i + 1 + len);
+        if (packet[0] === 0x90) {
+          // SUBACK: packet id (2 bytes), properties (length-prefixed), then one reason code per subscription.
+          let p = i + 3;
+          let propLen = 0;
+          let m = 1;
+          for (;;) {
+            const b = packet[p++]!;
+            propLen += (b & 0x7f) * m;
+            m *= 128;
+            if ((b & 0x80) === 0) break;
+          }
+          for (let k = p + propLen; k < packet.length; k++) if (packet[k] === 0x02) packet[k] = 0x01;
+        }
+        inbound.write(packet);
+      }
+    });
+    const drop = (): void => {
+      inbound.destroy();
+      outbound.destroy();
+    };
+    inbound.on('error', drop).on('close', drop);
+    outbound.on('error', drop).on('close', drop);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as import('net').AddressInfo).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+describe('ApiGear nodes on an MQTT 5 broker that grants QoS 1 for QoS 2', function () {
+  this.timeout(30000);
+  let broker: EmbeddedBroker | undefined;
+  let proxy: { port: number; close(): Promise<void> } | undefined;
+
+  before(async () => {
+    broker = new EmbeddedBroker({ port: 0 });
+    proxy = await qos1Proxy(await broker.start());
+    await helper.startServer();
+  });
+  after(async () => {
+    await helper.unload();
+    await helper.stopServer();
+    await proxy?.close();
+    await broker?.close();
+  });
+
+  it('both nodes connect and say in their status that the broker grants a lower QoS', async () => {
+    const moduleName = uniqueModule('bc.q1');
+    const yaml = helloYaml(moduleName);
+    await helper.load(nodes as never, [
+      { id: 'b1', type: 'sg-broker', mode: 'external', host: '127.0.0.1', port: proxy!.port, protocol: '5', qos: 1, keepalive: 10, clean: true },
+      { id: 'svc', type: 'apigear-service', broker: 'b1', moduleYaml: yaml, interface: 'Hello', qos: 2, wires: [[], []] },
+      { id: 'cli', type: 'apigear-client', broker: 'b1', moduleYaml: yaml, interface: 'Hello', qos: 2, clientId: `q1-cli-${process.pid}`, wires: [[], [], []] },
+    ] as never);
+    for (const [id, key] of [['svc', 'apigear-service'], ['cli', 'apigear-client']]) {
+      await until(() => lastStatus(id)?.text === `${key}.status.qos-limited`, `${id}: the QoS-limited status`, 10000, 50);
+      assert.strictEqual(lastStatus(id)?.fill, 'green');
+    }
+  });
+});

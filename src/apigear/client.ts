@@ -6,6 +6,7 @@ import { ApiGearValueError, InterfacePlan, OperationPlan } from './plan';
 import { encodeJson, Listeners, publish, QoS, subscribeAll } from './wire';
 import { decodePayload } from './inbound';
 import { RejectedInput } from '../common/rejects';
+import type { Grant } from './service';
 
 export interface ClientOptions {
   /** Our MQTT client id: it is part of every reply topic, so it must be the id the connection really uses. */
@@ -21,7 +22,8 @@ export interface ClientEvents {
   property: [{ property: string; value: unknown }];
   signal: [{ signal: string; args: unknown[] }];
   warning: [string];
-  ready: [];
+  /** Subscribed (all SUBACKs in); with the QoS granted (lower than configured: the broker's limit). */
+  ready: [Grant];
   error: [Error];
 }
 
@@ -180,11 +182,11 @@ export class ApiGearClient extends EventEmitter<ClientEvents> {
   private onConnect(): void {
     this.readyNow = false;
     subscribeAll(this.client, this.subscriptions, this.qos)
-      .then(() => {
+      .then((grantedQos) => {
         if (!this.started) return;
         this.readyNow = true;
         for (const w of this.waiters.splice(0)) w();
-        this.emit('ready');
+        this.emit('ready', { requestedQos: this.qos, grantedQos });
       })
       .catch((err: unknown) => {
         if (this.started) this.emit('error', err instanceof Error ? err : new Error(String(err)));

@@ -28,13 +28,19 @@ export interface ServiceOptions {
   warnIntervalMs?: number;
 }
 
+/** The QoS the broker granted for our subscriptions, beside the configured one (lower: the broker's limit). */
+export interface Grant {
+  requestedQos: QoS;
+  grantedQos: QoS;
+}
+
 export interface ServiceEvents {
   set: [SetRequest];
   call: [Call];
   /** Network input that was dropped (malformed JSON, unknown member, value breaking the IDL): one line per burst. */
   warning: [string];
-  /** Subscribed (all SUBACKs in) and current properties republished after a (re)connect. */
-  ready: [];
+  /** Subscribed (all SUBACKs in) and current properties republished after a (re)connect; with the QoS granted. */
+  ready: [Grant];
   error: [Error];
 }
 
@@ -139,10 +145,14 @@ export class ApiGearService extends EventEmitter<ServiceEvents> {
 
   private onConnect(): void {
     // Clean start: the broker forgot our subscriptions, so subscribe again; republish props as the C++ service does.
+    let grantedQos = this.qos;
     subscribeAll(this.client, this.plan.serviceSubscriptions, this.qos)
-      .then(() => Promise.all([...this.values].map(([name, json]) => publish(this.client, this.plan.properties.get(name)!.topic, json, { qos: this.qos, retain: true }))))
+      .then((granted) => {
+        grantedQos = granted;
+        return Promise.all([...this.values].map(([name, json]) => publish(this.client, this.plan.properties.get(name)!.topic, json, { qos: this.qos, retain: true })));
+      })
       .then(() => {
-        if (this.started) this.emit('ready');
+        if (this.started) this.emit('ready', { requestedQos: this.qos, grantedQos });
       })
       .catch((err: unknown) => {
         if (this.started) this.emit('error', err instanceof Error ? err : new Error(String(err)));

@@ -88,7 +88,15 @@ function generator(rand: () => number, P: string, res: string, cliId: string): (
       return { topic: `${P}/set/${rand() < 0.3 ? pick(evilNames) : 'last'}`, payload: hostileJson() };
     }
     if (r < 0.32) {
-      const properties = rand() < 0.8 ? { responseTopic: `${P}/rpc/say/fuzzer/result`, correlationData: Buffer.from([int(256)]) } : undefined;
+      // MQTT 5 properties from the wire too: odd ResponseTopics, big CorrelationData, prototype-named user properties.
+      const properties =
+        rand() < 0.2
+          ? undefined
+          : {
+              responseTopic: rand() < 0.8 ? `${P}/rpc/say/fuzzer/result` : pick([' ', 'x'.repeat(5000), '__proto__', 'a//b']),
+              correlationData: rand() < 0.9 ? Buffer.from([int(256)]) : Buffer.alloc(int(65536), 0xff),
+              userProperties: rand() < 0.5 ? undefined : JSON.parse('{"__proto__":"x","constructor":"y","toString":"z"}'),
+            };
       if (valid) return { topic: `${P}/rpc/say`, payload: Buffer.from(JSON.stringify([content, int(3)])), expect: 'svc-rpc', properties };
       return { topic: `${P}/rpc/${rand() < 0.3 ? pick(evilNames) : 'say'}`, payload: hostileJson(), properties };
     }
@@ -169,6 +177,9 @@ describe(`fuzz: hostile MQTT topics and payloads into sg and ApiGear nodes (seed
     lag.enable();
 
     const fuzzer = await mqtt.connectAsync(url, { protocolVersion: 5, clientId: `fuzzer-${process.pid}`, reconnectPeriod: 0 });
+    // A fuzz input the broker itself refuses would end the fuzzer's connection: fail at once instead of hanging.
+    const fuzzerClosed = new Promise<never>((_, reject) => fuzzer.once('close', () => reject(new Error('the broker closed the fuzzer connection'))));
+    fuzzerClosed.catch(() => undefined);
     const next = generator(prng(SEED), P, res, cliId);
     const expected = new Map<Target, number>();
     let bytes = 0;
@@ -180,9 +191,9 @@ describe(`fuzz: hostile MQTT topics and payloads into sg and ApiGear nodes (seed
         if (input.expect) expected.set(input.expect, (expected.get(input.expect) ?? 0) + 1);
         bytes += input.payload.length;
         window.push(fuzzer.publishAsync(input.topic, input.payload, { qos: 1, properties: input.properties }));
-        if (window.length >= 100) await Promise.all(window.splice(0));
+        if (window.length >= 100) await Promise.race([Promise.all(window.splice(0)), fuzzerClosed]);
       }
-      await Promise.all(window);
+      await Promise.race([Promise.all(window), fuzzerClosed]);
       const want: Array<[string, Target]> = [['svcSet', 'svc-set'], ['svcCall', 'svc-rpc'], ['cliProp', 'cli-prop'], ['cliSig', 'cli-sig'], ['resOut', 'res-cmd']];
       // Positive end marker: every valid input has come out of its node (the broker keeps per-publisher order).
       const appExpected = (expected.get('app-data') ?? 0) + (expected.get('app-avail') ?? 0);

@@ -241,7 +241,9 @@ export class ApiGearClient extends EventEmitter<ClientEvents> {
     const key = corr ? Buffer.from(corr).toString('hex') : undefined;
     const p = key === undefined ? undefined : this.pending.get(key);
     if (!p || p.operation.name !== name) {
+      // Late (after a timeout), duplicate (QoS retransmit) or someone else's: dropped, counted, said once per burst.
       this.dropped++;
+      this.rejects.note('reply matches no pending call', `rpc/${name}/…/result`);
       return;
     }
     const decoded = decodePayload(payload) ?? { ok: true as const, value: null };

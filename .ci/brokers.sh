@@ -18,9 +18,14 @@ failed=()
 work=$(mktemp -d)
 nats_pid=''
 rabbit_enabled_here=''
+plugins_file=''
 cleanup() {
   if [ -n "$nats_pid" ]; then kill "$nats_pid" 2>/dev/null || true; wait "$nats_pid" 2>/dev/null || true; fi
-  if [ -n "$rabbit_enabled_here" ]; then rabbitmq-plugins -q disable rabbitmq_mqtt > /dev/null || true; fi
+  if [ -n "$rabbit_enabled_here" ]; then
+    rabbitmq-plugins -q disable rabbitmq_mqtt > /dev/null || true
+    # The plugins file did not exist before: leave none behind.
+    if [ -n "$plugins_file" ]; then rm -f "$plugins_file"; fi
+  fi
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -57,6 +62,8 @@ if command -v rabbitmqctl > /dev/null && rabbitmqctl -q status > /dev/null 2>&1;
     port=$(rabbitmqctl -q eval '{ok, [L | _]} = application:get_env(rabbitmq_mqtt, tcp_listeners), case L of {_, P} -> P; P -> P end.')
   else
     port=$(free_port)
+    file=$(rabbitmqctl -q eval '{ok, F} = application:get_env(rabbit, enabled_plugins_file), F.' | tr -d '"')
+    if [ ! -e "$file" ]; then plugins_file=$file; fi
     rabbitmqctl -q eval "ok = case application:load(rabbitmq_mqtt) of ok -> ok; {error, {already_loaded, _}} -> ok end, application:set_env(rabbitmq_mqtt, tcp_listeners, [{\"127.0.0.1\", $port}])." > /dev/null
     rabbit_enabled_here=1
     rabbitmq-plugins -q enable rabbitmq_mqtt > /dev/null

@@ -144,8 +144,10 @@ describe('apigear nodes with an Eclipse Paho (Python) peer', function () {
     const mqtt = await import('mqtt');
     const marker = await mqtt.connectAsync(url, { protocolVersion: 5, clientId: `marker-${process.pid}`, reconnectPeriod: 0 });
     await marker.publishAsync(`${P}/sig/busbarMarker`, '["end"]', { qos: 1 });
-    await marker.endAsync();
     await watcher.next('end');
+    // The test's own clean-up on a shared broker (the peer has ended): no retained value left behind.
+    await marker.publishAsync(`${P}/prop/last`, Buffer.alloc(0), { qos: 1, retain: true });
+    await marker.endAsync();
     return watcher;
   }
 

@@ -51,7 +51,7 @@ async function main(): Promise<void> {
     'hits both). Rows give min / **median** / max over the rounds, and ratios are taken per round before their min / ' +
     'median / max. The MQTT benches run on the embedded broker and on a private Mosquitto with its default ' +
     'configuration that the bench starts itself. Reproduce all of them with `npm run bench`, or some with ' +
-    '`npm run bench -- <name>…` (names: the `bench/<name>.bench.ts` files).\n';
+    '`npm run bench -- <name>…` (names: the `bench/<name>.bench.ts` files).';
   fs.writeFileSync(path.join(root, 'BENCHMARKS.md'), [header, ...markdownIn(resultsDir), ...markdownIn(notesDir)].join('\n\n') + '\n');
 }
 

@@ -29,7 +29,7 @@ export = function (RED: NodeAPI): void {
       connection = openClient(node, broker, clientIdOf(node, config, 'nr-apigear-cli'), (client) => {
         // The id really used (unique in this Node-RED) is the one in the reply topics.
         core = new ApiGearClient(plan, client, { clientId: client.clientId, qos: qosOf(config.qos), timeoutMs });
-        core.on('ready', () => node.status(Status.connected()));
+        core.on('ready', (g) => node.status(Status.connected(g.grantedQos < g.requestedQos ? 'apigear-client.status.qos-limited' : undefined)));
         core.on('warning', (text) => node.warn(text));
         core.on('error', (err) => {
           node.status(Status.error('node-red:common.status.error'));

@@ -1,13 +1,19 @@
 // mbus-config: one Mbus entity (address, group/port/scope, keys, timers) shared by every mbus-entity and mbus-rpc node.
 import type { NodeAPI, Node, NodeDef } from './lib/red';
-import { ConnectionPool, PoolUser } from '../src/common/pool';
+import { ConnectionPool } from '../src/common/pool';
 import { Status } from '../src/common/status';
-import { DEFAULTS, DEFAULT_TIMERS, Entity, MbusCredentials, MbusSettings, RpcCall, RpcEndpoint, RpcHandler, entityOptions, loadMbusFile } from '../src/mbus';
+import { RetryTimer } from '../src/common/backoff';
+import { BurstCounter, ChangeWarner } from '../src/common/warn';
+import { DEFAULTS, DEFAULT_TIMERS, Entity, MbusCredentials, MbusSettings, OpenFailure, RpcCall, RpcEndpoint, RpcHandler, entityOptions, isExampleKey, loadMbusFile } from '../src/mbus';
 import type { MbusConfigNode, MbusUser } from './lib/mbus';
 
 type MbusConfigDef = NodeDef & MbusSettings;
 
 const HOLD_CALL_MS = 60000;
+/** Drops and evictions of one reason are said at once, then at most once a minute with their count. */
+const WARN_INTERVAL_MS = 60000;
+/** A failed start (interface not up yet, port taken) is retried from 1 s, doubling, up to every 30 s. */
+const RETRY = { initialMs: 1000, maxMs: 30000 };
 
 export = function (RED: NodeAPI): void {
   // "1 peer" / "2 peers": the runtime picks the catalog key, so each language words both forms itself.
@@ -21,27 +27,55 @@ export = function (RED: NodeAPI): void {
       const cfg = def as MbusConfigDef;
       const served = new Map<string, { call: RpcCall; at: number }>();
       let handleCounter = 0;
-      const lastWarn = new Map<string, number>();
       let sweep: NodeJS.Timeout | undefined;
+      let peersTimer: NodeJS.Timeout | undefined;
+      // The latest of each kind, so the counted once-a-minute line can name an example.
+      const latestDrop = new Map<string, { detail: string; from: string }>();
+      let latestEvicted = '';
+      const counted = new BurstCounter((reason, count) => {
+        if (reason === 'evicted') {
+          node.warn(RED._('mbus-config.warn.evicted', { count, max: node.entity?.maxPeers ?? 0, address: latestEvicted }));
+          return;
+        }
+        const last = latestDrop.get(reason) ?? { detail: '', from: '' };
+        const words = RED._(`mbus-config.dropReason.${reason}`);
+        node.warn(RED._(count === 1 ? 'mbus-config.warn.dropped' : 'mbus-config.warn.droppedMore', { count, reason: words, detail: last.detail, from: last.from }));
+      }, WARN_INTERVAL_MS);
+      const retry = new RetryTimer(RETRY);
+      const startWarner = new ChangeWarner((text) => node.warn(RED._('mbus-config.warn.startFailed', { reason: text })));
+      /** True while users want the entity up (between the pool's connect and disconnect). */
+      let wanted = false;
 
       try {
         const file = cfg.useMbusFile ? loadMbusFile() : undefined;
-        node.entity = new Entity(entityOptions(cfg, node.credentials ?? {}, file));
+        const options = entityOptions(cfg, node.credentials ?? {}, file);
+        node.exampleKey = isExampleKey(options.security);
+        if (node.exampleKey) node.warn(RED._('mbus-config.warn.exampleKey'));
+        node.entity = new Entity(options);
         node.rpc = new RpcEndpoint(node.entity, { answerUnknown: !!cfg.answerUnknown });
         node.entity.on('drop', (reason, detail, rinfo) => {
-          // Bad network input is dropped with a warning, at most once a minute per reason.
-          const now = Date.now();
-          if (now - (lastWarn.get(reason) ?? 0) < 60000) return;
-          lastWarn.set(reason, now);
-          node.warn(RED._('mbus-config.warn.dropped', { reason, detail, from: `${rinfo.address}:${rinfo.port}` }));
+          // Bad network input is dropped and counted: said at once, then once a minute with how many.
+          latestDrop.set(reason, { detail, from: `${rinfo.address}:${rinfo.port}` });
+          counted.note(reason);
         });
-        // Users see how many peers the entity knows (translated here: the text carries a number).
+        // Users see how many peers the entity knows (translated here: the text carries a number), updated at most
+        // every 250 ms so a flood of fake hellos is not also a flood of status updates to every node and the editor.
         const showPeers = (): void => {
-          if (node.entity?.isRunning) node.pool.setStatus(Status.connected(peersText(node.entity.entities.length)));
+          if (peersTimer) return;
+          peersTimer = setTimeout(() => {
+            peersTimer = undefined;
+            if (node.entity?.isRunning) node.pool.setStatus(Status.connected(peersText(node.entity.entities.length)));
+          }, 250);
         };
         node.entity.on('warning', (err) => node.warn(err.message));
         node.entity.on('new-entity', showPeers);
-        node.entity.on('lost-entity', showPeers);
+        node.entity.on('lost-entity', (address, why) => {
+          if (why === 'evicted') {
+            latestEvicted = address.toString();
+            counted.note('evicted');
+          }
+          showPeers();
+        });
       } catch (err) {
         node.configError = err instanceof Error ? err : new Error(String(err));
         node.error(RED._('mbus-config.error.config', { error: node.configError.message }));
@@ -65,6 +99,44 @@ export = function (RED: NodeAPI): void {
         node.rpc?.setHandlers(table);
       };
 
+      /** The reason a start failed, in the editor's words ("port 47000 in use"). */
+      const openFailureText = (err: unknown): string => {
+        if (err instanceof OpenFailure) {
+          const d = err.detail;
+          return RED._(`mbus-config.openFailure.${err.reason}`, { interface: d.interface ?? '', port: d.port ?? '', group: d.group ?? '', address: d.interface ?? d.group ?? '', errno: d.errno ?? '', message: err.message });
+        }
+        return err instanceof Error ? err.message : String(err);
+      };
+
+      // One start attempt; a failure is retried with backoff until it works or the users go away — no redeploy.
+      const attempt = async (entity: Entity): Promise<void> => {
+        try {
+          await entity.start();
+        } catch (err) {
+          if (!wanted) return;
+          const why = openFailureText(err);
+          node.startFailure = why;
+          startWarner.report(why);
+          const delay = retry.schedule(() => void attempt(entity));
+          node.pool.setStatus(Status.error(RED._('mbus-config.status.retrying', { reason: why, seconds: Math.ceil(delay / 1000) })));
+          return;
+        }
+        if (!wanted) {
+          await entity.stop();
+          return;
+        }
+        retry.succeeded();
+        node.startFailure = undefined;
+        if (startWarner.current !== undefined) node.log(RED._('mbus-config.log.started', { address: entity.address.toString() }));
+        startWarner.clear();
+        node.pool.setStatus(Status.connected(peersText(entity.entities.length)));
+        clearInterval(sweep);
+        sweep = setInterval(() => {
+          const now = Date.now();
+          for (const [h, s] of served) if (now - s.at > HOLD_CALL_MS) served.delete(h);
+        }, 10000);
+      };
+
       node.pool = new ConnectionPool<MbusUser>({
         connect: async () => {
           const entity = node.entity;
@@ -72,20 +144,14 @@ export = function (RED: NodeAPI): void {
             node.pool.setStatus(Status.error(node.configError?.message ?? 'invalid configuration'));
             return;
           }
+          wanted = true;
+          retry.cancel();
           node.pool.setStatus(Status.connecting());
-          try {
-            await entity.start();
-            node.pool.setStatus(Status.connected(peersText(0)));
-            sweep = setInterval(() => {
-              const now = Date.now();
-              for (const [h, s] of served) if (now - s.at > HOLD_CALL_MS) served.delete(h);
-            }, 10000);
-          } catch (err) {
-            node.pool.setStatus(Status.error(err instanceof Error ? err.message : String(err)));
-            node.error(err);
-          }
+          await attempt(entity);
         },
         disconnect: async () => {
+          wanted = false;
+          retry.cancel();
           clearInterval(sweep);
           served.clear();
           await node.entity?.stop();
@@ -104,6 +170,10 @@ export = function (RED: NodeAPI): void {
       };
 
       node.on('close', (_removed, done) => {
+        wanted = false;
+        retry.cancel();
+        clearTimeout(peersTimer);
+        counted.close();
         clearInterval(sweep);
         node.rpc?.close();
         node.pool
@@ -126,6 +196,10 @@ export = function (RED: NodeAPI): void {
     res.json({
       deployed: true,
       running: e.isRunning,
+      startFailure: node.startFailure,
+      exampleKey: !!node.exampleKey,
+      counters: Object.fromEntries(e.counters),
+      maxPeers: e.maxPeers,
       address: e.address.toString(),
       group: e.group,
       port: e.port,

@@ -5,6 +5,7 @@ import os from 'os';
 import path from 'path';
 import vectors from './fixtures/mbus-vectors.json';
 import {
+  RejectedMessage,
   Address,
   M,
   MValue,
@@ -270,8 +271,32 @@ describe('mbus codec: values', () => {
     assert.strictEqual(formatFloat(-2.5e25), '-25000000000000000000000000.0');
     assert.strictEqual(formatValue(fromPlain({ type: 'float', value: 3 })), '3.0');
     assert.throws(() => formatFloat(NaN), /NaN/);
-    const back = parseMessage('mbus/1.0 1 1 U (a:b) () ()\nx (3.500000 3. 1e3)\n').commands[0].args;
-    assert.deepStrictEqual(back, [M.float(3.5), M.float(3), M.float(1000)]);
+    const back = parseMessage('mbus/1.0 1 1 U (a:b) () ()\nx (3.500000 3.)\n').commands[0].args;
+    assert.deepStrictEqual(back, [M.float(3.5), M.float(3)]);
+  });
+});
+
+describe('mbus codec: what RFC 3259 forbids is rejected, with a reason to count', () => {
+  const head = 'mbus/1.0 1 1 U (a:b id:1-1@127.0.0.1) () ()\n';
+  for (const [what, text, rejection] of [
+    ['an exponent float', `${head}x (1e400)\n`, 'float'],
+    ['an exponent float with a point', `${head}x (1.5E3)\n`, 'float'],
+    ['a negative exponent float inside a list', `${head}x ((2 -3.0e-2))\n`, 'float'],
+    ['a float that is no finite number', `${head}x (${'9'.repeat(400)}.0)\n`, 'float'],
+    ['a reliable message from ()', 'mbus/1.0 1 1 R () (a:b id:1-2@127.0.0.1) ()\nx ()\n', 'empty-source'],
+    ['a header-only reliable message from ()', 'mbus/1.0 7 1 R () () ()\n', 'empty-source'],
+    ['a SeqNum of 2^32', 'mbus/1.0 4294967296 1 U (a:b) () ()\n', 'seq-range'],
+    ['a 20-digit SeqNum', 'mbus/1.0 99999999999999999999 1 U (a:b) () ()\n', 'seq-range'],
+    ['an acknowledged SeqNum above 2^32-1', 'mbus/1.0 1 1 U (a:b) () (1 4294967296 )\n', 'seq-range'],
+  ] as const) {
+    it(`rejects ${what} (${rejection})`, () => {
+      assert.throws(() => parseMessage(text), (e: unknown) => e instanceof RejectedMessage && e.rejection === rejection && e.code === 'EREJECT');
+    });
+  }
+  it('still accepts the edges: SeqNum 2^32-1, a 400-digit integer, an unreliable message from ()', () => {
+    assert.strictEqual(parseMessage('mbus/1.0 4294967295 1 U (a:b) () (4294967295 )\n').seq, 4294967295);
+    assert.strictEqual(parseMessage(`${head}x (${'9'.repeat(400)})\n`).commands[0].args[0].type, 'integer');
+    assert.strictEqual(parseMessage('mbus/1.0 1 1 U () () ()\nx ()\n').source.size, 0);
   });
   it('string escapes: emits \\\\ \\" \\n; parses \\n as LF and \\x as x', () => {
     assert.strictEqual(formatValue(M.str('a"b\\c\nd e')), '"a\\"b\\\\c\\nd e"');

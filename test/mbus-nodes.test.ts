@@ -1,4 +1,4 @@
-// mbus-config / mbus-entity / mbus-rpc in a real Node-RED runtime: two entities chatting and RPC over loopback multicast.
+// mbus-config / mbus-entity / mbus-rpc in a real Node-RED runtime: chatting and RPC over loopback multicast, start recovery, spoofing.
 import assert from 'assert';
 import dgram from 'dgram';
 import helper from 'node-red-node-test-helper';
@@ -219,5 +219,97 @@ describe('mbus nodes in Node-RED', function () {
     // A reply with a stale handle is an error.
     srv.receive({ rpcCall: { handle: 'c2:999' }, payload: [] });
     await until(() => caught.find((m) => /no pending call|unknownHandle/.test(String((m.error as Msg).message))), 'stale handle');
+  });
+
+  type Spied = { args: unknown[][] };
+  const spy = (id: string, method: 'warn' | 'status' | 'log'): Spied => (helper.getNode(id) as unknown as Record<string, Spied>)[method];
+  const texts = (calls: Spied): string[] => calls.args.map((a) => (typeof a[0] === 'string' ? a[0] : String((a[0] as { text?: string })?.text)));
+
+  it('starts by itself once the port is free: status says why meanwhile, one warning per reason, no redeploy', async () => {
+    // A program that holds the port without SO_REUSEADDR (so our reuseAddr bind fails with EADDRINUSE).
+    const blocker = dgram.createSocket({ type: 'udp4' });
+    await new Promise<void>((r) => blocker.bind({ port: 0, exclusive: true }, () => r()));
+    const port = blocker.address().port;
+    let freed = false;
+    try {
+      const flow = [
+        { ...configs(port)[0] },
+        { id: 'e1', type: 'mbus-entity', config: 'c1', wires: [[], ['ev1']] },
+        { id: 'ev1', type: 'helper' },
+      ];
+      await helper.load([mbusConfig, mbusEntity], flow as never, {}); // no key: the public example key
+      const ev1 = collect(helper.getNode('ev1') as TestNode);
+      const status = spy('e1', 'status');
+      await until(() => texts(status).filter((t) => t === 'mbus-config.status.retrying').length >= 2, 'two retries shown in the status');
+      const warns = texts(spy('c1', 'warn'));
+      assert.deepStrictEqual(warns.filter((t) => t === 'mbus-config.warn.startFailed'), ['mbus-config.warn.startFailed'], 'warned once for the same reason');
+      assert.ok(warns.includes('mbus-config.warn.exampleKey'), 'the example key is named');
+      assert.ok(!(helper.getNode('c1') as unknown as { entity: { isRunning: boolean } }).entity.isRunning);
+      // The dialog's "In effect" names the reason and the example key.
+      const eff = (await helper.request().get('/mbus-config/c1/effective').expect(200)).body as Msg;
+      assert.deepStrictEqual([eff.running, eff.startFailure, eff.exampleKey], [false, 'mbus-config.openFailure.port-in-use', true]);
+      await new Promise<void>((r) => blocker.close(() => r()));
+      freed = true;
+      await until(() => (status.args[status.args.length - 1][0] as { fill?: string }).fill === 'green', 'green once the port is free', 40000);
+      // And it is on the bus: a peer's hello is heard.
+      const sec = { hash: hashKey(KEY), encryption: encryptionKey('(NOENCR)') };
+      const peer = dgram.createSocket('udp4');
+      await new Promise<void>((r) => peer.bind(0, '127.0.0.1', () => r()));
+      peer.setMulticastInterface('127.0.0.1');
+      peer.setMulticastTTL(0);
+      const peerAddr = Address.parse(`(app:raw module:late id:${process.pid}-78@127.0.0.1)`);
+      try {
+        peer.send(sealDatagram(sec, formatMessage({ seq: 0, timestamp: Date.now(), reliable: false, source: peerAddr, destination: Address.empty, acks: [], commands: [{ name: 'mbus.hello', args: [] }] })), port, '224.255.222.239');
+        await until(() => ev1.find((m) => m.topic === 'new-entity'), 'new-entity after the late start');
+      } finally {
+        peer.close();
+      }
+    } finally {
+      if (!freed) blocker.close();
+    }
+  });
+
+  it('a spoofed datagram with a local entity\'s address neither breaks RPC nor goes unreported', async () => {
+    const port = holder.address().port;
+    const flow = [
+      ...configs(port),
+      { id: 'caller', type: 'mbus-rpc', config: 'c1', mode: 'call', procedure: 'math.sum', destination: '(app:nrtest module:two)', timeout: 2000, wires: [['results']] },
+      { id: 'srv', type: 'mbus-rpc', config: 'c2', mode: 'serve', procedure: 'math.sum', wires: [['calls']] },
+      { id: 'results', type: 'helper' },
+      { id: 'calls', type: 'helper' },
+      { id: 'catcher', type: 'catch', scope: null, uncaught: false, wires: [['caught']] },
+      { id: 'caught', type: 'helper' },
+    ];
+    await helper.load([mbusConfig, mbusRpc, catchNode], flow as never, creds);
+    const [results, caught] = ['results', 'caught'].map((id) => collect(helper.getNode(id) as TestNode));
+    const srv = helper.getNode('srv') as TestNode;
+    (helper.getNode('calls') as TestNode).on('input', (m) => srv.receive({ ...m, payload: [(m.payload as number[]).reduce((a, b) => a + b, 0)] }));
+    const entityOf = (id: string) => (helper.getNode(id) as unknown as { entity: { address: Address; entities: Array<{ address: Address }>; counters: Map<string, number> } }).entity;
+    await until(() => entityOf('c1').entities.length === 1 && entityOf('c2').entities.length === 1, 'discovery');
+    // Signed with the right key, claiming c1's address, from another socket: a bye, and calls with the SeqNums c1 is
+    // about to use (without the check, c2 would forget c1 and then suppress c1's real calls as duplicates).
+    const sec = { hash: hashKey(KEY), encryption: encryptionKey('(NOENCR)') };
+    const spoofer = dgram.createSocket('udp4');
+    await new Promise<void>((r) => spoofer.bind(0, '127.0.0.1', () => r()));
+    spoofer.setMulticastInterface('127.0.0.1');
+    spoofer.setMulticastTTL(0);
+    try {
+      const c1 = entityOf('c1').address;
+      const c2 = entityOf('c2').address;
+      const send = (seq: number, reliable: boolean, name: string): void =>
+        spoofer.send(sealDatagram(sec, formatMessage({ seq, timestamp: Date.now(), reliable, source: c1, destination: reliable ? c2 : Address.empty, acks: [], commands: [{ name, args: [] }] })), port, '224.255.222.239');
+      send(0, false, 'mbus.bye');
+      for (let seq = 0; seq < 100; seq++) send(seq, true, 'math.sum');
+      await until(() => entityOf('c2').counters.get('spoofed') === 101, 'all spoofs dropped and counted');
+    } finally {
+      spoofer.close();
+    }
+    (helper.getNode('caller') as TestNode).receive({ payload: [20, 22] });
+    await until(() => results.length > 0 || caught.length > 0, 'the call after the spoof');
+    assert.deepStrictEqual(results.map((m) => m.payload), [[42]]);
+    // Said once at once, the rest counted for the once-a-minute line.
+    // Both entities saw the spoofs (c1 its own address from a foreign socket): each said it once at once, the rest
+    // is counted for the once-a-minute line. (The helper's warn spy is shared by all nodes.)
+    assert.deepStrictEqual(texts(spy('c2', 'warn')).filter((t) => t.startsWith('mbus-config.warn.dropped')), ['mbus-config.warn.dropped', 'mbus-config.warn.dropped']);
   });
 });

@@ -1,6 +1,6 @@
 // mbus-config settings: node fields win over ~/.mbus, which wins over the spec defaults; bad combinations are named.
 import assert from 'assert';
-import { Address, compileFilter, entityOptions, parseMbusFile } from '../src/mbus';
+import { Address, compileFilter, entityOptions, isExampleKey, parseMbusFile } from '../src/mbus';
 
 describe('mbus settings', () => {
   const file = parseMbusFile('[MBUS]\nCONFIG_VERSION=1\nHASHKEY=(HMAC-MD5-96,MTIzMTU2MTg5MTEy)\nENCRYPTIONKEY=(DES,ASNFZ4mrze8=)\nSCOPE=LINKLOCAL\nADDRESS=224.255.222.240\nPORT=47086\n');
@@ -13,7 +13,7 @@ describe('mbus settings', () => {
     assert.strictEqual(o.maxDatagram, 1500);
     assert.strictEqual(o.security?.hash?.algorithm, 'HMAC-MD5-96');
     assert.strictEqual(o.security?.encryption?.algorithm, 'NOENCR');
-    assert.deepStrictEqual(o.timers, { retransmit: 100, retries: 3, ackDelay: 70, duplicateKeep: 10000, helloMin: 1000 });
+    assert.deepStrictEqual(o.timers, { retransmit: 100, retries: 3, ackDelay: 70, duplicateKeep: 10000, helloMin: 1000, helloMax: 2000 });
     assert.strictEqual(String(o.address), '(app:node-red module:flow)');
   });
 
@@ -32,7 +32,24 @@ describe('mbus settings', () => {
     assert.throws(() => entityOptions({ encryptionAlgorithm: 'DES' }, { encryptionKey: 'AAAA' }), /DES key is 8 octets/);
     assert.throws(() => entityOptions({ ackDelay: 100, retransmit: 100 }, {}), /T_c .* must be shorter than .* T_r/);
     assert.throws(() => entityOptions({ addressElements: [{ tag: 'app', value: 'a b' }] }, {}), /printable characters without space/);
-    assert.throws(() => entityOptions({}, { hashKey: '(HMAC-MD5-96,***)' }), /not base64/);
+    assert.throws(() => entityOptions({}, { hashKey: '(HMAC-MD5-96,***)' }), /not valid base64/);
+  });
+
+  it('never echoes key material in errors', () => {
+    const secret = 'c2VjcmV0a2V5MTIz!';
+    for (const creds of [{ hashKey: `(HMAC-MD5-96,${secret})` }, { hashKey: secret }, { hashKey: `(${secret})` }, { hashKey: `(HMAC-MD5-96,${secret}` }]) {
+      assert.throws(
+        () => entityOptions({}, creds),
+        (e: Error) => !e.message.includes('c2VjcmV0') && !e.message.toUpperCase().includes('C2VJCMV0'),
+      );
+    }
+    assert.throws(() => entityOptions({ encryptionAlgorithm: 'DES' }, { encryptionKey: `(AES-256,${secret})` }), (e: Error) => !e.message.includes('c2VjcmV0'));
+  });
+
+  it('says when the hash key is the public example key', () => {
+    assert.ok(isExampleKey(entityOptions({}, {}).security));
+    assert.ok(isExampleKey(entityOptions({}, { hashKey: 'MTIzNDU2Nzg5MDEy' }).security));
+    assert.ok(!isExampleKey(entityOptions({}, { hashKey: 'c2VjcmV0a2V5MTIz' }).security));
   });
 
   it('compiles command filters: exact names and prefix*, default everything but mbus.*', () => {

@@ -14,6 +14,10 @@ export interface MbusConfigNode extends Node<MbusCredentials> {
   entity?: Entity;
   rpc?: RpcEndpoint;
   configError?: Error;
+  /** No hash key configured: the public RFC/UCL example key is in use. */
+  exampleKey?: boolean;
+  /** Why the last start failed (in the runtime's language), while the entity is retrying. */
+  startFailure?: string;
   /** Sends the return of a served call; false when the handle is unknown or expired. */
   replyTo(handle: string, reply: RpcReply): Promise<boolean>;
 }

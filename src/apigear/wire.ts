@@ -24,10 +24,14 @@ export function publish(client: ManagedMqttClient, topic: string, body: string |
   return client.publish(topic, body, opts);
 }
 
-/** Subscribes to every topic at `qos`; resolves when all SUBACKs are in (ApiGear's "ready"), rejects on a refusal. */
-export function subscribeAll(client: ManagedMqttClient, topics: string[], qos: QoS): Promise<void> {
+/**
+ * Subscribes to every topic at `qos`; resolves when all SUBACKs are in (ApiGear's "ready") with the lowest QoS the
+ * broker granted (a broker without QoS 2 grants 1), rejects on a refusal.
+ */
+export function subscribeAll(client: ManagedMqttClient, topics: string[], qos: QoS): Promise<QoS> {
   return client.subscribe(topics, qos).then((granted) => {
     const refused = granted.filter((g) => g.qos === 128).map((g) => g.topic);
     if (refused.length > 0) throw new Error(`broker refused subscription to ${refused.join(', ')}`);
+    return granted.reduce<QoS>((low, g) => (g.qos < low ? (g.qos as QoS) : low), qos);
   });
 }

@@ -1,5 +1,18 @@
-// Mbus message text (RFC 3259 §5): typed values, header and commands; emits conservatively, parses liberally.
+// Mbus message text (RFC 3259 §5): typed values, header and commands; emits conservatively, parses strictly where the RFC forbids.
 import { Address, MbusError } from './address';
+
+/** Why a well-formed-looking message is refused: what RFC 3259 forbids, named so receivers can count it. */
+export type Rejection = 'float' | 'empty-source' | 'seq-range';
+
+/** A message the RFC forbids (as opposed to one that is merely malformed, which is code EPARSE without a rejection). */
+export class RejectedMessage extends MbusError {
+  constructor(readonly rejection: Rejection, message: string) {
+    super(message, 'EREJECT');
+  }
+}
+
+/** SeqNum and AckList entries are 1*10DIGIT in 0..2^32-1 (RFC 3259 §5.2). */
+export const MAX_SEQ = 2 ** 32 - 1;
 
 export type MValue =
   | { type: 'integer'; value: bigint }
@@ -147,7 +160,9 @@ class Cursor {
 }
 
 const INT = /^-?\d+$/;
-const FLOAT = /^-?\d+\.\d*([eE][+-]?\d+)?$|^-?\d+[eE][+-]?\d+$/;
+// RFC 3259 §2: Float = *1"-" 1*DIGIT "." 1*DIGIT — never an exponent (`3.` is tolerated: harmless and unambiguous).
+const FLOAT = /^-?\d+\.\d*$/;
+const EXPONENT_FLOAT = /^-?(\d+\.?\d*|\.\d+)[eE][+-]?\d+$/;
 const B64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
 function parseValue(c: Cursor, depth: number): MValue {
@@ -188,7 +203,13 @@ function parseValue(c: Cursor, depth: number): MValue {
   const tok = c.token();
   if (tok === '') c.fail(`unexpected ${c.done ? 'end of message' : `"${c.peek()}"`}`);
   if (INT.test(tok)) return { type: 'integer', value: BigInt(tok) };
-  if (FLOAT.test(tok)) return { type: 'float', value: Number(tok) };
+  if (FLOAT.test(tok)) {
+    const value = Number(tok);
+    // 400 digits before the point are syntactically a Float but no finite number: refused, never Infinity in a flow.
+    if (!Number.isFinite(value)) throw new RejectedMessage('float', `float "${tok.slice(0, 20)}…" is not a finite number`);
+    return { type: 'float', value };
+  }
+  if (EXPONENT_FLOAT.test(tok)) throw new RejectedMessage('float', `float "${tok.slice(0, 20)}" uses an exponent, which RFC 3259 does not allow`);
   if (/^[A-Za-z]/.test(tok)) return { type: 'symbol', value: tok };
   return c.fail(`"${tok.slice(0, 20)}" is no Mbus value`);
 }
@@ -247,7 +268,10 @@ function parseNumber(c: Cursor, what: string, max: number): number {
   const tok = c.token();
   if (!isDigits(tok)) c.fail(`${what} "${tok.slice(0, 20)}" is not a number`);
   const n = Number(tok);
-  if (n > max) c.fail(`${what} ${tok} out of range`);
+  if (n > max) {
+    if (max === MAX_SEQ) throw new RejectedMessage('seq-range', `${what} ${tok} is outside 0..${MAX_SEQ}`);
+    c.fail(`${what} ${tok} out of range`);
+  }
   return n;
 }
 
@@ -260,7 +284,7 @@ export function parseMessage(text: string): Message {
     if (c.wsp() === 0) c.fail(`expected whitespace before ${what}`);
   };
   need('SeqNum');
-  const seq = parseNumber(c, 'SeqNum', Number.MAX_SAFE_INTEGER);
+  const seq = parseNumber(c, 'SeqNum', MAX_SEQ);
   need('TimeStamp');
   const timestamp = parseNumber(c, 'TimeStamp', Number.MAX_SAFE_INTEGER);
   need('MessageType');
@@ -277,6 +301,7 @@ export function parseMessage(text: string): Message {
   const ackText = c.s.slice(c.i + 1, ackEnd).trim();
   if (ackText !== '' && !/^\d{1,20}(\s+\d{1,20})*$/.test(ackText)) c.fail('malformed AckList');
   const acks = ackText === '' ? [] : ackText.split(/\s+/).map(Number);
+  for (const a of acks) if (a > MAX_SEQ) throw new RejectedMessage('seq-range', `acknowledged SeqNum ${a} is outside 0..${MAX_SEQ}`);
   c.i = ackEnd + 1;
   c.eol();
   const commands: Command[] = [];
@@ -293,6 +318,9 @@ export function parseMessage(text: string): Message {
     commands.push({ name, args });
     c.eol();
   }
+  // A reliable message needs a sender to acknowledge; an ack to () would go to everyone, and UCL matches acks by
+  // SeqNum alone, so it could complete another entity's pending message.
+  if (type === 'R' && source.size === 0) throw new RejectedMessage('empty-source', 'a reliable message from the empty address () cannot be acknowledged');
   return { seq, timestamp, reliable: type === 'R', source, destination, acks, commands };
 }
 

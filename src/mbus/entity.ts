@@ -1,10 +1,11 @@
 // An Mbus entity (RFC 3259 §7-9): addressing, reliable delivery with acks, awareness of peers, bus events.
 import { EventEmitter } from 'events';
+import os from 'os';
 import type { RemoteInfo } from 'dgram';
 import { Address, MbusError } from './address';
-import { Command, Message, formatMessage, parseMessage } from './codec';
+import { Command, Message, RejectedMessage, formatMessage, parseMessage } from './codec';
 import { DatagramError, DropReason, SecurityConfig, hashKey, openDatagram, sealDatagram } from './security';
-import { Scope, Transport, hostId } from './transport';
+import { OpenFailure, Scope, Transport, hostId } from './transport';
 
 export interface Timers {
   /** T_r: first retransmission after this many ms; the n-th waits n·T_r. */
@@ -20,6 +21,12 @@ export interface Timers {
   helloDitherMin: number;
   helloDitherMax: number;
   helloDead: number;
+  /**
+   * Cap on our own hello_d, whatever the RFC scaling says: UCL drops a member after 5 s of silence (5 × RAT's 1 s
+   * heartbeat) and libgmbus after 5 × hello_d × 1.1 ≥ 5.5 s. With 2000 ms our longest gap is 2.2 s, so one lost
+   * hello never makes either peer forget us. A flood of fake hellos cannot stretch it.
+   */
+  helloMax: number;
 }
 
 export const DEFAULT_TIMERS: Timers = {
@@ -32,6 +39,7 @@ export const DEFAULT_TIMERS: Timers = {
   helloDitherMin: 0.9,
   helloDitherMax: 1.1,
   helloDead: 5,
+  helloMax: 2000,
 };
 
 export const DEFAULTS = {
@@ -56,16 +64,29 @@ export interface EntityOptions {
   maxDatagram?: number;
   /** Send to a single known peer by unicast when it uses its own endpoint (spec §6). */
   sendUnicast?: boolean;
+  /**
+   * Keep at most one reliable message outstanding per destination (default on). UCL remembers only the last reliable
+   * SeqNum per sender, so with several in flight a lost ack makes it deliver a retransmission twice.
+   */
+  oneReliablePerPeer?: boolean;
+  /** Awareness table bound; beyond it the longest idle peer (first those heard only once) is evicted. Default 1000. */
+  maxPeers?: number;
 }
 
 export interface PeerInfo {
   address: Address;
   lastHeard: number;
   endpoint: { address: string; port: number };
+  /** Messages heard from it; a peer heard once is the first to go when the table is full (a flood of fake sources). */
+  heard: number;
+  /** When its endpoint last changed: unicast waits until it has been stable for a while (see ENDPOINT_SETTLE_MS). */
+  endpointChangedAt?: number;
 }
 
 export interface SendOptions {
   reliable?: boolean;
+  /** Aborted while the message still waits behind another reliable one for the same destination: it is never sent. */
+  signal?: AbortSignal;
 }
 
 export interface DeliveryFailure {
@@ -78,7 +99,7 @@ export interface DeliveryFailure {
 export interface EntityEvents {
   command: [Command, Message];
   'new-entity': [Address];
-  'lost-entity': [Address, 'bye' | 'timeout'];
+  'lost-entity': [Address, 'bye' | 'timeout' | 'evicted'];
   'delivery-failed': [DeliveryFailure];
   quit: [Message];
   waiting: [string, Message];
@@ -89,9 +110,12 @@ export interface EntityEvents {
   stopped: [];
 }
 
-/** RFC 3259 §8.1.1: hello_e = max(c_hello_min, c_hello_factor·entities) · dither, with `rnd` uniform in [0,1). */
+/**
+ * RFC 3259 §8.1.1: hello_e = max(c_hello_min, c_hello_factor·entities) · dither, with `rnd` uniform in [0,1); hello_d
+ * capped at `helloMax` (never below `helloMin`) so the peers' fixed timeouts never expire between our hellos.
+ */
 export function helloInterval(t: Timers, entities: number, rnd: number): number {
-  const d = Math.max(t.helloMin, t.helloFactor * entities);
+  const d = Math.min(Math.max(t.helloMin, t.helloFactor * entities), Math.max(t.helloMax, t.helloMin));
   return d * (t.helloDitherMin + rnd * (t.helloDitherMax - t.helloDitherMin));
 }
 
@@ -113,6 +137,29 @@ export function retransmitSchedule(t: Timers): { sends: number[]; failAt: number
 
 let idCounter = 0;
 const SEQ_WRAP = 2 ** 32;
+/**
+ * After a peer's endpoint changes, send to it by multicast (which reaches it wherever it is) for this long before
+ * unicasting again: a datagram that merely claims a peer's address cannot redirect our unicasts to the claimant.
+ */
+const ENDPOINT_SETTLE_MS = 10000;
+/** Reliable messages that may wait behind the outstanding one for the same destination. */
+const MAX_WAITING_PER_PEER = 1000;
+
+// Every running entity of this process by address key: a datagram claiming one of these addresses must come from
+// that entity's own send socket, or it is a spoof (it would poison duplicate suppression and acks between them).
+const ownEntities = new Map<string, Entity>();
+
+// This host's addresses, for entities whose send socket is bound to the wildcard (LINKLOCAL without an interface).
+let localAddresses: { at: number; set: Set<string> } | undefined;
+function isLocalAddress(a: string): boolean {
+  const now = Date.now();
+  if (!localAddresses || now - localAddresses.at > 5000) {
+    const set = new Set<string>();
+    for (const list of Object.values(os.networkInterfaces())) for (const i of list ?? []) set.add(i.address);
+    localAddresses = { at: now, set };
+  }
+  return localAddresses.set.has(a);
+}
 
 interface Outstanding {
   destination: Address;
@@ -137,7 +184,10 @@ function conditionOf(cmd: Command): string {
 }
 
 export class Entity extends EventEmitter {
-  readonly address: Address;
+  private ownAddress: Address;
+  /** The `id` is ours to fill in (host part from the interface, known only once it has an address). */
+  private readonly idSerial?: string;
+  private readonly iface?: string;
   readonly timers: Timers;
   readonly maxDatagram: number;
   readonly group: string;
@@ -145,6 +195,12 @@ export class Entity extends EventEmitter {
   private readonly security: SecurityConfig;
   private readonly transport: Transport;
   private readonly sendUnicast: boolean;
+  private readonly oneReliablePerPeer: boolean;
+  readonly maxPeers: number;
+  /** Destinations with a reliable message in flight, each with the sends waiting behind it. */
+  private readonly lanes = new Map<string, Array<() => void>>();
+  /** Counted events by reason: every drop reason, `evicted` peers. */
+  readonly counters = new Map<string, number>();
   private seq = 0;
   private running = false;
   private readonly peers = new Map<string, PeerInfo>();
@@ -157,6 +213,7 @@ export class Entity extends EventEmitter {
   private entitiesPrev = 1;
   private pingTimer?: NodeJS.Timeout;
   private sweepTimer?: NodeJS.Timeout;
+  private starting?: Promise<void>;
 
   constructor(options: EntityOptions) {
     super();
@@ -168,16 +225,28 @@ export class Entity extends EventEmitter {
     this.scope = options.scope ?? DEFAULTS.scope;
     let address = Address.from(options.address);
     if (address.size === 0) throw new MbusError('the entity address needs at least one element besides id, e.g. (app:node-red)');
+    this.iface = options.interface;
     if (!address.get('id')) {
       idCounter = (idCounter % 99999) + 1;
-      address = address.with('id', `${process.pid}-${idCounter}@${hostId(this.scope, options.interface)}`);
+      this.idSerial = `${process.pid}-${idCounter}`;
+      let host = '0.0.0.0';
+      try {
+        host = hostId(this.scope, options.interface);
+      } catch (err) {
+        // The interface may come up later (boot before the network): start() fills in the host then, or retries.
+        if (!(err instanceof OpenFailure)) throw err;
+      }
+      address = address.with('id', `${this.idSerial}@${host}`);
     }
-    this.address = address;
+    this.ownAddress = address;
     this.security = {
       hash: options.security?.hash ?? hashKey(DEFAULTS.hashKey),
       encryption: options.security?.encryption ?? { algorithm: 'NOENCR', key: Buffer.alloc(0) },
     };
     this.sendUnicast = options.sendUnicast ?? true;
+    this.oneReliablePerPeer = options.oneReliablePerPeer ?? true;
+    this.maxPeers = options.maxPeers ?? 1000;
+    if (!(this.maxPeers >= 1)) throw new MbusError(`the peer table needs room for at least 1 entity, got ${options.maxPeers}`);
     this.transport = new Transport(
       { group: this.group, port: options.port ?? DEFAULTS.port, scope: this.scope, interface: options.interface },
       (data, rinfo) => this.receive(data, rinfo),
@@ -192,6 +261,11 @@ export class Entity extends EventEmitter {
   }
   override emit<K extends keyof EntityEvents>(event: K, ...args: EntityEvents[K]): boolean {
     return super.emit(event, ...args);
+  }
+
+  /** Our full address, `id` included. */
+  get address(): Address {
+    return this.ownAddress;
   }
 
   get port(): number {
@@ -209,9 +283,21 @@ export class Entity extends EventEmitter {
     return [...this.peers.values()];
   }
 
-  async start(): Promise<void> {
-    if (this.running) return;
+  /** Opens the sockets; rejects with an OpenFailure (reason as data) that is worth retrying. Concurrent calls share one attempt. */
+  start(): Promise<void> {
+    if (this.running) return Promise.resolve();
+    this.starting ??= this.open().finally(() => (this.starting = undefined));
+    return this.starting;
+  }
+
+  private async open(): Promise<void> {
+    if (this.idSerial) {
+      const id = `${this.idSerial}@${hostId(this.scope, this.iface)}`;
+      if (id !== this.ownAddress.get('id')) this.ownAddress = this.ownAddress.with('id', id);
+    }
+    if (ownEntities.has(this.ownAddress.key)) throw new MbusError(`another entity in this process already uses ${this.ownAddress}`);
     await this.transport.open();
+    ownEntities.set(this.ownAddress.key, this);
     this.running = true;
     this.helloPrev = 0;
     this.entitiesPrev = 1;
@@ -221,6 +307,7 @@ export class Entity extends EventEmitter {
 
   /** Says bye, fails what is still outstanding and releases every socket and timer. */
   async stop(): Promise<void> {
+    if (this.starting) await this.starting.catch(() => undefined); // a start in progress finishes first, then stops
     if (!this.running) return;
     try {
       await this.send(Address.empty, [{ name: 'mbus.bye', args: [] }]);
@@ -228,6 +315,7 @@ export class Entity extends EventEmitter {
       /* closing anyway */
     }
     this.running = false;
+    if (ownEntities.get(this.ownAddress.key) === this) ownEntities.delete(this.ownAddress.key);
     clearTimeout(this.helloTimer);
     clearTimeout(this.pingTimer);
     clearInterval(this.sweepTimer);
@@ -264,6 +352,37 @@ export class Entity extends EventEmitter {
    * N_r transmissions went unanswered (and emits `delivery-failed`).
    */
   async send(destination: Address, commands: Command[], options: SendOptions = {}): Promise<number> {
+    if (!options.reliable || !this.oneReliablePerPeer) return this.sendNow(destination, commands, options);
+    if (!this.running) throw new MbusError('the Mbus entity is not running', 'ECLOSED');
+    const key = this.resolvePeer(destination).address.key;
+    const run = async (): Promise<number> => {
+      if (options.signal?.aborted) throw new MbusError(`the message to ${destination} was cancelled before it was sent`, 'ECANCELED');
+      return this.sendNow(destination, commands, options);
+    };
+    const lane = this.lanes.get(key);
+    if (!lane) {
+      this.lanes.set(key, []);
+      return this.runInLane(key, run);
+    }
+    if (lane.length >= MAX_WAITING_PER_PEER)
+      throw new MbusError(`${MAX_WAITING_PER_PEER} reliable messages already wait for ${destination}; it acknowledges too slowly`, 'EBUSY');
+    return new Promise<number>((resolve, reject) => lane.push(() => void this.runInLane(key, run).then(resolve, reject)));
+  }
+
+  /** Runs one reliable send of a lane; when it is acked or failed, the next waiting one goes (its SeqNum is newer). */
+  private runInLane(key: string, run: () => Promise<number>): Promise<number> {
+    const p = run();
+    const next = (): void => {
+      const lane = this.lanes.get(key);
+      const waiting = lane?.shift();
+      if (waiting) waiting();
+      else this.lanes.delete(key);
+    };
+    p.then(next, next);
+    return p;
+  }
+
+  private async sendNow(destination: Address, commands: Command[], options: SendOptions): Promise<number> {
     if (!this.running) throw new MbusError('the Mbus entity is not running', 'ECLOSED');
     let dest = destination;
     let peer: PeerInfo | undefined;
@@ -292,7 +411,8 @@ export class Entity extends EventEmitter {
       clearTimeout(ackQueue.timer);
       this.acks.delete(dest.key);
     }
-    const to = peer && this.sendUnicast && peer.endpoint.port !== this.port ? peer.endpoint : undefined;
+    const settled = !peer?.endpointChangedAt || msg.timestamp - peer.endpointChangedAt >= ENDPOINT_SETTLE_MS;
+    const to = peer && this.sendUnicast && peer.endpoint.port !== this.port && settled ? peer.endpoint : undefined;
     if (!options.reliable) {
       await this.transport.send(datagram, to);
       return seq;
@@ -348,22 +468,35 @@ export class Entity extends EventEmitter {
     try {
       msg = parseMessage(openDatagram(this.security, data));
     } catch (err) {
-      const reason: DropReason = err instanceof DatagramError ? err.reason : 'parse';
-      this.emit('drop', reason, (err as Error).message, rinfo);
+      const reason: DropReason = err instanceof DatagramError ? err.reason : err instanceof RejectedMessage ? err.rejection : 'parse';
+      this.drop(reason, (err as Error).message, rinfo);
       return;
     }
-    if (msg.source.equals(this.address)) return; // our own multicast, looped back
+    const key = msg.source.key;
+    const own = ownEntities.get(key);
+    if (own && !own.sentFrom(rinfo)) {
+      this.drop('spoofed', `claims the address ${msg.source} of an entity in this process but did not come from its socket`, rinfo);
+      return;
+    }
+    if (own === this) return; // our own multicast, looped back
     const now = Date.now();
     const bye = msg.commands.some((c) => c.name === 'mbus.bye');
-    const key = msg.source.key;
     if (msg.source.size > 0 && !bye) {
       const known = this.peers.get(key);
       if (known) {
         known.lastHeard = now;
+        known.heard++;
+        // Keep the table in order of last contact: the first entry is the longest idle.
+        this.peers.delete(key);
+        this.peers.set(key, known);
         // Endpoints are never mutated (an outstanding message keeps the one it was sent to); a new one only on change.
-        if (known.endpoint.port !== rinfo.port || known.endpoint.address !== rinfo.address) known.endpoint = { address: rinfo.address, port: rinfo.port };
+        if (known.endpoint.port !== rinfo.port || known.endpoint.address !== rinfo.address) {
+          known.endpoint = { address: rinfo.address, port: rinfo.port };
+          known.endpointChangedAt = now;
+        }
       } else {
-        this.peers.set(key, { address: msg.source, lastHeard: now, endpoint: { address: rinfo.address, port: rinfo.port } });
+        if (this.peers.size >= this.maxPeers) this.evictOne();
+        this.peers.set(key, { address: msg.source, lastHeard: now, endpoint: { address: rinfo.address, port: rinfo.port }, heard: 1 });
         this.emit('new-entity', msg.source);
       }
     }
@@ -378,8 +511,8 @@ export class Entity extends EventEmitter {
       }
     }
     if (msg.reliable) {
-      // RFC 3259 §7: only a message addressed exactly to us is acknowledged and processed.
-      if (!msg.destination.equals(this.address)) return;
+      // RFC 3259 §7: only a message addressed exactly to us is acknowledged and processed (never an ack to ()).
+      if (!msg.destination.equals(this.address) || msg.source.size === 0) return;
       this.queueAck(msg.source, msg.seq);
       const dupKey = `${key}|${msg.seq}`;
       if (this.seen.has(dupKey)) return;
@@ -409,6 +542,37 @@ export class Entity extends EventEmitter {
       }
       this.emit('command', cmd, msg);
     }
+  }
+
+  private drop(reason: DropReason, detail: string, rinfo: RemoteInfo): void {
+    this.count(reason);
+    this.emit('drop', reason, detail, rinfo);
+  }
+
+  private count(reason: string): void {
+    this.counters.set(reason, (this.counters.get(reason) ?? 0) + 1);
+  }
+
+  /** True when a datagram with this sender came from our own send socket. */
+  private sentFrom(rinfo: RemoteInfo): boolean {
+    if (rinfo.port !== this.transport.sendPort) return false;
+    const bound = this.transport.sendAddress;
+    return bound && bound !== '0.0.0.0' ? rinfo.address === bound : isLocalAddress(rinfo.address);
+  }
+
+  /** Table full: the longest idle peer heard only once (a flood of fake sources) goes first, else the longest idle. */
+  private evictOne(): void {
+    let victim: PeerInfo | undefined;
+    for (const p of this.peers.values()) {
+      if (p.heard === 1) {
+        victim = p;
+        break;
+      }
+    }
+    victim ??= this.peers.values().next().value as PeerInfo;
+    this.peers.delete(victim.address.key);
+    this.count('evicted');
+    this.emit('lost-entity', victim.address, 'evicted');
   }
 
   private queueAck(source: Address, seq: number): void {

@@ -162,10 +162,13 @@ export class RpcEndpoint {
     const peer = this.entity.resolvePeer(destination);
     const id = String(rpcCounter++);
     const key = `${peer.address.key}|${id}`;
+    // A call still waiting behind another reliable message to the same callee is withdrawn when the RPC times out.
+    const abort = new AbortController();
     return new Promise<RpcReturn>((resolve, reject) => {
       const fail = (code: string, description: string): void => {
         if (!this.pending.delete(key)) return;
         clearTimeout(p.timer);
+        abort.abort();
         const ret: RpcReturn = { success: false, result: code === 'ETIMEDOUT' ? 'TIMEOUT' : 'DELIVERY_FAILED', description, arguments: [], rpcStatus: 'FAILED' };
         reject(new RpcError(`RPC ${procedure} to ${peer.address}: ${description}`, code, ret));
       };
@@ -180,7 +183,7 @@ export class RpcEndpoint {
         },
       };
       this.pending.set(key, p);
-      this.entity.send(peer.address, [buildCall(procedure, id, args)], { reliable: true }).catch((err: Error) => {
+      this.entity.send(peer.address, [buildCall(procedure, id, args)], { reliable: true, signal: abort.signal }).catch((err: Error) => {
         fail((err as MbusError).code === 'EDELIVERY' ? 'EDELIVERY' : (err as MbusError).code || 'EDELIVERY', `delivery failed: ${err.message}`);
       });
     });

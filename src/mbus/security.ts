@@ -23,7 +23,8 @@ const B64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
 function decodeKey(b64: string, what: string): Buffer {
   const t = b64.trim();
-  if (!B64.test(t) || t.length % 4 === 1) throw new MbusError(`${what}: "${t}" is not base64`);
+  // Never echo the text: a malformed key is still mostly key material (it ends up in logs and status).
+  if (!B64.test(t) || t.length % 4 === 1) throw new MbusError(`${what}: the key is not valid base64 (${t.length} characters)`);
   return Buffer.from(t, 'base64');
 }
 
@@ -31,16 +32,20 @@ function decodeKey(b64: string, what: string): Buffer {
 export function parseKeyEntry(text: string): { algorithm: string; key: Buffer } {
   const t = text.trim();
   const m = /^\(\s*([A-Za-z0-9-]+)\s*(?:,\s*([^)]*?)\s*)?\)$/.exec(t);
-  if (!m) throw new MbusError(`key entry "${t}" is not of the form (ALGORITHM,base64key)`);
+  if (!m) throw new MbusError('a key entry is not of the form (ALGORITHM,base64key)');
   const algorithm = m[1].toUpperCase();
   return { algorithm, key: m[2] ? decodeKey(m[2], algorithm) : Buffer.alloc(0) };
 }
+
+// The algorithm ids RFC 3259 §12 names; anything else is shown as "unknown" (a bare key in parentheses is no name).
+const KNOWN_ALGORITHMS = new Set(['NOENCR', 'AES', 'DES', '3DES', 'IDEA', 'HMAC-MD5-96', 'HMAC-SHA1-96']);
+const algorithmName = (a: string): string => (KNOWN_ALGORITHMS.has(a) ? a : 'of unknown name');
 
 export function hashKey(text: string, defaultAlg: HashAlgorithm = 'HMAC-MD5-96'): KeySpec<HashAlgorithm> {
   const t = text.trim();
   const e = t.startsWith('(') ? parseKeyEntry(t) : { algorithm: defaultAlg, key: decodeKey(t, 'hash key') };
   if (e.algorithm !== 'HMAC-MD5-96' && e.algorithm !== 'HMAC-SHA1-96')
-    throw new MbusError(`hash algorithm ${e.algorithm} is not supported (HMAC-MD5-96 or HMAC-SHA1-96)`);
+    throw new MbusError(`hash algorithm ${algorithmName(e.algorithm)} is not supported (HMAC-MD5-96 or HMAC-SHA1-96)`);
   return { algorithm: e.algorithm, key: e.key };
 }
 
@@ -56,7 +61,7 @@ export function encryptionKey(text: string, defaultAlg: EncryptionAlgorithm = 'N
     if (e.key.length !== 16) throw new MbusError(`an AES key is 16 octets (24 base64 characters), got ${e.key.length}`);
     return { algorithm: 'AES', key: e.key };
   }
-  throw new MbusError(`encryption algorithm ${e.algorithm} is not supported (NOENCR, DES or AES)`);
+  throw new MbusError(`encryption algorithm ${algorithmName(e.algorithm)} is not supported (NOENCR, DES or AES)`);
 }
 
 /** 16 base64 characters: the first 12 octets of the HMAC over the body. */
@@ -129,7 +134,11 @@ export function decrypt(enc: KeySpec<EncryptionAlgorithm>, body: Buffer): Buffer
   return out.subarray(0, end);
 }
 
-export type DropReason = 'short' | 'hash' | 'decrypt' | 'utf8' | 'parse' | 'size';
+/**
+ * Why a received datagram was dropped: the first five are checked here, `parse` and the RFC rejections (`float`,
+ * `empty-source`, `seq-range`) by the codec, `spoofed` by the entity (our own entity's address from another socket).
+ */
+export type DropReason = 'short' | 'hash' | 'decrypt' | 'utf8' | 'parse' | 'size' | 'float' | 'empty-source' | 'seq-range' | 'spoofed';
 
 export class DatagramError extends MbusError {
   constructor(readonly reason: DropReason, message: string) {

@@ -21,12 +21,22 @@ export interface MbusSettings {
   ackDelay?: string | number;
   duplicateKeep?: string | number;
   helloMin?: string | number;
+  helloMax?: string | number;
+  maxPeers?: string | number;
+  /** Undefined (flows saved before the option) means on. */
+  oneReliablePerPeer?: boolean;
 }
 
 export interface MbusCredentials {
   hashKey?: string;
   encryptionKey?: string;
   [k: string]: string | undefined;
+}
+
+/** True when the hash key is the RFC/UCL example key (no key configured): anyone on the bus can sign with it. */
+export function isExampleKey(security: Partial<SecurityConfig> | undefined): boolean {
+  const key = security?.hash?.key;
+  return !key || key.equals(hashKey(DEFAULTS.hashKey).key);
 }
 
 function num(v: unknown, fallback: number): number {
@@ -53,6 +63,7 @@ export function entityOptions(def: MbusSettings, creds: MbusCredentials, file?: 
     ackDelay: num(def.ackDelay, DEFAULT_TIMERS.ackDelay),
     duplicateKeep: num(def.duplicateKeep, DEFAULT_TIMERS.duplicateKeep),
     helloMin: num(def.helloMin, DEFAULT_TIMERS.helloMin),
+    helloMax: num(def.helloMax, DEFAULT_TIMERS.helloMax),
   };
   if (timers.ackDelay! >= timers.retransmit!) throw new Error(`the ack delay T_c (${timers.ackDelay} ms) must be shorter than the retransmit timer T_r (${timers.retransmit} ms)`);
   return {
@@ -65,6 +76,8 @@ export function entityOptions(def: MbusSettings, creds: MbusCredentials, file?: 
     timers,
     maxDatagram: num(def.maxDatagram, DEFAULTS.maxDatagram),
     sendUnicast: def.sendUnicast ?? file?.sendUnicast ?? true,
+    oneReliablePerPeer: def.oneReliablePerPeer ?? true,
+    maxPeers: num(def.maxPeers, 1000),
   };
 }
 

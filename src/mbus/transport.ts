@@ -16,6 +16,36 @@ export interface TransportOptions {
 
 export type DatagramHandler = (data: Buffer, rinfo: dgram.RemoteInfo) => void;
 
+/** Why the sockets could not be opened, as data (the Node-RED layer words it); all of them are worth retrying. */
+export type OpenFailureReason = 'no-ipv4' | 'port-in-use' | 'address-unavailable' | 'no-device' | 'permission' | 'other';
+
+export class OpenFailure extends MbusError {
+  constructor(
+    readonly reason: OpenFailureReason,
+    readonly detail: { interface?: string; port?: number; group?: string; errno?: string },
+    message: string,
+  ) {
+    super(message, 'ETRANSPORT');
+  }
+}
+
+function classify(err: unknown): { reason: OpenFailureReason; errno?: string } {
+  const errno = (err as NodeJS.ErrnoException | undefined)?.code;
+  switch (errno) {
+    case 'EADDRINUSE':
+      return { reason: 'port-in-use', errno };
+    case 'EADDRNOTAVAIL':
+      return { reason: 'address-unavailable', errno };
+    case 'ENODEV':
+      return { reason: 'no-device', errno };
+    case 'EACCES':
+    case 'EPERM':
+      return { reason: 'permission', errno };
+    default:
+      return { reason: 'other', errno };
+  }
+}
+
 /** Resolves an interface name (`eth0`) or address to an IPv4 address; undefined means the system default. */
 export function resolveInterface(scope: Scope, iface?: string): string | undefined {
   if (scope === 'HOSTLOCAL') return '127.0.0.1';
@@ -24,7 +54,8 @@ export function resolveInterface(scope: Scope, iface?: string): string | undefin
   if (/^\d+\.\d+\.\d+\.\d+$/.test(v)) return v;
   const addrs = os.networkInterfaces()[v];
   const a = addrs?.find((x) => x.family === 'IPv4');
-  if (!a) throw new MbusError(`network interface "${v}" has no IPv4 address`);
+  // An interface that is down or not configured yet (DHCP at boot) is not listed or has no IPv4 address.
+  if (!a) throw new OpenFailure('no-ipv4', { interface: v }, `network interface "${v}" has no IPv4 address`);
   return a.address;
 }
 
@@ -78,15 +109,17 @@ async function openReceiver(group: string, port: number, iface: string | undefin
     try {
       try {
         await bindSocket(sock, port, group);
-      } catch {
+      } catch (first) {
         sock.close();
         sock = dgram.createSocket({ type: 'udp4', reuseAddr: true });
-        await bindSocket(sock, port);
+        // A port held without SO_REUSEADDR fails both binds; the first error names the cause as well.
+        await bindSocket(sock, port).catch((second: unknown) => Promise.reject(classify(second).reason === 'other' ? first : second));
       }
       sock.addMembership(group, iface);
     } catch (err) {
       sock.close();
-      throw new MbusError(`cannot join ${group}:${port} on ${iface ?? 'the default interface'}: ${(err as Error).message}`, 'ETRANSPORT');
+      const { reason, errno } = classify(err);
+      throw new OpenFailure(reason, { group, port, interface: iface, errno }, `cannot join ${group}:${port} on ${iface ?? 'the default interface'}: ${(err as Error).message}`);
     }
     const actual = sock.address().port;
     const r = new SharedReceiver(`${group}|${actual}|${iface ?? ''}`, sock, actual);
@@ -110,6 +143,8 @@ export class Transport {
   port = 0;
   /** The local port of the send socket (peers unicast here). */
   sendPort = 0;
+  /** The address the send socket is bound to (0.0.0.0 when no interface is chosen). */
+  sendAddress = '';
 
   constructor(readonly options: TransportOptions, private readonly onDatagram: DatagramHandler) {}
 
@@ -129,12 +164,14 @@ export class Transport {
     } catch (err) {
       s.close();
       await this.close();
-      throw new MbusError(`cannot open the send socket: ${(err as Error).message}`, 'ETRANSPORT');
+      const { reason, errno } = classify(err);
+      throw new OpenFailure(reason, { interface: this.iface, errno }, `cannot open the send socket: ${(err as Error).message}`);
     }
     s.on('message', this.onDatagram);
     s.on('error', () => undefined);
     this.sender = s;
     this.sendPort = s.address().port;
+    this.sendAddress = s.address().address;
   }
 
   /** Sends to the group, or unicast to `to` when given. */

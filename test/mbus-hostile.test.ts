@@ -375,13 +375,13 @@ describe('mbus on a hostile network', function () {
      * equals the last reliable one from that sender (all UCL remembers), sends its own reliable messages one at a
      * time with retransmissions, and hellos every 100 ms.
      */
-    async function lossyRun(loss: number, seed: number, oneReliablePerPeer: boolean, count: number) {
+    async function lossyRun(loss: number, seed: number, oneReliablePerPeer: boolean, count: number, packing: Partial<EntityOptions> = { pack: false }) {
       const random = rng(seed);
       const hold = dgram.createSocket({ type: 'udp4', reuseAddr: true });
       await new Promise<void>((r) => hold.bind({ port: 0, exclusive: false }, () => r()));
       const portY = hold.address().port;
       closers.push(() => hold.close());
-      const a = await entity({ name: 'a', sendUnicast: false, oneReliablePerPeer, timers: { ...FAST, helloMin: 500, retransmit: 40, ackDelay: 10 } });
+      const a = await entity({ name: 'a', sendUnicast: false, oneReliablePerPeer, timers: { ...FAST, helloMin: 500, retransmit: 40, ackDelay: 10 }, ...packing });
       const portX = a.port;
       const member = async (p: number): Promise<dgram.Socket> => {
         const s = dgram.createSocket({ type: 'udp4', reuseAddr: true });
@@ -493,7 +493,7 @@ describe('mbus on a hostile network', function () {
       [0.1, 10],
       [0.3, 30],
     ] as const) {
-      it(`${loss * 100}% loss both ways: every reliable message delivered once or reported failed, in both directions`, async function () {
+      it(`${loss * 100}% loss both ways, one command per message: every reliable message delivered once or reported failed, in both directions`, async function () {
         this.timeout(60000);
         const r = await lossyRun(loss, seed, true, 40);
         console.log(`      figure: ${loss * 100}% loss, 40+40 reliable messages: to the UCL-like peer ${JSON.stringify(r.toPeer)}, from it ${JSON.stringify(r.fromPeer)}, relay ${JSON.stringify(r.relayed)}`);
@@ -505,6 +505,17 @@ describe('mbus on a hostile network', function () {
         assert.ok(r.relayed.dropped > 0);
       });
     }
+
+    it('30% loss, packed (all 40 handed over at once, about 10 commands per 300-byte message): each command delivered once or reported failed', async function () {
+      this.timeout(60000);
+      const r = await lossyRun(0.3, 31, true, 40, { pack: true, maxDatagram: 300 });
+      console.log(`      figure: 30% loss, packed: to the UCL-like peer ${JSON.stringify(r.toPeer)}, from it ${JSON.stringify(r.fromPeer)}, relay ${JSON.stringify(r.relayed)}`);
+      for (const side of [r.toPeer, r.fromPeer]) {
+        assert.strictEqual(side.duplicated, 0, 'no command delivered twice');
+        assert.strictEqual(side.ackedNotDelivered, 0, 'an acked command was delivered (once)');
+        assert.strictEqual(side.once + side.failed >= 40, true, 'each one delivered once or reported failed');
+      }
+    });
 
     it('for contrast: several in flight (option off) at 30% loss — the peer may deliver duplicates (figure only)', async function () {
       this.timeout(60000);

@@ -426,6 +426,7 @@ export class Entity extends EventEmitter {
 
   /** Sends what waits: every unreliable queue, and each reliable one whose lane is free. */
   private flush(): void {
+    clearImmediate(this.flushTimer); // when called directly (stop)
     this.flushTimer = undefined;
     for (const [key, q] of this.queues) this.flushQueue(key, q);
   }

@@ -1,11 +1,12 @@
 // MSB benchmark: msb-event-out throughput through a real Node-RED runtime into the emulator, as a ratio to a raw
-// `ws` client sending the same frames in the same run; plus publish-to-function-call latency p50/p99.
+// `ws` client sending the same frames in the same run; publish-to-function-call latency p50/p99; and the durable
+// event cache (into it during an outage, replay after reconnect) as a ratio to the in-memory cache.
 import fs from 'fs';
 import http from 'http';
 import os from 'os';
 import path from 'path';
 import WebSocket from 'ws';
-import { compileSelfDescription, connectionUrl, encodeClientFrame, formatMessage, MsbEmulator } from '../src/msb';
+import { compileSelfDescription, connectionUrl, encodeClientFrame, formatMessage, MsbClient, MsbEmulator } from '../src/msb';
 
 /** The embedded Node-RED runtime (no editor, no HTTP), with this package installed in a throwaway userDir. */
 interface EmbeddedRed {
@@ -51,6 +52,8 @@ const B = 'be0c0000-0000-4000-8000-00000000000b';
 const EVENTS = 20000;
 const ROUNDS = 5;
 const LATENCY_SAMPLES = 400;
+const CACHE_EVENTS = 20000;
+const CACHE_ROUNDS = 3;
 
 type Flow = Array<{ id: string; type: string; [key: string]: unknown }>;
 interface HelperNode {
@@ -112,7 +115,60 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
 
+/**
+ * One outage: the MSB is down, CACHE_EVENTS cached events are published one per event-loop turn (as Node-RED hands
+ * messages over) and the time until every publish resolved 'cached' (on disk, for the durable cache) is taken; then
+ * the MSB comes back on the same port and the time from IO_REGISTERED until the cache is empty (every event
+ * acknowledged) is taken.
+ */
+async function cacheRound(durable: boolean): Promise<{ into: number; replay: number }> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'busbar-msb-cache-bench-'));
+  const probe = new MsbEmulator({ heartbeatInterval: 0, trafficLimit: 10 });
+  const { url, port } = await probe.start({ port: 0 });
+  await probe.close();
+  const client = new MsbClient({
+    url,
+    minimumReconnectInterval: 20,
+    reconnectInterval: 20,
+    maxReconnectInterval: 50,
+    eventCacheSize: CACHE_EVENTS,
+    eventCacheBytes: 64 * 1024 * 1024,
+    eventCacheFile: durable ? path.join(dir, 'msb.log') : undefined,
+    pingInterval: 0,
+  });
+  client.setSelfDescription(sd(A));
+  client.connect();
+  let start = process.hrtime.bigint();
+  const pending: Array<Promise<unknown>> = [];
+  for (let i = 0; i < CACHE_EVENTS; i++) {
+    pending.push(client.publish({ eventId: 'VALUE', dataObject: i + 0.5, cached: true }));
+    await new Promise((r) => setImmediate(r));
+  }
+  await Promise.all(pending);
+  const into = CACHE_EVENTS / (Number(process.hrtime.bigint() - start) / 1e9);
+  const emulator = new MsbEmulator({ heartbeatInterval: 0, trafficLimit: 10 });
+  await emulator.start({ port });
+  await until(() => client.registered);
+  start = process.hrtime.bigint();
+  await until(() => client.cachedEvents === 0, 60000);
+  const replay = CACHE_EVENTS / (Number(process.hrtime.bigint() - start) / 1e9);
+  await client.close();
+  await emulator.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+  return { into, replay };
+}
+
 export async function run(): Promise<string> {
+  const cacheRates = { memory: { into: [] as number[], replay: [] as number[] }, durable: { into: [] as number[], replay: [] as number[] } };
+  for (let round = 0; round < CACHE_ROUNDS; round++) {
+    for (const durable of [false, true]) {
+      const r = await cacheRound(durable);
+      const bucket = durable ? cacheRates.durable : cacheRates.memory;
+      bucket.into.push(r.into);
+      bucket.replay.push(r.replay);
+    }
+  }
+
   const emulator = new MsbEmulator({ heartbeatInterval: 0, trafficLimit: 100 });
   const { url } = await emulator.start({ port: 0 });
   emulator.addFlow({ source: { uuid: A, eventId: 'VALUE' }, target: { uuid: B, functionId: 'TAKE' } });
@@ -207,6 +263,8 @@ export async function run(): Promise<string> {
   nrLatency.sort((a, b) => a - b);
   rawLatency.sort((a, b) => a - b);
   const f = (n: number): string => n.toFixed(2);
+  const mem = { into: median(cacheRates.memory.into), replay: median(cacheRates.memory.replay) };
+  const disk = { into: median(cacheRates.durable.into), replay: median(cacheRates.durable.replay) };
   return [
     '## MSB',
     '',
@@ -223,6 +281,14 @@ export async function run(): Promise<string> {
     '|---|---:|---:|',
     `| raw \`ws\` clients | ${f(percentile(rawLatency, 50))} | ${f(percentile(rawLatency, 99))} |`,
     `| Node-RED: msb-event-out → msb-function-in | ${f(percentile(nrLatency, 50))} | ${f(percentile(nrLatency, 99))} |`,
+    '',
+    `Event cache during an outage, MSB client core (\`MsbClient\`) against the emulator: ${CACHE_EVENTS} cached events published one per event-loop turn while the MSB is down (rate until every publish resolved, i.e. until each is on disk with the durable cache: append-only log, fdatasync with group commit), then the MSB restarted on the same port (rate from IO_REGISTERED until every event is acknowledged and removed). ${CACHE_ROUNDS} alternating rounds, median.`,
+    '',
+    '| cache | into the cache during the outage, events/s | replay after reconnect, events/s |',
+    '|---|---:|---:|',
+    `| in memory | ${Math.round(mem.into)} | ${Math.round(mem.replay)} |`,
+    `| durable (default) | ${Math.round(disk.into)} | ${Math.round(disk.replay)} |`,
+    `| ratio durable / memory | **${f(disk.into / mem.into)}** | **${f(disk.replay / mem.replay)}** |`,
     '',
   ].join('\n');
 }

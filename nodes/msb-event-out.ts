@@ -75,12 +75,11 @@ export = function (RED: NodeAPI) {
         }
       }
       const correlationId = typeof msg.correlationId === 'string' || typeof msg.correlationId === 'number' ? String(msg.correlationId) : undefined;
-      try {
-        config.publish({ eventId, dataObject, priority, postDate, correlationId, cached: (msg.cached as boolean | undefined) ?? defaultCached });
-        done();
-      } catch (err) {
-        done(asError(err));
-      }
+      // done() only once the event is acknowledged by the MSB or held in the event cache (on disk when durable).
+      config.publish({ eventId, dataObject, priority, postDate, correlationId, cached: (msg.cached as boolean | undefined) ?? defaultCached }).then(
+        () => done(),
+        (err: unknown) => done(asError(err)),
+      );
     });
 
     node.on('close', (removed: boolean, done: () => void) => {

@@ -47,7 +47,7 @@ describe('msb client with the emulator', () => {
       c.connect();
       await registered(c);
       assert.deepStrictEqual(emulator.services().get(A), description(A));
-      assert.strictEqual(c.publish({ eventId: 'PING', dataObject: 'hi "there"', priority: 2, correlationId: 'c-1' }), 'sent');
+      assert.strictEqual(await c.publish({ eventId: 'PING', dataObject: 'hi "there"', priority: 2, correlationId: 'c-1' }), 'published');
       const e = await emulator.waitFor((r) => r.message.startsWith('E '));
       const body = JSON.parse(e.message.slice(2));
       assert.strictEqual(body.uuid, A);
@@ -70,7 +70,7 @@ describe('msb client with the emulator', () => {
       frames.push(data);
       original(data);
     };
-    for (let i = 0; i < 300; i++) c.publish({ eventId: 'PING', dataObject: `event ${i} ${'x'.repeat(40)}` });
+    for (let i = 0; i < 300; i++) void c.publish({ eventId: 'PING', dataObject: `event ${i} ${'x'.repeat(40)}` });
     await until(() => emulator.traffic.filter((r) => r.message.startsWith('E ')).length === 300, 'all events');
     assert.ok(frames.length > 1 && frames.length < 300, `${frames.length} frames`);
     assert.ok(frames.every((f) => Buffer.byteLength(f) <= 8000), 'frame size bound');
@@ -87,8 +87,8 @@ describe('msb client with the emulator', () => {
     await Promise.all([registered(a), registered(b)]);
     const calls: unknown[] = [];
     b.on('call', (call) => calls.push(call));
-    a.publish({ eventId: 'PING', dataObject: 'why?', correlationId: 'corr-42' });
-    a.publish({ eventId: 'PING', dataObject: 'and?' });
+    void a.publish({ eventId: 'PING', dataObject: 'why?', correlationId: 'corr-42' });
+    void a.publish({ eventId: 'PING', dataObject: 'and?' });
     await until(() => calls.length === 2, 'two calls');
     const [first, second] = calls as Array<{ functionId: string; correlationId: string; functionParameters: Record<string, unknown> }>;
     assert.deepStrictEqual({ ...first }, { uuid: B, correlationId: 'corr-42', functionId: 'ASK', functionParameters: { question: 'why?' } });
@@ -110,8 +110,8 @@ describe('msb client with the emulator', () => {
     assert.ok(c.registered);
   });
 
-  it('drops malformed messages from the MSB with a warning and keeps running', async () => {
-    const c = make();
+  it('drops malformed messages from the MSB with a warning per burst and reason, counted, and keeps running', async () => {
+    const c = make({ warningInterval: 300 });
     const warnings: string[] = [];
     c.on('warning', (w) => warnings.push(w));
     c.connect();
@@ -120,13 +120,14 @@ describe('msb client with the emulator', () => {
     emulator.sendStatus(A, 'C {"uuid":"x"}');
     emulator.sendStatus(A, 'K {"uuid":"someone-else","params":{"threshold":3}}');
     emulator.sendStatus(A, '%%%');
-    await until(() => warnings.length === 4, 'four warnings');
+    await until(() => c.counts.rejected === 4, 'four rejections counted');
+    // The first of each reason at once; the rest of the burst as one counted line when the interval ends.
+    await until(() => warnings.length === 3, 'three warnings');
     assert.match(warnings[0], /malformed message.*C message body is not valid JSON/);
-    assert.match(warnings[1], /function call without a functionId/);
-    assert.match(warnings[2], /configuration message for another service/);
-    assert.match(warnings[3], /malformed message/);
+    assert.match(warnings[1], /configuration message for another service/);
+    assert.match(warnings[2], /malformed message.*\(2 times in the last 0.3 s\)/);
     assert.ok(c.registered);
-    assert.strictEqual(c.publish({ eventId: 'PING', dataObject: 'still here' }), 'sent');
+    assert.strictEqual(await c.publish({ eventId: 'PING', dataObject: 'still here' }), 'published');
   });
 
   it('applies K to known parameters, re-registers with the new values and reports the change', async () => {
@@ -160,14 +161,15 @@ describe('msb client with the emulator', () => {
     assert.ok(first.registered);
   });
 
-  it('throws when publishing unregistered without cache, and flushes cached events in order after IO_REGISTERED', async () => {
+  it('fails publishing unregistered without cache, and flushes cached events in order after IO_REGISTERED', async () => {
     const warnings: string[] = [];
     const c = make({ eventCacheSize: 3 });
     c.on('warning', (w) => warnings.push(w));
-    assert.throws(() => c.publish({ eventId: 'PING', dataObject: 'lost' }), MsbNotRegisteredError);
-    for (let i = 1; i <= 5; i++) assert.strictEqual(c.publish({ eventId: 'PING', dataObject: `m${i}`, cached: true }), 'cached');
-    assert.strictEqual(warnings.length, 2);
-    assert.match(warnings[0], /event cache full \(3\): dropped the oldest/);
+    await assert.rejects(c.publish({ eventId: 'PING', dataObject: 'lost' }), MsbNotRegisteredError);
+    for (let i = 1; i <= 5; i++) assert.strictEqual(await c.publish({ eventId: 'PING', dataObject: `m${i}`, cached: true }), 'cached');
+    assert.strictEqual(warnings.length, 1, 'one warning for the burst of drops');
+    assert.match(warnings[0], /event cache full \(3 events\): dropped the oldest/);
+    assert.strictEqual(c.counts.dropped, 2);
     c.connect();
     await registered(c);
     await until(() => emulator.traffic.filter((r) => r.message.startsWith('E ')).length === 3, 'flush');
@@ -187,11 +189,11 @@ describe('msb client with the emulator', () => {
     await registered(c);
     emulator.dropConnection(A);
     await until(() => c.state !== 'registered', 'drop');
-    assert.throws(() => c.publish({ eventId: 'PING', dataObject: 'x' }), /not registered/);
+    await assert.rejects(c.publish({ eventId: 'PING', dataObject: 'x' }), /not registered/);
     await registered(c);
     assert.strictEqual(sessions.length, 2);
     assert.strictEqual(emulator.traffic.filter((r) => r.message.startsWith('R ')).length, 2);
-    assert.strictEqual(c.publish({ eventId: 'PING', dataObject: 'again' }), 'sent');
+    assert.strictEqual(await c.publish({ eventId: 'PING', dataObject: 'again' }), 'published');
   });
 
   it('NIO_UNAUTHORIZED_CONNECTION and a SockJS c-frame end the session; the client reconnects and registers again', async () => {
@@ -238,7 +240,7 @@ describe('msb client with the emulator', () => {
     await until(() => nio.length === 1, 'rejection');
     assert.deepStrictEqual(nio, ['NIO_REGISTRATION_ERROR: registration rejected by the MSB']);
     assert.strictEqual(c.state, 'connected');
-    assert.throws(() => c.publish({ eventId: 'PING', dataObject: 'x' }), /not registered/);
+    await assert.rejects(c.publish({ eventId: 'PING', dataObject: 'x' }), /not registered/);
   });
 
   it('the emulator rejects invalid registrations and events from unregistered sessions', async () => {

@@ -1,4 +1,4 @@
-// src/msb without Node-RED: framing, self-description shapes, payload validation, the event cache.
+// src/msb without Node-RED: framing, self-description shapes, payload validation, the nesting bound.
 import assert from 'assert';
 import {
   compileDataFormat,
@@ -7,7 +7,7 @@ import {
   decodeClientFrame,
   decodeServerFrame,
   encodeClientFrame,
-  EventCache,
+  nestedDeeperThan,
   MsbDefinitionError,
   parseMessage,
   serverFrame,
@@ -160,19 +160,15 @@ describe('msb payload validation', () => {
   });
 });
 
-describe('msb event cache', () => {
-  it('keeps FIFO order and drops the oldest with a warning when full', () => {
-    const dropped: number[] = [];
-    const cache = new EventCache<number>(3, (d) => dropped.push(d));
-    for (let i = 1; i <= 5; i++) cache.push(i);
-    assert.deepStrictEqual(dropped, [1, 2]);
-    assert.deepStrictEqual(cache.drain(), [3, 4, 5]);
-    assert.strictEqual(cache.length, 0);
-  });
-
-  it('stores nothing when its size is 0', () => {
-    const cache = new EventCache<number>(0);
-    assert.strictEqual(cache.push(1), false);
-    assert.strictEqual(cache.length, 0);
+describe('msb nesting bound', () => {
+  it('finds a branch deeper than the limit without recursion, and passes flat or shallow values', () => {
+    const deep = JSON.parse('['.repeat(10000) + ']'.repeat(10000)) as unknown;
+    assert.strictEqual(nestedDeeperThan(deep, 64), true);
+    let sixtyFour: unknown = 1;
+    for (let i = 0; i < 64; i++) sixtyFour = { a: sixtyFour };
+    assert.strictEqual(nestedDeeperThan(sixtyFour, 64), false);
+    assert.strictEqual(nestedDeeperThan({ a: sixtyFour }, 64), true);
+    assert.strictEqual(nestedDeeperThan('text', 64), false);
+    assert.strictEqual(nestedDeeperThan({ a: [1, 2, { b: null }] }, 64), false);
   });
 });

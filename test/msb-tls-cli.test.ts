@@ -57,7 +57,7 @@ describe('msb TLS', function () {
     clients.push(c);
     let detail: string | undefined;
     c.on('state', (state, d) => {
-      if (state === 'disconnected') detail = d;
+      if (state === 'disconnected') detail = d?.detail;
     });
     c.connect();
     await until(() => detail !== undefined, 'the refusal');

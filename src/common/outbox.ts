@@ -131,6 +131,9 @@ export class Outbox {
     this.liveBytes -= slot!.data.length;
     this.record(DELETE, seq);
     this.afterRemove();
+    // Written soon (not synced): without it a delivered entry would stay on disk until the next push and come back
+    // after a power cut although it was acknowledged.
+    if (this.fd !== undefined) this.scheduleWrite();
   }
 
   /** Delivered in order (acknowledgements that name no entry): removes the oldest lent-out entry and returns it. */

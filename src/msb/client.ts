@@ -1,12 +1,14 @@
-// The MSB websocket client: connect (SockJS or raw), register the self-description, publish events (with the event
-// cache), receive function calls and configuration changes, answer pings, reconnect and re-register.
+// The MSB websocket client: connect (SockJS or raw), register the self-description, publish events (through the
+// event cache when asked), receive function calls and configuration changes, answer pings, watch liveness, reconnect.
 import { EventEmitter } from 'events';
 import { randomInt, randomUUID } from 'crypto';
 import type { ConnectionOptions } from 'tls';
 import WebSocket from 'ws';
-import { EventCache } from './cache';
+import { Outbox, OutboxEntry } from '../common/outbox';
+import { RetryTimer } from '../common/backoff';
+import { BurstCounter } from '../common/warn';
 import { decodeServerFrame, formatMessage, parseMessage } from './framing';
-import { coerceParameterValue, SelfDescription, simpleTypeOfParameter } from './selfdescription';
+import { coerceParameterValue, ConfigParameterValue, SelfDescription, simpleTypeOfParameter } from './selfdescription';
 
 export type ClientState = 'disconnected' | 'connecting' | 'connected' | 'registered' | 'closed';
 export type Priority = 0 | 1 | 2;
@@ -32,12 +34,22 @@ export interface MsbClientOptions {
   /** SockJS framing (default) or the raw websocket path. */
   sockJs?: boolean;
   autoReconnect?: boolean;
-  /** Milliseconds between reconnect attempts; default 10000, never below `minimumReconnectInterval`. */
+  /** Milliseconds before the first reconnect attempt; default 10000, never below `minimumReconnectInterval`. */
   reconnectInterval?: number;
   /** The floor for `reconnectInterval`; 3000 ms like the official clients. Tests may lower it. */
   minimumReconnectInterval?: number;
-  /** Size of the event cache; 0 disables it. Default 1000. */
+  /** Reconnect attempts back off exponentially (with jitter) up to this many ms. Default 60000. */
+  maxReconnectInterval?: number;
+  /** Size of the event cache in events; 0 disables it. Default 1000. */
   eventCacheSize?: number;
+  /** Payload bytes the event cache may hold in all. Default 16 MiB. */
+  eventCacheBytes?: number;
+  /** Keep the event cache in this append-only file (durable across restarts); memory only when undefined. */
+  eventCacheFile?: string;
+  /** RFC 6455 ping every this many ms; no inbound frame for two intervals ends the connection. 0 = off. Default 15000. */
+  pingInterval?: number;
+  /** Repeated warnings of one kind are reported at most once per this many ms, with a count. Default 10000. */
+  warningInterval?: number;
   /** Passed to the TLS connection (ca, cert, key, passphrase, servername, …). Verification stays on unless … */
   tls?: ConnectionOptions;
   /** … this is set: accept self-signed certificates and any hostname. */
@@ -54,9 +66,12 @@ export interface PublishRequest {
   /** `YYYY-MM-DDTHH:mm:ss.sssZ`; now when absent. */
   postDate?: string;
   correlationId?: string;
-  /** Keep the event in the cache when not registered (instead of failing). */
+  /** Keep the event in the cache until the MSB acknowledges it (instead of failing when it cannot be delivered). */
   cached?: boolean;
 }
+
+/** How a publish ended: acknowledged by IO_PUBLISHED, or held in the event cache (durably when it has a file). */
+export type PublishOutcome = 'published' | 'cached';
 
 export interface FunctionCall {
   uuid: string;
@@ -73,8 +88,29 @@ export interface ConfigurationChange {
   changed: Record<string, unknown>;
 }
 
+/** Why the client is not connected, as data: the node maps `code` to status text. */
+export interface DisconnectReason {
+  code: 'unreachable' | 'no-answer' | 'already-connected' | 'unauthorized' | 'closed-by-msb' | 'lost' | 'bad-url';
+  /** Words from the transport (e.g. ECONNREFUSED, the close reason); may be empty. */
+  detail: string;
+  /** Milliseconds until the next attempt, when one is scheduled. */
+  retryInMs?: number;
+}
+
+/** What the client holds and has lost, for state views and status text. */
+export interface ClientCounts {
+  /** Events in the event cache (sent-but-unacknowledged cached events included). */
+  cached: number;
+  /** Cached events dropped to make room, since start. */
+  dropped: number;
+  /** Events written to the MSB and not yet answered. */
+  unacknowledged: number;
+  /** Frames and messages from the MSB that were rejected (malformed, unknown names, too deep), since start. */
+  rejected: number;
+}
+
 export interface MsbClientEvents {
-  state: [state: ClientState, detail: string | undefined];
+  state: [state: ClientState, reason: DisconnectReason | undefined];
   /** Every status keyword received (IO_*, NIO_*, …). */
   status: [keyword: string];
   /** A NIO_* keyword, its meaning, and the eventId it answers when it answers an event. */
@@ -82,7 +118,7 @@ export interface MsbClientEvents {
   published: [eventId: string | undefined];
   call: [call: FunctionCall];
   configuration: [change: ConfigurationChange];
-  /** Something dropped or odd that the user should hear about; the client keeps running. */
+  /** Something dropped or odd that the user should hear about, at most once per burst; the client keeps running. */
   warning: [message: string];
 }
 
@@ -129,17 +165,51 @@ export function parsePostDate(value: unknown): string | undefined {
   return date && !Number.isNaN(date.getTime()) ? msbDate(date) : undefined;
 }
 
-const MAX_PENDING_ACKS = 10000;
 const MAX_FRAME_BYTES = 8000;
 const PUBLISHED_SOCKJS = 'a["IO_PUBLISHED"]';
+/** Cached events lent out to the socket at once; more follow as acknowledgements arrive. */
+const SEND_WINDOW = 500;
+/** Events awaiting IO_PUBLISHED before new ones are refused or cached (liveness cuts a stalled MSB long before). */
+const MAX_UNACKNOWLEDGED = 100000;
+/** Nesting depth of a C or K body beyond which it is rejected (like the Mbus codec). */
+export const MAX_NESTING_DEPTH = 64;
+/** Largest websocket message accepted from the MSB. */
+const MAX_PAYLOAD_BYTES = 16 * 1024 * 1024;
+/** How long close() waits for outstanding acknowledgements before it closes the socket. */
+const CLOSE_GRACE_MS = 1000;
+
+/**
+ * An event written to the socket and awaiting IO_PUBLISHED/NIO_*: lent out of the cache (seq), a cached event sent
+ * straight away because the cache was empty (direct; back into the cache if the link drops), or an uncached one.
+ */
+type InFlight =
+  | { seq: number; data: Buffer }
+  | { direct: Buffer }
+  | { eventId: string; resolve: (outcome: PublishOutcome) => void; reject: (err: Error) => void };
+
+/** A cached publish whose outcome is not decided yet. */
+interface CachedWaiter {
+  eventId: string;
+  durable: boolean;
+  resolve: (outcome: PublishOutcome) => void;
+  reject: (err: Error) => void;
+}
 
 export class MsbClient extends EventEmitter<MsbClientEvents> {
   readonly sockJs: boolean;
   readonly autoReconnect: boolean;
   readonly reconnectInterval: number;
-  private readonly cache: EventCache<{ eventId: string; message: Record<string, unknown> }>;
+  private readonly cache: Outbox | undefined;
+  private readonly waiters = new Map<Buffer, CachedWaiter>();
+  private inFlight = new Fifo<InFlight>();
+  private cachedInFlight = 0;
+  private dropped = 0;
+  private readonly retry: RetryTimer;
+  private readonly warnings: BurstCounter;
+  private readonly warningDetail = new Map<string, string>();
   private ws: WebSocket | undefined;
-  private reconnectTimer: NodeJS.Timeout | undefined;
+  private liveness: NodeJS.Timeout | undefined;
+  private closeReason: DisconnectReason | undefined;
   private currentState: ClientState = 'disconnected';
   private selfDescription: SelfDescription | undefined;
   private lastRegistered: string | undefined;
@@ -147,9 +217,9 @@ export class MsbClient extends EventEmitter<MsbClientEvents> {
   private userClosed = false;
   private closing: Promise<void> | undefined;
   private readonly overrides = new Map<string, unknown>();
-  private pendingAcks = new AckQueue();
   private outbox: string[] = [];
   private flushTimer: NodeJS.Immediate | undefined;
+  private opening = true;
 
   constructor(private readonly options: MsbClientOptions) {
     super();
@@ -158,9 +228,23 @@ export class MsbClient extends EventEmitter<MsbClientEvents> {
     this.autoReconnect = options.autoReconnect ?? true;
     const floor = options.minimumReconnectInterval ?? 3000;
     this.reconnectInterval = Math.max(floor, options.reconnectInterval ?? 10000);
-    this.cache = new EventCache(options.eventCacheSize ?? 1000, (dropped, size) =>
-      this.emit('warning', `event cache full (${size}): dropped the oldest cached event "${dropped.eventId}"`),
-    );
+    this.retry = new RetryTimer({ initialMs: this.reconnectInterval, maxMs: Math.max(this.reconnectInterval, options.maxReconnectInterval ?? 60000) });
+    this.warnings = new BurstCounter((reason, count) => {
+      const detail = this.warningDetail.get(reason) ?? reason;
+      this.emit('warning', count === 1 ? detail : `${detail} (${count} times in the last ${this.warningIntervalMs / 1000} s)`);
+    }, this.warningIntervalMs);
+    const size = options.eventCacheSize ?? 1000;
+    if (!Number.isInteger(size) || size < 0) throw new RangeError(`event cache size must be a whole number >= 0, not ${size}`);
+    if (size > 0) {
+      this.cache = new Outbox({
+        maxEntries: size,
+        maxBytes: options.eventCacheBytes ?? 16 * 1024 * 1024,
+        file: options.eventCacheFile,
+        onDrop: (entry) => this.onCacheDrop(entry),
+        onWarning: (text) => this.warn('store', `event cache: ${text}`),
+      });
+    }
+    this.opening = false;
   }
 
   get state(): ClientState {
@@ -172,7 +256,18 @@ export class MsbClient extends EventEmitter<MsbClientEvents> {
   }
 
   get cachedEvents(): number {
-    return this.cache.length;
+    return this.cache?.length ?? 0;
+  }
+
+  /** Whether the event cache survives a restart. */
+  get durableCache(): boolean {
+    return this.cache?.durable ?? false;
+  }
+
+  get counts(): ClientCounts {
+    let rejected = 0;
+    for (const reason of REJECTIONS) rejected += this.warnings.total(reason);
+    return { cached: this.cachedEvents, dropped: this.dropped, unacknowledged: this.inFlight.length, rejected };
   }
 
   /** The self-description as last set, with configuration values changed by the MSB applied. */
@@ -182,9 +277,8 @@ export class MsbClient extends EventEmitter<MsbClientEvents> {
 
   /** Current configuration parameter values (declared values, overridden by `K` changes). */
   get parameters(): Record<string, unknown> {
-    const out: Record<string, unknown> = {};
-    for (const [name, p] of Object.entries(this.selfDescription?.configuration.parameters ?? {})) out[name] = p.value;
-    return out;
+    // fromEntries defines own properties: a parameter may be called "__proto__" without touching a prototype.
+    return Object.fromEntries(Object.entries(this.selfDescription?.configuration.parameters ?? {}).map(([name, p]) => [name, p.value]));
   }
 
   /**
@@ -194,7 +288,7 @@ export class MsbClient extends EventEmitter<MsbClientEvents> {
   setSelfDescription(sd: SelfDescription): void {
     const copy = JSON.parse(JSON.stringify(sd)) as SelfDescription;
     for (const [name, value] of this.overrides) {
-      const p = copy.configuration.parameters[name];
+      const p = ownParameter(copy, name);
       if (p) p.value = value;
       else this.overrides.delete(name);
     }
@@ -204,12 +298,12 @@ export class MsbClient extends EventEmitter<MsbClientEvents> {
 
   connect(): void {
     if (this.userClosed || this.ws) return;
-    this.clearReconnect();
+    this.retry.cancel();
     let url: string;
     try {
       url = connectionUrl(this.options.url, this.sockJs);
     } catch (err) {
-      this.setState('disconnected', (err as Error).message);
+      this.setState('disconnected', { code: 'bad-url', detail: (err as Error).message });
       return;
     }
     const tls: ConnectionOptions = { ...this.options.tls };
@@ -220,12 +314,44 @@ export class MsbClient extends EventEmitter<MsbClientEvents> {
       tls.rejectUnauthorized = true;
     }
     this.setState('connecting', undefined);
-    const ws = new WebSocket(url, { ...tls, handshakeTimeout: this.options.handshakeTimeout ?? 10000 });
+    const ws = new WebSocket(url, { ...tls, handshakeTimeout: this.options.handshakeTimeout ?? 10000, maxPayload: MAX_PAYLOAD_BYTES });
     this.ws = ws;
+    this.closeReason = undefined;
     let failure: string | undefined;
+    let alive = true;
+    const life = (): void => {
+      alive = true;
+    };
+    ws.on('open', () => {
+      const interval = this.options.pingInterval ?? 15000;
+      if (interval <= 0 || this.ws !== ws) return;
+      // Any inbound frame is life; a silent peer (process stopped, NAT state lost) is cut after two intervals.
+      this.liveness = setInterval(() => {
+        if (!alive) {
+          this.closeReason = { code: 'no-answer', detail: `nothing received for ${Math.round((2 * interval) / 1000)} s` };
+          ws.terminate();
+          return;
+        }
+        alive = false;
+        try {
+          ws.ping();
+        } catch {
+          // closing already; the close handler cleans up
+        }
+      }, interval);
+    });
+    ws.on('pong', life);
+    ws.on('ping', life);
     ws.on('message', (data: WebSocket.RawData, isBinary: boolean) => {
+      alive = true;
       if (this.ws !== ws) return;
-      this.onFrame(isBinary ? Buffer.from(data as Buffer).toString('utf8') : data.toString());
+      const text = isBinary ? Buffer.from(data as Buffer).toString('utf8') : data.toString();
+      try {
+        this.onFrame(text);
+      } catch (err) {
+        // A bug or a surprise in one frame must not end the connection, let alone the process.
+        this.warn('frame-error', `unexpected error handling a frame from the MSB (${describeFrame(text)}): ${(err as Error).message}`);
+      }
     });
     ws.on('error', (err: Error & { code?: string }) => {
       failure = err.code ?? err.message;
@@ -233,68 +359,195 @@ export class MsbClient extends EventEmitter<MsbClientEvents> {
     ws.on('close', (code: number, reason: Buffer) => {
       if (this.ws !== ws) return;
       this.ws = undefined;
+      if (this.liveness) clearInterval(this.liveness);
+      this.liveness = undefined;
       if (this.flushTimer) clearImmediate(this.flushTimer);
       this.flushTimer = undefined;
       this.outbox = [];
       this.sessionUp = false;
       this.lastRegistered = undefined;
-      this.pendingAcks = new AckQueue();
-      const detail = failure ?? (reason.length ? reason.toString() : code !== 1000 && code !== 1005 ? `code ${code}` : undefined);
+      this.linkLost();
+      const why = this.closeReason ?? closeReasonOf(failure, code, reason);
       if (this.userClosed) {
         this.setState('closed', undefined);
         return;
       }
-      this.setState('disconnected', detail);
-      this.scheduleReconnect();
+      if (this.autoReconnect) why.retryInMs = this.retry.schedule(() => this.connect());
+      this.setState('disconnected', why);
     });
   }
 
   /**
-   * Publishes one event. Registered: sent now ('sent'). Not registered: cached if asked and the cache is enabled
-   * ('cached'), else throws MsbNotRegisteredError — nothing is dropped silently.
+   * Publishes one event. Resolves 'published' once the MSB acknowledged it (IO_PUBLISHED), or — cached events only —
+   * 'cached' once it is held in the event cache (on disk when the cache is durable) while it cannot be delivered.
+   * Rejects when it cannot be delivered and is not cached, or the MSB refused it: nothing is dropped silently.
    */
-  publish(req: PublishRequest): 'sent' | 'cached' {
+  publish(req: PublishRequest): Promise<PublishOutcome> {
     const message: Record<string, unknown> = {
-      uuid: this.selfDescription?.uuid,
       eventId: req.eventId,
       priority: req.priority ?? 0,
       postDate: req.postDate ?? msbDate(),
     };
     if (req.dataObject !== undefined && req.dataObject !== null) message.dataObject = req.dataObject;
     if (req.correlationId !== undefined && req.correlationId !== '') message.correlationId = req.correlationId;
-    if (this.registered && this.ws) {
-      this.sendEvent(req.eventId, formatMessage('E', message));
-      return 'sent';
+    if (this.userClosed) return Promise.reject(new MsbNotRegisteredError(req.eventId, 'the service is closing'));
+    if (req.cached) {
+      if (!this.cache) return Promise.reject(new MsbNotRegisteredError(req.eventId, 'the event cache is disabled'));
+      return this.publishCached(req.eventId, message);
     }
-    if (!req.cached) throw new MsbNotRegisteredError(req.eventId, `not registered with the MSB (${this.currentState}) and not cached`);
-    if (!this.cache.enabled) throw new MsbNotRegisteredError(req.eventId, 'not registered with the MSB and the event cache is disabled');
-    // Serialised at flush time: the service uuid may only be known once the self-description is compiled.
-    this.cache.push({ eventId: req.eventId, message });
-    return 'cached';
+    if (!this.registered || !this.ws) {
+      return Promise.reject(new MsbNotRegisteredError(req.eventId, `not registered with the MSB (${this.currentState}) and not cached`));
+    }
+    if (this.inFlight.length >= MAX_UNACKNOWLEDGED) {
+      return Promise.reject(new MsbNotRegisteredError(req.eventId, `${MAX_UNACKNOWLEDGED} events already await IO_PUBLISHED from the MSB`));
+    }
+    return new Promise<PublishOutcome>((resolve, reject) => {
+      this.inFlight.push({ eventId: req.eventId, resolve, reject });
+      this.send(eventMessage(this.selfDescription?.uuid, JSON.stringify(message)));
+    });
   }
 
-  /** Stops for good: no reconnect; resolves when the socket is closed and every timer is cleared. */
+  /** Stops for good: no reconnect; resolves when the socket is closed, the cache is on disk and every timer is cleared. */
   close(): Promise<void> {
     if (this.closing) return this.closing;
     this.userClosed = true;
-    this.clearReconnect();
+    this.retry.cancel();
     const ws = this.ws;
-    this.closing = new Promise<void>((resolve) => {
-      if (!ws) {
+    this.closing = (async () => {
+      if (ws) {
+        this.flush(); // what was published before close() still goes out
+        // Give acknowledgements on their way a moment, so a redeploy does not fail or resend what just went out.
+        const deadline = Date.now() + CLOSE_GRACE_MS;
+        while (this.inFlight.length > 0 && this.ws === ws && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+        await new Promise<void>((resolve) => {
+          if (this.ws !== ws) return resolve();
+          const force = setTimeout(() => ws.terminate(), 2000);
+          ws.once('close', () => {
+            clearTimeout(force);
+            resolve();
+          });
+          if (ws.readyState === WebSocket.CONNECTING) ws.terminate();
+          else ws.close(1000, 'service stopped');
+        });
+      } else {
         this.setState('closed', undefined);
-        resolve();
-        return;
       }
-      this.flush(); // what was published before close() still goes out
-      const force = setTimeout(() => ws.terminate(), 2000);
-      ws.once('close', () => {
-        clearTimeout(force);
-        resolve();
-      });
-      if (ws.readyState === WebSocket.CONNECTING) ws.terminate();
-      else ws.close(1000, 'service stopped');
-    });
+      this.warnings.close();
+      await this.cache?.close();
+      // Cached events not delivered are in the store for the next start; say so to whoever still waits.
+      for (const data of [...this.waiters.keys()]) this.settle(data, 'cached');
+    })();
     return this.closing;
+  }
+
+  private publishCached(eventId: string, message: Record<string, unknown>): Promise<PublishOutcome> {
+    const cache = this.cache!;
+    // Stored without the uuid (added when sent): the uuid may only be known once the self-description is compiled.
+    const data = Buffer.from(JSON.stringify(message));
+    const outcome = new Promise<PublishOutcome>((resolve, reject) => this.waiters.set(data, { eventId, durable: false, resolve, reject }));
+    if (this.registered && this.ws && cache.length === 0 && this.inFlight.length < MAX_UNACKNOWLEDGED) {
+      // Nothing waits before it: sent at once, stored only if the link drops before IO_PUBLISHED. A burst while
+      // connected is thus not bounded by the cache size, and costs no disk write.
+      this.inFlight.push({ direct: data });
+      this.send(eventMessage(this.selfDescription?.uuid, data.toString()));
+      return outcome;
+    }
+    const held = (): void => {
+      const waiter = this.waiters.get(data);
+      if (!waiter) return;
+      waiter.durable = true;
+      if (!this.registered || !this.ws) this.settle(data, 'cached');
+    };
+    cache.push(data).then(held, (err: Error) => this.settle(data, new Error(`event "${eventId}" could not be stored in the event cache: ${err.message}`)));
+    // In memory, the event is held as soon as it is queued; on disk, once the write is synced.
+    if (!cache.durable) held();
+    this.pump();
+    return outcome;
+  }
+
+  /** Lends cached events out to the socket, oldest first, while registered and within the send window. */
+  private pump(): void {
+    const cache = this.cache;
+    if (!cache || !this.registered || !this.ws) return;
+    const uuid = this.selfDescription?.uuid;
+    while (this.cachedInFlight < SEND_WINDOW) {
+      const entry = cache.next();
+      if (!entry) return;
+      this.cachedInFlight++;
+      this.inFlight.push({ seq: entry.seq, data: entry.data });
+      this.send(eventMessage(uuid, entry.data.toString()));
+    }
+  }
+
+  /**
+   * The link is gone: cached events written but not acknowledged are pending again in their place (front of the
+   * cache, in order); uncached ones fail; cached publishes already on disk are reported as cached.
+   */
+  private linkLost(): void {
+    const lost = this.inFlight.drain();
+    this.cachedInFlight = 0;
+    this.cache?.rewind();
+    const back: Buffer[] = [];
+    for (const f of lost) {
+      if ('seq' in f) continue;
+      if ('direct' in f) back.push(f.direct);
+      else f.reject(new Error(`event "${f.eventId}" not acknowledged: the connection to the MSB was lost after it was sent (not cached)`));
+    }
+    // Cached events sent straight away were published before anything the cache holds now: they go in front.
+    if (back.length > 0 && this.cache) {
+      const held = (): void => {
+        for (const data of back) {
+          const waiter = this.waiters.get(data);
+          if (waiter) waiter.durable = true;
+        }
+        if (!this.registered || !this.ws) this.settleDurable();
+      };
+      this.cache.requeueFront(back).then(held, (err: Error) => {
+        for (const data of back) this.settle(data, new Error(`event "${eventIdOf(data)}" could not be stored in the event cache: ${err.message}`));
+      });
+      if (!this.cache.durable) held();
+    }
+    this.settleDurable();
+  }
+
+  private settleDurable(): void {
+    for (const [data, waiter] of this.waiters) if (waiter.durable) this.settle(data, 'cached');
+  }
+
+  private settle(data: Buffer, outcome: PublishOutcome | Error): void {
+    const waiter = this.waiters.get(data);
+    if (!waiter) return;
+    this.waiters.delete(data);
+    if (outcome instanceof Error) waiter.reject(outcome);
+    else waiter.resolve(outcome);
+  }
+
+  private onCacheDrop(entry: OutboxEntry): void {
+    this.dropped++;
+    const size = this.options.eventCacheSize ?? 1000;
+    this.warn('cache-full', `event cache full (${size} events): dropped the oldest cached events, ${this.dropped} so far`);
+    this.settle(entry.data, new Error(`event "${eventIdOf(entry.data)}" dropped: the event cache is full (${size} events)`));
+  }
+
+  /** Answers the oldest event in flight: acknowledged (undefined) or refused by the MSB (the NIO keyword). */
+  private answerOldest(nio: string | undefined): string | undefined {
+    const f = this.inFlight.shift();
+    if (!f) return undefined;
+    if ('direct' in f) {
+      this.settle(f.direct, nio ? new Error(`event "${eventIdOf(f.direct)}" refused by the MSB: ${nio} (${STATUS_KEYWORDS[nio] ?? nio})`) : 'published');
+      return eventIdOf(f.direct);
+    }
+    if ('seq' in f) {
+      this.cachedInFlight--;
+      // A refused event is removed too: sending it again would be refused again.
+      this.cache?.ack(f.seq);
+      this.settle(f.data, nio ? new Error(`event "${eventIdOf(f.data)}" refused by the MSB: ${nio} (${STATUS_KEYWORDS[nio] ?? nio})`) : 'published');
+      this.pump();
+      return eventIdOf(f.data);
+    }
+    if (nio) f.reject(new Error(`event "${f.eventId}" refused by the MSB: ${nio} (${STATUS_KEYWORDS[nio] ?? nio})`));
+    else f.resolve('published');
+    return f.eventId;
   }
 
   private register(): void {
@@ -302,11 +555,6 @@ export class MsbClient extends EventEmitter<MsbClientEvents> {
     const text = JSON.stringify(this.selfDescription);
     this.lastRegistered = text;
     this.send(`R ${text}`);
-  }
-
-  private sendEvent(eventId: string, text: string): void {
-    this.pendingAcks.push(eventId);
-    this.send(text);
   }
 
   /**
@@ -369,24 +617,35 @@ export class MsbClient extends EventEmitter<MsbClientEvents> {
         return;
       case 'close':
         this.emit('warning', `MSB closed the session: ${decoded.code} ${decoded.reason}`);
+        this.closeReason = { code: 'closed-by-msb', detail: `${decoded.code} ${decoded.reason}`.trim() };
         this.ws?.close();
         return;
       case 'invalid':
-        this.emit('warning', `dropped a malformed frame from the MSB (${decoded.reason}): ${frame.slice(0, 80)}`);
+        this.warn('malformed', `dropped a malformed frame from the MSB (${decoded.reason}): ${frame.slice(0, 80)}`);
         return;
       case 'messages':
-        for (const text of decoded.messages) this.onMessage(text);
+        for (const text of decoded.messages) {
+          try {
+            this.onMessage(text);
+          } catch (err) {
+            this.warn('message-error', `unexpected error handling a ${describeMessage(text)} message from the MSB: ${(err as Error).message}`);
+          }
+        }
     }
   }
 
   private onMessage(text: string): void {
     const msg = parseMessage(text);
     if (msg.type === 'invalid') {
-      this.emit('warning', `dropped a malformed message from the MSB (${msg.reason}): ${text.slice(0, 80)}`);
+      this.warn('malformed', `dropped a malformed message from the MSB (${msg.reason}): ${text.slice(0, 80)}`);
       return;
     }
     if (msg.type === 'status') {
       this.onStatus(msg.keyword);
+      return;
+    }
+    if ((msg.type === 'C' || msg.type === 'K') && nestedDeeperThan(msg.body, MAX_NESTING_DEPTH)) {
+      this.warn('too-deep', `dropped a ${msg.type} message from the MSB nested deeper than ${MAX_NESTING_DEPTH} levels`);
       return;
     }
     if (msg.type === 'C') {
@@ -397,7 +656,7 @@ export class MsbClient extends EventEmitter<MsbClientEvents> {
       this.onConfiguration(msg.body);
       return;
     }
-    this.emit('warning', `ignored an unexpected ${msg.type} message from the MSB`);
+    this.warn('unexpected', `ignored an unexpected ${msg.type} message from the MSB`);
   }
 
   private onStatus(keyword: string): void {
@@ -413,15 +672,16 @@ export class MsbClient extends EventEmitter<MsbClientEvents> {
         this.register();
         return;
       case 'IO_REGISTERED':
+        this.retry.succeeded();
         this.setState('registered', undefined);
-        this.flushCache();
+        this.pump();
         return;
       case 'IO_PUBLISHED':
-        this.emit('published', this.pendingAcks.shift());
+        this.emit('published', this.answerOldest(undefined));
         return;
       case 'NIO_EVENT_FORWARDING_ERROR':
       case 'NIO_UNEXPECTED_EVENT_FORWARDING_ERROR':
-        this.emit('nio', keyword, STATUS_KEYWORDS[keyword], this.pendingAcks.shift());
+        this.emit('nio', keyword, STATUS_KEYWORDS[keyword], this.answerOldest(keyword));
         return;
       case 'NIO_REGISTRATION_ERROR':
       case 'NIO_UNEXPECTED_REGISTRATION_ERROR':
@@ -432,8 +692,10 @@ export class MsbClient extends EventEmitter<MsbClientEvents> {
         return;
       case 'NIO_ALREADY_CONNECTED':
       case 'NIO_UNAUTHORIZED_CONNECTION':
-        // Like the official clients: drop this session; the reconnect registers afresh.
-        this.emit('nio', keyword, STATUS_KEYWORDS[keyword], keyword === 'NIO_UNAUTHORIZED_CONNECTION' ? this.pendingAcks.shift() : undefined);
+        // Like the official clients: drop this session; the reconnect registers afresh. Events in flight go back to
+        // the cache (or fail) when the socket closes.
+        this.emit('nio', keyword, STATUS_KEYWORDS[keyword], undefined);
+        this.closeReason = { code: keyword === 'NIO_ALREADY_CONNECTED' ? 'already-connected' : 'unauthorized', detail: keyword };
         if (this.currentState === 'registered') this.setState('connected', undefined);
         this.ws?.close(1000, keyword);
         return;
@@ -444,12 +706,12 @@ export class MsbClient extends EventEmitter<MsbClientEvents> {
 
   private onCall(body: unknown): void {
     if (!isRecord(body) || typeof body.functionId !== 'string') {
-      this.emit('warning', 'dropped a function call without a functionId');
+      this.warn('malformed', 'dropped a function call without a functionId');
       return;
     }
     const params = body.functionParameters;
     if (params !== undefined && params !== null && !isRecord(params)) {
-      this.emit('warning', `dropped a call of "${body.functionId}": functionParameters is not an object`);
+      this.warn('malformed', `dropped a call of "${body.functionId.slice(0, 80)}": functionParameters is not an object`);
       return;
     }
     this.emit('call', {
@@ -464,18 +726,19 @@ export class MsbClient extends EventEmitter<MsbClientEvents> {
   private onConfiguration(body: unknown): void {
     const sd = this.selfDescription;
     if (!isRecord(body) || !isRecord(body.params)) {
-      this.emit('warning', 'dropped a configuration message without params');
+      this.warn('malformed', 'dropped a configuration message without params');
       return;
     }
     if (!sd || body.uuid !== sd.uuid) {
-      this.emit('warning', `ignored a configuration message for another service (${String(body.uuid)})`);
+      this.warn('other-service', `ignored a configuration message for another service (${String(body.uuid).slice(0, 80)})`);
       return;
     }
-    const changed: Record<string, unknown> = {};
+    // Names come from the network: looked up in own data only, collected in a Map (no prototype to reach).
+    const changed = new Map<string, unknown>();
     for (const [name, raw] of Object.entries(body.params)) {
-      const param = sd.configuration.parameters[name];
+      const param = ownParameter(sd, name);
       if (!param) {
-        this.emit('warning', `ignored unknown configuration parameter "${name}"`);
+        this.warn('unknown-parameter', `ignored unknown configuration parameter "${name.slice(0, 80)}"`);
         continue;
       }
       const type = simpleTypeOfParameter(param.type, param.format) ?? 'string';
@@ -483,52 +746,107 @@ export class MsbClient extends EventEmitter<MsbClientEvents> {
         const value = coerceParameterValue(type, raw, name);
         param.value = value;
         this.overrides.set(name, value);
-        changed[name] = value;
+        changed.set(name, value);
       } catch (err) {
-        this.emit('warning', `ignored configuration parameter ${(err as Error).message}`);
+        this.warn('bad-parameter', `ignored configuration parameter ${(err as Error).message}`);
       }
     }
     // Re-register so the MSB holds the values the service now runs with (as the official clients do).
     this.register();
-    this.emit('configuration', { parameters: this.parameters, changed });
+    this.emit('configuration', { parameters: this.parameters, changed: Object.fromEntries(changed) });
   }
 
-  private flushCache(): void {
-    const uuid = this.selfDescription?.uuid;
-    for (const entry of this.cache.drain()) this.sendEvent(entry.eventId, formatMessage('E', { ...entry.message, uuid }));
+  /** Reports at most once per burst per reason, with a count; the latest detail is what the report shows. */
+  private warn(reason: string, detail: string): void {
+    // Opening the cache may warn (torn tail, smaller bound) before anyone could listen: say it a turn later.
+    if (this.opening) {
+      setImmediate(() => this.warn(reason, detail));
+      return;
+    }
+    this.warningDetail.set(reason, detail);
+    this.warnings.note(reason);
   }
 
-  private setState(state: ClientState, detail: string | undefined): void {
+  private get warningIntervalMs(): number {
+    return this.options.warningInterval ?? 10000;
+  }
+
+  private setState(state: ClientState, reason: DisconnectReason | undefined): void {
     this.currentState = state;
-    this.emit('state', state, detail);
-  }
-
-  private scheduleReconnect(): void {
-    if (!this.autoReconnect || this.userClosed) return;
-    this.clearReconnect();
-    this.reconnectTimer = setTimeout(() => {
-      this.reconnectTimer = undefined;
-      this.connect();
-    }, this.reconnectInterval);
-  }
-
-  private clearReconnect(): void {
-    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
-    this.reconnectTimer = undefined;
+    if (state !== 'registered') this.settleDurable();
+    this.emit('state', state, reason);
   }
 }
 
-/** The eventIds of sent events awaiting IO_PUBLISHED/NIO_* (answered in order), bounded; O(1) push and shift. */
-class AckQueue {
-  private items: string[] = [];
+/** Warning reasons that count as rejected input from the MSB. */
+const REJECTIONS = ['malformed', 'too-deep', 'unknown-parameter', 'bad-parameter', 'other-service', 'unexpected', 'frame-error', 'message-error'];
+
+function eventMessage(uuid: string | undefined, body: string): string {
+  // body is a JSON object starting with "eventId"; the uuid goes first, as the official clients send it.
+  return uuid === undefined ? `E ${body}` : `E {"uuid":${JSON.stringify(uuid)},${body.slice(1)}`;
+}
+
+const EVENT_ID_PREFIX = /^\{"eventId":("(?:[^"\\]|\\.)*")/;
+
+/** The eventId of a stored event body, read from its start (it is always the first key) without parsing it all. */
+function eventIdOf(data: Buffer): string {
+  const match = EVENT_ID_PREFIX.exec(data.toString('utf8', 0, Math.min(data.length, 1024)));
+  try {
+    return match ? (JSON.parse(match[1]) as string) : '?';
+  } catch {
+    return '?';
+  }
+}
+
+function closeReasonOf(failure: string | undefined, code: number, reason: Buffer): DisconnectReason {
+  if (failure) return { code: 'unreachable', detail: failure };
+  const words = reason.length ? reason.toString() : code !== 1000 && code !== 1005 ? `code ${code}` : '';
+  return { code: 'lost', detail: words };
+}
+
+/** The configuration parameter of that name, if the description declares it (never one from the prototype). */
+function ownParameter(sd: SelfDescription, name: string): ConfigParameterValue | undefined {
+  const params = sd.configuration.parameters;
+  return Object.prototype.hasOwnProperty.call(params, name) ? params[name] : undefined;
+}
+
+/** Whether arrays/objects nest deeper than `limit`; iterative, and stops at the first too-deep branch. */
+export function nestedDeeperThan(value: unknown, limit: number): boolean {
+  const stack: Array<{ v: unknown; d: number }> = [{ v: value, d: 0 }];
+  while (stack.length > 0) {
+    const { v, d } = stack.pop()!;
+    if (typeof v !== 'object' || v === null) continue;
+    if (d >= limit) return true;
+    for (const child of Array.isArray(v) ? v : Object.values(v)) if (typeof child === 'object' && child !== null) stack.push({ v: child, d: d + 1 });
+  }
+  return false;
+}
+
+function describeFrame(frame: string): string {
+  return frame.length > 0 && 'oahc'.includes(frame[0]) ? `SockJS ${frame[0]}-frame` : 'frame';
+}
+
+/** The message type for a warning: the typed letter, or the keyword (shortened, printable only). */
+function describeMessage(text: string): string {
+  const typed = /^([RECK]) /.exec(text);
+  if (typed) return typed[1];
+  return JSON.stringify(text.slice(0, 40));
+}
+
+/** A first-in first-out queue with O(1) push and shift. */
+class Fifo<T> {
+  private items: T[] = [];
   private head = 0;
 
-  push(eventId: string): void {
-    if (this.items.length - this.head >= MAX_PENDING_ACKS) this.head++;
-    this.items.push(eventId);
+  get length(): number {
+    return this.items.length - this.head;
   }
 
-  shift(): string | undefined {
+  push(item: T): void {
+    this.items.push(item);
+  }
+
+  shift(): T | undefined {
     if (this.head >= this.items.length) return undefined;
     const item = this.items[this.head++];
     if (this.head > 1024 && this.head * 2 > this.items.length) {
@@ -536,6 +854,14 @@ class AckQueue {
       this.head = 0;
     }
     return item;
+  }
+
+  /** Removes and returns everything, oldest first. */
+  drain(): T[] {
+    const all = this.items.slice(this.head);
+    this.items = [];
+    this.head = 0;
+    return all;
   }
 }
 

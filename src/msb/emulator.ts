@@ -1,11 +1,12 @@
 // An emulator of the MSB 1.5/1.6 websocket interface for tests, the demo and users without an MSB: SockJS and raw
 // paths, registration, events, integration flows from an event of one service to a function of another, pushed
-// K/ping/status messages, and a record of all traffic.
+// K/ping/status messages, raw frames and stalls for fault tests, and a record of all traffic.
 import { EventEmitter } from 'events';
 import http from 'http';
 import https from 'https';
 import { randomUUID } from 'crypto';
 import type { AddressInfo, Socket } from 'net';
+import type { Duplex } from 'stream';
 import WebSocket, { WebSocketServer } from 'ws';
 import { decodeClientFrame, formatMessage, parseMessage, serverFrame } from './framing';
 
@@ -50,6 +51,8 @@ interface Session {
   uuid?: string;
   selfDescription?: Record<string, unknown>;
   heartbeat?: NodeJS.Timeout;
+  /** The TCP socket under the websocket: paused while the emulator plays a stalled MSB. */
+  socket: Duplex;
 }
 
 export interface EmulatorEvents {
@@ -74,6 +77,7 @@ export class MsbEmulator extends EventEmitter<EmulatorEvents> {
   private readonly heartbeatInterval: number;
   private held: Array<{ session: Session; body: unknown }> | undefined;
   private readonly trafficLimit: number;
+  private stalled = false;
 
   constructor(private readonly options: EmulatorOptions = {}) {
     super();
@@ -103,7 +107,7 @@ export class MsbEmulator extends EventEmitter<EmulatorEvents> {
         socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
         return;
       }
-      wss.handleUpgrade(req, socket, head, (ws) => this.onConnection(ws, sockJs));
+      wss.handleUpgrade(req, socket, head, (ws) => this.onConnection(ws, sockJs, socket));
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -221,6 +225,27 @@ export class MsbEmulator extends EventEmitter<EmulatorEvents> {
     return true;
   }
 
+  /**
+   * Plays an MSB that stops answering but keeps TCP open (process stopped, NAT or firewall state lost): nothing is
+   * read from any session (so no pong either) and nothing is sent, new sessions included, until `stall(false)`.
+   */
+  stall(stalled: boolean): void {
+    this.stalled = stalled;
+    for (const session of this.sessions.values()) {
+      if (stalled) session.socket.pause();
+      else session.socket.resume();
+    }
+  }
+
+  /** Sends one websocket text frame exactly as given (no SockJS wrapping), for malformed or hostile input. */
+  sendRawFrame(uuid: string, frame: string): boolean {
+    const session = this.sessionOf(uuid);
+    if (!session || session.ws.readyState !== WebSocket.OPEN) return false;
+    this.record(session, 'out', frame);
+    session.ws.send(frame);
+    return true;
+  }
+
   /** Resolves with the first traffic record (already seen or future) matching; rejects after `timeout` ms. */
   waitFor(match: (r: TrafficRecord) => boolean, timeout = 5000): Promise<TrafficRecord> {
     const seen = this.traffic.find(match);
@@ -251,9 +276,10 @@ export class MsbEmulator extends EventEmitter<EmulatorEvents> {
     }
   }
 
-  private onConnection(ws: WebSocket, sockJs: boolean): void {
-    const session: Session = { id: randomUUID(), ws, sockJs };
+  private onConnection(ws: WebSocket, sockJs: boolean, socket: Duplex): void {
+    const session: Session = { id: randomUUID(), ws, sockJs, socket };
     this.sessions.set(session.id, session);
+    if (this.stalled) socket.pause();
     ws.on('message', (data: WebSocket.RawData) => this.onFrame(session, data.toString()));
     ws.on('error', () => undefined);
     ws.on('close', () => {
@@ -364,7 +390,7 @@ export class MsbEmulator extends EventEmitter<EmulatorEvents> {
   }
 
   private sendFrame(session: Session, frame: string, recorded: string): void {
-    if (session.ws.readyState !== WebSocket.OPEN) return;
+    if (session.ws.readyState !== WebSocket.OPEN || this.stalled) return;
     if (recorded !== 'h') this.record(session, 'out', recorded);
     session.ws.send(frame);
   }

@@ -2,7 +2,6 @@
 export * from './framing';
 export * from './selfdescription';
 export * from './validate';
-export * from './cache';
 export * from './client';
 export * from './emulator';
 export * from './demo';

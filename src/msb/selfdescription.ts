@@ -386,9 +386,15 @@ export function compileSelfDescription(
   for (const p of service.parameters ?? []) {
     requireText(p.name, 'configuration.parameters[].name');
     const field = `configuration.parameters.${p.name}`;
-    if (parameters[p.name]) throw new MsbDefinitionError(field, 'is declared twice');
+    if (Object.prototype.hasOwnProperty.call(parameters, p.name)) throw new MsbDefinitionError(field, 'is declared twice');
     if (!isSimpleType(p.type)) throw new MsbDefinitionError(`${field}.type`, `unknown type ${JSON.stringify(p.type)}`);
-    parameters[p.name] = { value: coerceParameterValue(p.type, p.value, `${field}.value`), ...parameterTypeOf(p.type) };
+    // Defined, not assigned: a parameter may be called "constructor" or even "__proto__".
+    Object.defineProperty(parameters, p.name, {
+      value: { value: coerceParameterValue(p.type, p.value, `${field}.value`), ...parameterTypeOf(p.type) },
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
   }
 
   return {

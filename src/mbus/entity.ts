@@ -1,4 +1,4 @@
-// An Mbus entity (RFC 3259 §7-9): addressing, reliable delivery with acks, awareness of peers, bus events.
+// An Mbus entity (RFC 3259 §7-9): addressing, packed sends, reliable delivery with acks, awareness of peers, bus events.
 import { EventEmitter } from 'events';
 import os from 'os';
 import type { RemoteInfo } from 'dgram';

@@ -9,6 +9,7 @@ import { connectV5, endClient, Inbox, publish, subscribe } from './support/mqtt-
 import { uniqueModule } from './support/v5-broker';
 import { callsOf, green, lastStatus } from './support/node-calls';
 import type { SgBrokerNode } from '../nodes/lib/sg-broker-api';
+import { skipBecause } from './support/skip';
 
 helper.init(require.resolve('node-red'));
 
@@ -283,7 +284,7 @@ describe('apigear nodes' + (process.env.MQTT_URL ? ` (${process.env.MQTT_URL})` 
   });
 
   it('reports a broker that cannot start (embedded port in use) in status and log, and keeps the runtime up', async function () {
-    if (process.env.MQTT_URL) this.skip(); // about the embedded broker
+    if (process.env.MQTT_URL) skipBecause(this, 'about the embedded broker, and MQTT_URL points this run at an external one');
     const net = await import('net');
     const blocker = net.createServer();
     await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));

@@ -10,6 +10,7 @@ import type { TestNodeInitializer } from 'node-red-node-test-helper';
 import { helloYaml } from './support/hello';
 import { uniqueModule } from './support/v5-broker';
 import type { SgBrokerNode } from '../nodes/lib/sg-broker-api';
+import { skipBecause } from './support/skip';
 
 helper.init(require.resolve('node-red'));
 
@@ -62,7 +63,7 @@ describe('apigear nodes with an Eclipse Paho (Python) peer', function () {
   let peer: ReturnType<typeof runPeer> | undefined;
 
   before(function () {
-    if (!python) this.skip();
+    if (!python) skipBecause(this, 'no python3 that can import paho.mqtt.client (apt-get install python3-paho-mqtt; .ci/run installs it)', { requiredInCi: true });
     return helper.startServer();
   });
   after(() => (python ? helper.stopServer() : undefined));

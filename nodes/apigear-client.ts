@@ -3,8 +3,8 @@
 import type { DoneFunction, Node, NodeAPI, NodeDef, NodeMessage, SendFunction } from './lib/red';
 import { asError } from './lib/red';
 import { ApiGearClient, argsFromPayload, namedArgs } from '../src/apigear';
-import { Status } from '../src/common/status';
-import { ApiGearDef, brokerOf, clientIdOf, planOf, qosOf, registerAdmin, topicOf, V5Connection } from './lib/apigear-common';
+import { Status } from './lib/status';
+import { ApiGearDef, brokerOf, clientIdOf, openClient, planOf, qosOf, registerAdmin, topicOf } from './lib/apigear-common';
 
 interface ClientDef extends ApiGearDef {
   /** Seconds to wait for an operation's reply. */
@@ -20,16 +20,15 @@ export = function (RED: NodeAPI): void {
     const timeoutSeconds = Number(config.timeout);
     const timeoutMs = Number.isFinite(timeoutSeconds) && timeoutSeconds > 0 ? timeoutSeconds * 1000 : 30000;
     let core: ApiGearClient | undefined;
-    let connection: V5Connection | undefined;
+    let connection: ReturnType<typeof openClient> | undefined;
 
     try {
       const plan = planOf(config);
       const broker = brokerOf(RED, config);
       if (!broker) throw new Error('no MQTT broker (sg-broker) is configured');
-      const clientId = clientIdOf(node, config, 'nr-apigear-cli');
-      connection = new V5Connection(node, broker, clientId);
-      connection.open((client) => {
-        core = new ApiGearClient(plan, client, { clientId, qos: qosOf(config.qos), timeoutMs });
+      connection = openClient(node, broker, clientIdOf(node, config, 'nr-apigear-cli'), (client) => {
+        // The id really used (unique in this Node-RED) is the one in the reply topics.
+        core = new ApiGearClient(plan, client, { clientId: client.clientId, qos: qosOf(config.qos), timeoutMs });
         core.on('ready', (g) => node.status(Status.connected(g.grantedQos < g.requestedQos ? 'apigear-client.status.qos-limited' : undefined)));
         core.on('warning', (text) => node.warn(text));
         core.on('error', (err) => {
@@ -48,12 +47,7 @@ export = function (RED: NodeAPI): void {
       node.error(asError(err).message);
     }
 
-    node.on('input', (msg, send, done) => {
-      // A msg that arrives while the broker config node is still starting (embedded broker) waits for the client.
-      if (!core && connection) {
-        connection.opened.then(() => handle(msg, send, done), (err: unknown) => done(asError(err)));
-      } else handle(msg, send, done);
-    });
+    node.on('input', (msg, send, done) => handle(msg, send, done));
 
     function handle(msg: NodeMessage, send: SendFunction, done: DoneFunction): void {
       const target = topicOf(msg.topic);

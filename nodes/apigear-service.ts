@@ -3,8 +3,8 @@
 import type { DoneFunction, Node, NodeAPI, NodeDef, NodeMessage, SendFunction } from './lib/red';
 import { asError } from './lib/red';
 import { ApiGearService, argsFromPayload, Call, namedArgs } from '../src/apigear';
-import { Status } from '../src/common/status';
-import { ApiGearDef, brokerOf, bytesOf, clientIdOf, planOf, qosOf, registerAdmin, topicOf, V5Connection } from './lib/apigear-common';
+import { Status } from './lib/status';
+import { ApiGearDef, brokerOf, bytesOf, clientIdOf, openClient, planOf, qosOf, registerAdmin, topicOf } from './lib/apigear-common';
 
 interface ServiceDef extends ApiGearDef {
   applySet?: boolean;
@@ -19,14 +19,13 @@ export = function (RED: NodeAPI): void {
     const node = this;
     const config = def as ServiceDef;
     let service: ApiGearService | undefined;
-    let connection: V5Connection | undefined;
+    let connection: ReturnType<typeof openClient> | undefined;
 
     try {
       const plan = planOf(config);
       const broker = brokerOf(RED, config);
       if (!broker) throw new Error('no MQTT broker (sg-broker) is configured');
-      connection = new V5Connection(node, broker, clientIdOf(node, config, 'nr-apigear-svc'));
-      connection.open((client) => {
+      connection = openClient(node, broker, clientIdOf(node, config, 'nr-apigear-svc'), (client) => {
         service = new ApiGearService(plan, client, { qos: qosOf(config.qos), applySet: config.applySet !== false });
         service.on('ready', (g) => node.status(Status.connected(g.grantedQos < g.requestedQos ? 'apigear-service.status.qos-limited' : undefined)));
         service.on('warning', (text) => node.warn(text));
@@ -56,12 +55,7 @@ export = function (RED: NodeAPI): void {
       node.error(asError(err).message);
     }
 
-    node.on('input', (msg, send, done) => {
-      // A msg that arrives while the broker config node is still starting (embedded broker) waits for the client.
-      if (!service && connection) {
-        connection.opened.then(() => handle(msg, send, done), (err: unknown) => done(asError(err)));
-      } else handle(msg, send, done);
-    });
+    node.on('input', (msg, send, done) => handle(msg, send, done));
 
     function handle(msg: NodeMessage, send: SendFunction, done: DoneFunction): void {
       const target = topicOf(msg.topic);

@@ -78,7 +78,7 @@ export = function (RED: NodeAPI): void {
         done(new Error('msg.topic must be <service>/<signal>, or set a default service and signal in the node; nothing was sent'));
         return;
       }
-      const text = payloadText(msg, format);
+      const text = payloadText(msg, format, () => node.warn(RED._('sg-app.warn.not-utf8')));
       if (text instanceof Error) {
         done(text);
         return;

@@ -135,7 +135,7 @@ export = function (RED: NodeAPI): void {
         done(new Error('msg.topic must name a declared data signal; nothing was published'));
         return;
       }
-      const text = payloadText(msg, format);
+      const text = payloadText(msg, format, () => node.warn(RED._('sg-resource.warn.not-utf8')));
       if (text instanceof Error) {
         done(text);
         return;

@@ -3,14 +3,26 @@ import assert from 'assert';
 import { MqttClient } from 'mqtt';
 import { ApiGearClient, ApiGearService, ApiGearTimeoutError, Call, compilePlan, InterfacePlan, parseModule } from '../src/apigear';
 import { helloYaml } from './support/hello';
-import { connectV5, endClient, Inbox, once, publish, subscribe } from './support/mqtt-peer';
+import { connectManaged, connectV5, endClient, Inbox, once, publish, subscribe } from './support/mqtt-peer';
+import type { ManagedMqttClient } from '../src/mqtt/managed-client';
+import { KillableProxy } from './lib/mqtt-peer';
 import { startBroker, TestBroker, uniqueModule } from './support/v5-broker';
 
 describe('apigear cores over MQTT v5' + (process.env.MQTT_URL ? ` (${process.env.MQTT_URL})` : ' (in-process aedes 2)'), () => {
   let broker: TestBroker;
   let plan: InterfacePlan;
   let P: string;
-  let clients: MqttClient[] = [];
+  let clients: Array<MqttClient | ManagedMqttClient> = [];
+  const proxies: KillableProxy[] = [];
+
+  /** A TCP proxy to the broker whose kill() cuts the link without a DISCONNECT; closed after the test. */
+  async function viaProxy(): Promise<{ url: string; proxy: KillableProxy }> {
+    const target = new URL(broker.url);
+    const proxy = new KillableProxy({ host: target.hostname, port: Number(target.port || 1883) });
+    await proxy.start();
+    proxies.push(proxy);
+    return { url: `mqtt://127.0.0.1:${proxy.port}`, proxy };
+  }
 
   before(async () => {
     broker = await startBroker();
@@ -25,6 +37,7 @@ describe('apigear cores over MQTT v5' + (process.env.MQTT_URL ? ` (${process.env
     await publish(cleaner, `${P}/prop/last`, '', { retain: true }); // never leave retained values behind on a real broker
     await Promise.all([...clients, cleaner].map(endClient));
     clients = [];
+    await Promise.all(proxies.splice(0).map((p) => p.close()));
   });
 
   async function peer(id: string): Promise<{ client: MqttClient; inbox: Inbox }> {
@@ -34,8 +47,8 @@ describe('apigear cores over MQTT v5' + (process.env.MQTT_URL ? ` (${process.env
   }
 
   describe('service', () => {
-    async function service(opts = {}): Promise<{ svc: ApiGearService; conn: MqttClient }> {
-      const conn = await connectV5(broker.url, `svc-${process.pid}`);
+    async function service(opts = {}, url = broker.url): Promise<{ svc: ApiGearService; conn: ManagedMqttClient }> {
+      const conn = await connectManaged(url, `svc-${process.pid}`);
       clients.push(conn);
       const svc = new ApiGearService(plan, conn, opts);
       const ready = once(svc, 'ready');
@@ -116,12 +129,14 @@ describe('apigear cores over MQTT v5' + (process.env.MQTT_URL ? ` (${process.env
     });
 
     it('re-subscribes and republishes its properties after a reconnect', async () => {
-      const { svc, conn } = await service();
+      const { url, proxy } = await viaProxy();
+      const { svc, conn } = await service({}, url);
       await svc.setProperty('last', { content: 'kept' });
       const { client, inbox } = await peer('raw');
       // Clear the retained value while the service is away; the service must restore it when it is back.
-      conn.stream.destroy();
-      await once(conn, 'offline');
+      const down = once(conn, 'close');
+      proxy.kill();
+      await down;
       await publish(client, `${P}/prop/last`, '', { retain: true });
       await once(svc, 'ready');
       await subscribe(client, `${P}/prop/+`);
@@ -135,9 +150,9 @@ describe('apigear cores over MQTT v5' + (process.env.MQTT_URL ? ` (${process.env
   });
 
   describe('client', () => {
-    async function client(timeoutMs = 5000): Promise<{ cli: ApiGearClient; conn: MqttClient; id: string }> {
+    async function client(timeoutMs = 5000): Promise<{ cli: ApiGearClient; conn: ManagedMqttClient; id: string }> {
       const id = `nr-cli-${process.pid}`;
-      const conn = await connectV5(broker.url, id);
+      const conn = await connectManaged(broker.url, id);
       clients.push(conn);
       const cli = new ApiGearClient(plan, conn, { clientId: id, timeoutMs });
       const ready = once(cli, 'ready');
@@ -150,7 +165,7 @@ describe('apigear cores over MQTT v5' + (process.env.MQTT_URL ? ` (${process.env
       const { client: raw } = await peer('raw-svc');
       await publish(raw, `${P}/prop/last`, JSON.stringify({ content: 'one' }), { retain: true });
       const id = `nr-cli-${process.pid}`;
-      const conn = await connectV5(broker.url, id);
+      const conn = await connectManaged(broker.url, id);
       clients.push(conn);
       const cli = new ApiGearClient(plan, conn, { clientId: id });
       const seen: unknown[] = [];
@@ -217,14 +232,22 @@ describe('apigear cores over MQTT v5' + (process.env.MQTT_URL ? ` (${process.env
     });
 
     it('re-subscribes after a reconnect', async () => {
-      const { cli, conn } = await client();
-      conn.stream.destroy();
-      await once(conn, 'offline');
+      const { url, proxy } = await viaProxy();
+      const id = `cli-${process.pid}`;
+      const conn = await connectManaged(url, id);
+      clients.push(conn);
+      const cli = new ApiGearClient(plan, conn, { clientId: id, timeoutMs: 5000 });
+      cli.start();
+      await once(cli, 'ready');
+      const down = once(conn, 'close');
+      proxy.kill(); // the link drops without a DISCONNECT
+      await down;
       await once(cli, 'ready');
       const { client: raw } = await peer('raw-svc');
       const sig = once<{ signal: string }>(cli, 'signal');
       await publish(raw, `${P}/sig/justSaid`, JSON.stringify([{ content: 'back' }]));
       assert.strictEqual((await sig).signal, 'justSaid');
+      cli.stop();
     });
   });
 
@@ -242,7 +265,7 @@ interfaces:
       'Void',
     );
     const V = voidPlan.prefix;
-    const svcConn = await connectV5(broker.url, `svc-${process.pid}`);
+    const svcConn = await connectManaged(broker.url, `svc-${process.pid}`);
     clients.push(svcConn);
     const svc = new ApiGearService(voidPlan, svcConn);
     svc.on('call', (call) => void svc.reply(call, undefined));
@@ -262,7 +285,7 @@ interfaces:
 
     // No service at all answers now, as with the C++ service for void operations: the call still completes.
     const id = `nr-cli-${process.pid}`;
-    const cliConn = await connectV5(broker.url, id);
+    const cliConn = await connectManaged(broker.url, id);
     clients.push(cliConn);
     const cli = new ApiGearClient(voidPlan, cliConn, { clientId: id, timeoutMs: 5000 });
     const cliReady = once(cli, 'ready');
@@ -273,8 +296,8 @@ interfaces:
   });
 
   it('service and client cores round-trip a property, a signal and say', async () => {
-    const svcConn = await connectV5(broker.url, `svc-${process.pid}`);
-    const cliConn = await connectV5(broker.url, `cli-${process.pid}`);
+    const svcConn = await connectManaged(broker.url, `svc-${process.pid}`);
+    const cliConn = await connectManaged(broker.url, `cli-${process.pid}`);
     clients.push(svcConn, cliConn);
     const svc = new ApiGearService(plan, svcConn, { applySet: true });
     const cli = new ApiGearClient(plan, cliConn, { clientId: `cli-${process.pid}` });

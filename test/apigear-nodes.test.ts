@@ -135,8 +135,12 @@ describe('apigear nodes' + (process.env.MQTT_URL ? ` (${process.env.MQTT_URL})` 
     // The reply msg travels through JSON on the way back (as after a JSON or file node): CorrelationData becomes
     // { type: 'Buffer', data: [...] }, and must still be echoed byte for byte.
     node('svcCall').on('input', (msg) => node('svc').receive({ ...(JSON.parse(JSON.stringify(msg)) as Msg), payload: 42 }));
+    // A watcher that sees the live publish marks the moment the broker holds the retained value.
+    const watcher = await peer();
+    await subscribe(watcher.client, `${P}/prop/+`);
     node('svc').receive({ topic: 'prop/last', payload: { content: 'retained' } });
     node('svc').receive({ topic: 'prop/last', payload: { content: 'retained' } });
+    await watcher.inbox.next(`${P}/prop/last`);
     const { client, inbox } = await peer();
     await subscribe(client, [`${P}/prop/+`, `${P}/sig/+`]);
     const prop = await inbox.next(`${P}/prop/last`);
@@ -287,8 +291,8 @@ describe('apigear nodes' + (process.env.MQTT_URL ? ` (${process.env.MQTT_URL})` 
     const port = (blocker.address() as { port: number }).port;
     try {
       await helper.load(nodes as never, [{ id: 'b1', type: 'sg-broker', mode: 'embedded', embeddedPort: port }, clientDef({ wires: [[], [], []] })] as never);
-      for (let i = 0; i < 250 && callsOf('cli', 'error').length === 0; i++) await new Promise((r) => setTimeout(r, 20));
-      assert.match(String(callsOf('cli', 'error')[0]?.[0]), /MQTT broker: .*(EADDRINUSE|port \d+ is in use by another program)/);
+      for (let i = 0; i < 250 && callsOf('cli', 'warn').length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+      assert.match(String(callsOf('cli', 'warn')[0]?.[0]), /EADDRINUSE|port \d+ is in use by another program/);
       assert.strictEqual(lastStatus('cli')?.fill, 'red');
     } finally {
       blocker.close();

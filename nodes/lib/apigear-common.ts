@@ -1,19 +1,9 @@
-// What apigear-service and apigear-client share: reading the declared interface, the v5 connection through the
-// sg-broker config node, status wiring, the editor's parse endpoint, and msg-topic parsing.
-import mqtt, { IClientOptions, MqttClient } from 'mqtt';
+// What apigear-service and apigear-client share: reading the declared interface, the node's managed MQTT v5 client
+// from the sg-broker config node with its state shown as status, the editor's parse endpoint, and msg-topic parsing.
 import type { Node, NodeAPI, NodeDef, AdminRequest, AdminResponse } from './red';
+import type { SgBrokerNode } from './sg-broker-api';
 import { compilePlan, HandMember, InterfacePlan, Module, moduleFromMembers, parseModule } from '../../src/apigear';
-import { Status } from '../../src/common/status';
-import type { PoolUser } from '../../src/common/pool';
-
-/**
- * The part of the sg-broker config node the ApiGear nodes use (its runtime API, see nodes/lib/sg-broker-api.ts):
- * connection settings for a new client, and a release when the node closes.
- */
-export interface MqttBrokerConfig {
-  endpoint(user: PoolUser): Promise<{ url: string; options: IClientOptions }>;
-  release(user: PoolUser, removed: boolean): Promise<void>;
-}
+import type { ManagedMqttClient } from '../../src/mqtt/managed-client';
 
 /** Flow JSON shared by both ApiGear node types. */
 export interface ApiGearDef extends NodeDef {
@@ -81,93 +71,45 @@ export function bytesOf(value: unknown): Buffer | undefined {
 }
 
 /**
- * One node's own MQTT v5 connection through the sg-broker config node: explicit client id, clean start,
- * resubscription left to the ApiGear core (it subscribes on every connect). Status follows the connection.
+ * The node's own MQTT v5 client through the sg-broker config node: explicit client id (unique in this Node-RED), clean
+ * start, subscriptions left to the ApiGear core (it subscribes on every connect), the broker's reconnect policy and
+ * offline queue. Its state becomes the node's status; a failure is logged once per change of reason.
  */
-export class V5Connection {
-  client: MqttClient | undefined;
-  private readonly user: PoolUser;
-  private opening: Promise<MqttClient | undefined> | undefined;
-  private closed = false;
-
-  constructor(
-    private readonly node: Node,
-    private readonly broker: MqttBrokerConfig,
-    private readonly clientId: string,
-  ) {
-    this.user = { id: node.id, status: () => undefined };
-  }
-
-  /** Settles once the client exists (or opening failed): inputs that arrive before wait for it. */
-  get opened(): Promise<unknown> {
-    return this.opening ?? Promise.resolve(undefined);
-  }
-
-  open(onClient: (client: MqttClient) => void): void {
-    this.node.status(Status.connecting());
-    this.opening = this.broker.endpoint(this.user).then(
-      ({ url, options }) => {
-        if (this.closed) return undefined;
-        const client = mqtt.connect(url, {
-          ...options,
-          // ApiGear needs v5 (ResponseTopic, CorrelationData) whatever protocol the broker node is set to for sg.
-          protocolId: 'MQTT',
-          protocolVersion: 5,
-          clientId: this.clientId,
-          clean: true,
-          resubscribe: false,
-        });
-        this.client = client;
-        // Calls are request/reply with small QoS 1/2 packets: Nagle plus delayed ACK would add ~40 ms per exchange.
-        client.on('connect', () => (client.stream as { setNoDelay?: (on: boolean) => void } | undefined)?.setNoDelay?.(true));
-        client.on('reconnect', () => this.node.status(Status.connecting()));
-        client.on('close', () => this.node.status(Status.disconnected()));
-        // A broker that is down fails every reconnect attempt the same way: say so once, not every second.
-        let lastError = '';
-        client.on('connect', () => {
-          lastError = '';
-        });
-        client.on('error', (err) => {
-          this.node.status(Status.error('node-red:common.status.error'));
-          if (err.message !== lastError) this.node.warn(`MQTT: ${err.message}`);
-          lastError = err.message;
-        });
-        onClient(client);
-        return client;
-      },
-    ).catch((err: unknown) => {
-      // Broker node failures (embedded broker cannot listen) and connect-time throws (a malformed URL) end here, as a
-      // status and a log line — never as an unhandled rejection that could take the runtime down.
-      this.node.status(Status.error('node-red:common.status.error'));
-      this.node.error(`MQTT broker: ${err instanceof Error ? err.message : String(err)}`);
-      this.client?.end(true);
-      return undefined;
-    });
-  }
-
-  /** Ends the client (forcibly if a clean end stalls) and releases the broker config node. */
-  async close(removed: boolean): Promise<void> {
-    this.closed = true;
-    const client = await this.opening;
-    if (client) {
-      await new Promise<void>((resolve) => {
-        const guard = setTimeout(() => client.end(true, {}, () => resolve()), 2000);
-        client.end(false, {}, () => {
-          clearTimeout(guard);
-          resolve();
-        });
-      });
-      client.removeAllListeners();
-    }
-    if (this.opening) await this.broker.release(this.user, removed);
-    this.node.status({});
-  }
+export function openClient(node: Node, broker: SgBrokerNode, clientId: string, onReady: (client: ManagedMqttClient) => void): { client: ManagedMqttClient; close(removed: boolean): Promise<void> } {
+  let removedFlag = true;
+  const client = broker.mqttClient({
+    owner: node.id,
+    clientId,
+    // ApiGear needs v5 (ResponseTopic, CorrelationData) whatever protocol the broker node is set to for sg.
+    overrides: { protocolId: 'MQTT', protocolVersion: 5, clean: true },
+    removed: () => removedFlag,
+  });
+  client.on('state', (state) => {
+    // "connected" is the core's ready (subscribed), shown by the node itself.
+    if (state.phase !== 'connected') node.status(broker.describe(state).status);
+  });
+  client.on('failure', (state) => {
+    const view = broker.describe(state);
+    if (view.log) node.warn(`${client.clientId}: ${view.log}`);
+  });
+  client.on('dropped', (count) => node.warn(broker.droppedText(client.clientId, count)));
+  client.on('warning', (text) => node.warn(text));
+  onReady(client);
+  client.start();
+  return {
+    client,
+    close: async (removed: boolean) => {
+      removedFlag = removed;
+      await client.close();
+      node.status({});
+    },
+  };
 }
 
-export function brokerOf(RED: NodeAPI, def: ApiGearDef): MqttBrokerConfig | undefined {
-  const broker = def.broker ? (RED.nodes.getNode(def.broker) as Partial<MqttBrokerConfig> | null) : null;
-  if (!broker || typeof broker.endpoint !== 'function' || typeof broker.release !== 'function') return undefined;
-  return broker as MqttBrokerConfig;
+export function brokerOf(RED: NodeAPI, def: ApiGearDef): SgBrokerNode | undefined {
+  const broker = def.broker ? (RED.nodes.getNode(def.broker) as Partial<SgBrokerNode> | null) : null;
+  if (!broker || typeof broker.mqttClient !== 'function' || typeof broker.describe !== 'function') return undefined;
+  return broker as SgBrokerNode;
 }
 
 export interface InterfaceSummary {

@@ -1,7 +1,11 @@
 // The runtime API of the sg-broker config node, for every node that connects through it (sg-*, apigear-*).
 import type { Node, NodeDef } from './red';
+import type { NodeStatus } from '../../src/common/status';
 import type { PoolUser } from '../../src/common/pool';
 import type { MqttEndpoint, MqttProtocol } from '../../src/mqtt/endpoint';
+import type { ConnectionState } from '../../src/mqtt/connection-state';
+import type { ManagedMqttClient } from '../../src/mqtt/managed-client';
+import type { IClientOptions } from 'mqtt';
 import type { SgConnection, SgQos } from '../../src/sg/connection';
 
 export type { MqttEndpoint, MqttProtocol } from '../../src/mqtt/endpoint';
@@ -20,11 +24,40 @@ export interface SgBrokerDef extends NodeDef {
   qos?: number | string;
   clean?: boolean;
   tls?: string;
+  /** Seconds before the first reconnect attempt (default 1); doubles per failure up to reconnectMax (default 60). */
+  reconnectMin?: number | string;
+  reconnectMax?: number | string;
+  /** Seconds a connection must stay up before the backoff starts over (default 10). */
+  stableAfter?: number | string;
+  /** Offline queue bound in messages (default 10000). */
+  queueSize?: number | string;
+  /** Queue QoS 0 publishes while disconnected too. */
+  queueQos0?: boolean;
+  /** Keep the offline queue in the Node-RED user directory, so a restart loses nothing. */
+  queueDurable?: boolean;
 }
 
 export interface SgBrokerCredentials {
   user?: string;
   password?: string;
+}
+
+/** A connection state as a node shows it: status dot and text, and the log line for a failure. */
+export interface StateView {
+  status: NodeStatus;
+  log: string;
+}
+
+/** What a node asks for when it wants its own managed MQTT client (the ApiGear nodes). */
+export interface MqttClientRequest {
+  /** The requesting node's id: the broker user, and the key of its durable queue file. */
+  owner: string;
+  /** Wanted client id; a suffix is added when another connection of this Node-RED holds it. */
+  clientId: string;
+  /** Options that win over the broker's (ApiGear: MQTT 5, clean start). */
+  overrides?: IClientOptions;
+  /** Node-RED's close flag of the owner, read when the client closes: the last user removed stops the embedded broker. */
+  removed(): boolean;
 }
 
 /**
@@ -40,12 +73,18 @@ export interface SgBrokerNode extends Node<SgBrokerCredentials> {
   readonly clean: boolean;
   /**
    * URL and base mqtt.js options for a new client (protocol, keepalive, clean, credentials, TLS). Registers `user`
-   * and starts the embedded broker on first use. The caller sets clientId and will, and may override
-   * protocolVersion — when it does, it must set protocolId to 'MQTT' too (3.1 uses 'MQIsdp').
+   * and starts the embedded broker on first use; waits until the deploy has created every node. Rejects with a
+   * ConfigurationError when the settings cannot be honoured (e.g. a TLS reference that does not resolve).
    */
   endpoint(user: PoolUser): Promise<MqttEndpoint>;
   /** Gives `user` up; with removed=true for the last user, the embedded broker stops. Call from close(removed). */
   release(user: PoolUser, removed: boolean): Promise<void>;
   /** The shared sg connection for one resource/app name on this broker (created on first use). */
   sgConnection(name: string): SgConnection;
+  /** A managed client with this broker's settings, reconnect policy and offline queue (not started). */
+  mqttClient(request: MqttClientRequest): ManagedMqttClient;
+  /** Status and log text for a connection state, in the runtime's language. */
+  describe(state: ConnectionState): StateView;
+  /** The log line for publishes dropped from a full offline queue. */
+  droppedText(connection: string, count: number): string;
 }

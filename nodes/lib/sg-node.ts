@@ -4,7 +4,8 @@ import type { SgBrokerNode } from './sg-broker-api';
 import type { SgConnection, SgIncoming, SgUser } from '../../src/sg/connection';
 import { nameProblem, SgDeclaration } from '../../src/sg/plan';
 import { FormatOptions, NumberFormat, ObjectFormat, pythonStr, pythonStrip } from '../../src/sg/python';
-import { Status } from '../../src/common/status';
+import { isUtf8 } from 'buffer';
+import { Status } from './status';
 
 export interface SgFormatDef {
   objectFormat?: ObjectFormat;
@@ -18,9 +19,16 @@ export function formatOptions(def: SgFormatDef): FormatOptions {
   };
 }
 
-/** Text for a payload, or an Error naming what is wrong. */
-export function payloadText(msg: NodeMessage, options: FormatOptions): string | Error {
+/**
+ * Text for a payload, or an Error naming what is wrong. A Buffer goes out as its bytes; sgframework decodes every
+ * payload as UTF-8, so bytes that are not UTF-8 are sent with a warning (`warnNotUtf8`), not silently replaced.
+ */
+export function payloadText(msg: NodeMessage, options: FormatOptions, warnNotUtf8?: () => void): string | Buffer | Error {
   if (msg.payload === undefined || msg.payload === null) return new Error('msg.payload is missing; nothing was published');
+  if (Buffer.isBuffer(msg.payload)) {
+    if (!isUtf8(msg.payload)) warnNotUtf8?.();
+    return msg.payload;
+  }
   return pythonStr(msg.payload, options);
 }
 
@@ -51,10 +59,11 @@ export function joinConnection(
   const connection = broker.sgConnection(name);
   const user: SgUser = {
     id: node.id,
-    status: (s) => node.status(s),
+    status: () => undefined,
     declaration,
     deliver,
     warn: (text) => node.warn(text),
+    connectionState: (state) => node.status(broker.describe(state).status),
   };
   connection.register(user);
   node.on('close', (removed: boolean, done: () => void) => {

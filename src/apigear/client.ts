@@ -1,7 +1,8 @@
 // The client side of ApiGear over MQTT v5 on a plain mqtt.js client: property cache, signals, set and invoke.
 import { randomUUID } from 'crypto';
 import { EventEmitter } from 'events';
-import type { IPublishPacket, MqttClient } from 'mqtt';
+import type { IPublishPacket } from 'mqtt';
+import type { ManagedMqttClient } from '../mqtt/managed-client';
 import { ApiGearValueError, InterfacePlan, OperationPlan } from './plan';
 import { encodeJson, Listeners, publish, QoS, subscribeAll } from './wire';
 import { decodePayload } from './inbound';
@@ -56,7 +57,7 @@ export class ApiGearClient extends EventEmitter<ClientEvents> {
 
   constructor(
     readonly plan: InterfacePlan,
-    private readonly client: MqttClient,
+    private readonly client: ManagedMqttClient,
     private readonly options: ClientOptions,
   ) {
     super();

@@ -1,6 +1,7 @@
 // The service side of ApiGear over MQTT v5 on a plain mqtt.js client: retained props, signals, set and rpc requests.
 import { EventEmitter } from 'events';
-import type { IPublishPacket, MqttClient } from 'mqtt';
+import type { IPublishPacket } from 'mqtt';
+import type { ManagedMqttClient } from '../mqtt/managed-client';
 import { ApiGearValueError, InterfacePlan, OperationPlan } from './plan';
 import { encodeJson, Listeners, publish, QoS, subscribeAll } from './wire';
 import { decodePayload } from './inbound';
@@ -53,7 +54,7 @@ export class ApiGearService extends EventEmitter<ServiceEvents> {
 
   constructor(
     readonly plan: InterfacePlan,
-    private readonly client: MqttClient,
+    private readonly client: ManagedMqttClient,
     private readonly options: ServiceOptions = {},
   ) {
     super();

@@ -1,3 +1,6 @@
-// MQTT plumbing shared by the sg and ApiGear nodes: the embedded broker and connection-settings resolution.
+// MQTT plumbing shared by the sg and ApiGear nodes: the embedded broker, connection settings, the managed client.
 export * from './embedded-broker';
 export * from './endpoint';
+export * from './connection-state';
+export * from './managed-client';
+export * from './client-ids';

@@ -1,10 +1,11 @@
-// One sgframework identity on one broker: the MQTT client of a resource/app name, shared by every node using that
-// name. Executes the compiled plan on every (re)connect, dispatches incoming messages, echoes, and stops cleanly.
-import mqtt, { MqttClient, IClientOptions } from 'mqtt';
+// One sgframework identity on one broker: the managed MQTT client of a resource/app name, shared by every node using
+// that name. Executes the compiled plan on every (re)connect, dispatches incoming messages, echoes, and stops cleanly.
 import { randomUUID } from 'crypto';
 import { ConnectionPool, PoolUser } from '../common/pool';
-import { NodeStatus, Status } from '../common/status';
 import type { MqttEndpoint } from '../mqtt/endpoint';
+import type { ConnectionState } from '../mqtt/connection-state';
+import { claimClientId, ClaimedId } from '../mqtt/client-ids';
+import { ManagedMqttClient, QueueOptions } from '../mqtt/managed-client';
 import { pythonStrip } from './python';
 import { classifyInbound } from './inbound';
 import { RejectedInput } from '../common/rejects';
@@ -45,6 +46,8 @@ export interface SgUser extends PoolUser {
   declaration(): SgDeclaration;
   deliver(message: SgIncoming): void;
   warn(text: string): void;
+  /** The connection's state (phase and reason), for the node's status. */
+  connectionState(state: ConnectionState): void;
 }
 
 export interface SgLogger {
@@ -62,8 +65,16 @@ export interface SgConnectionOptions {
   pid?: number;
   /** Milliseconds to wait for PUBACK of presence False and for DISCONNECT on close; default 2000. */
   closeTimeout?: number;
-  /** Milliseconds between attempts when the broker endpoint cannot be obtained (embedded port taken); default 5000. */
-  retryDelay?: number;
+  /** Reconnect backoff bounds; default 1 s .. 60 s. */
+  retry?: { initialMs: number; maxMs: number };
+  /** A connection up this long resets the backoff; default 10 s. */
+  stableMs?: number;
+  /** The offline queue (bounds, QoS 0, durable file). */
+  queue?: QueueOptions;
+  /** A failure whose reason differs from the last one (log it once, not once per user or retry). */
+  failure?(state: ConnectionState, clientId: string): void;
+  /** Publishes dropped from a full offline queue: once per burst, with the count. */
+  dropped?(count: number, clientId: string): void;
 }
 
 interface PendingAnswer {
@@ -80,21 +91,21 @@ interface LatestValue {
 
 export class SgConnection {
   private readonly pool: ConnectionPool<SgUser>;
-  private client: MqttClient | undefined;
-  private connecting: Promise<void> | undefined;
+  private client: ManagedMqttClient | undefined;
+  private claimed: ClaimedId | undefined;
   private plan: SgPlan;
   /** The plan the broker has seen (subscriptions and startup publications) on the current connection. */
   private applied: SgPlan | undefined;
-  private appliedWill: string | undefined;
+  /** The will the current (or last) attempt was made with. */
+  private dialedWill: string | undefined;
   private inputsByTopic = new Map<string, InputEntry>();
   private readonly latest = new Map<string, LatestValue>();
   /** callback_on_change_only memory; like sgframework it survives reconnects. */
   private readonly lastPayload = new Map<string, string>();
   private readonly pending = new Map<string, PendingAnswer>();
   private closed = false;
-  private corked = false;
-  private retryTimer: NodeJS.Timeout | undefined;
-  private lastOpenError = '';
+  private lastState: ConnectionState = { phase: 'closed' };
+  private stopping: Promise<void> = Promise.resolve();
   /** Dropped inbound messages (bad UTF-8, unregistered topics), said once per burst with a count. */
   private readonly rejects: RejectedInput;
 
@@ -121,6 +132,20 @@ export class SgConnection {
     return this.client?.connected === true;
   }
 
+  /** The MQTT client id in use (unique in this process), once connecting. */
+  get clientId(): string | undefined {
+    return this.claimed?.id;
+  }
+
+  /** Publishes queued or awaiting their acknowledgement. */
+  get backlog(): number {
+    return this.client?.backlog ?? 0;
+  }
+
+  get state(): ConnectionState {
+    return this.lastState;
+  }
+
   /** The plan currently in force (merged declarations of every user). */
   get currentPlan(): SgPlan {
     return this.plan;
@@ -128,6 +153,7 @@ export class SgConnection {
 
   register(user: SgUser): void {
     this.pool.register(user);
+    user.connectionState(this.lastState);
   }
 
   deregister(user: SgUser, removed: boolean): Promise<void> {
@@ -140,8 +166,11 @@ export class SgConnection {
     await this.pool.close();
   }
 
-  /** Publishes a declared data signal (sgframework send_data). Rejects for undeclared signals or when offline. */
-  sendData(rawSignal: string, payload: string): Promise<void> {
+  /**
+   * Publishes a declared data signal (sgframework send_data). Rejects for undeclared signals; while disconnected the
+   * message is queued (see the broker's offline queue) and the promise settles when it is delivered or dropped.
+   */
+  sendData(rawSignal: string, payload: string | Buffer): Promise<void> {
     const signal = pythonStrip(rawSignal);
     const entry = this.plan.outputs.find((o) => o.signal === signal);
     if (!entry) {
@@ -152,7 +181,7 @@ export class SgConnection {
   }
 
   /** Sends a command to any resource (sgframework send_command); no declaration needed. */
-  sendCommand(rawService: string, rawSignal: string, payload: string, retain = false): Promise<void> {
+  sendCommand(rawService: string, rawSignal: string, payload: string | Buffer, retain = false): Promise<void> {
     const service = pythonStrip(rawService);
     const signal = pythonStrip(rawSignal);
     const issue = nameProblem(service, 'service') ?? nameProblem(signal, 'signal');
@@ -164,7 +193,7 @@ export class SgConnection {
    * The flow's answer to a command whose echo waits for it: echoes `payload` (or, when null, the stripped command
    * payload, as sgframework does for a callback returning None).
    */
-  answer(handle: string, payload: string | null): Promise<void> {
+  answer(handle: string, payload: string | Buffer | null): Promise<void> {
     const pending = this.pending.get(handle);
     if (!pending) return Promise.reject(new Error(`no command is waiting for this answer (handle ${handle} unknown or timed out)`));
     this.pending.delete(handle);
@@ -172,41 +201,21 @@ export class SgConnection {
     return this.echo(pending.entry, payload ?? pending.payload);
   }
 
-  private echo(entry: InputEntry, payload: string): Promise<void> {
+  private echo(entry: InputEntry, payload: string | Buffer): Promise<void> {
     const topic = topicOf('data', entry.service, entry.signal);
     this.remember(topic, entry.defaultValue, payload);
     return this.publish({ topic, payload, qos: this.options.qos, retain: entry.echoRetained });
   }
 
-  /** sgframework replaces a default by the latest sent value only when a default was registered. */
-  private remember(topic: string, registeredDefault: string | null, payload: string): void {
-    if (registeredDefault !== null) this.latest.set(topic, { payload, registeredDefault });
+  /** sgframework replaces a default by the latest sent value only when a default was registered (text values only). */
+  private remember(topic: string, registeredDefault: string | null, payload: string | Buffer): void {
+    if (registeredDefault !== null && typeof payload === 'string') this.latest.set(topic, { payload, registeredDefault });
   }
 
-  private publish(p: Publication): Promise<void> {
+  private publish(p: { topic: string; payload: string | Buffer; qos: SgQos; retain: boolean }): Promise<void> {
     const client = this.client;
-    if (!client || !client.connected) {
-      return Promise.reject(new Error(`not connected to the broker; ${p.topic} not sent${this.latest.has(p.topic) ? ' (the value is sent on reconnect)' : ''}`));
-    }
-    this.corkForThisTurn(client);
-    return new Promise((resolve, reject) => {
-      client.publish(p.topic, p.payload, { qos: p.qos, retain: p.retain }, (err) => (err ? reject(err) : resolve()));
-    });
-  }
-
-  /**
-   * With Nagle off (for low echo latency) every publish would be its own TCP segment. Publishes a flow sends in one
-   * event-loop turn are instead written together when the turn ends.
-   */
-  private corkForThisTurn(client: MqttClient): void {
-    const stream = client.stream as unknown as { cork?(): void; uncork?(): void } | undefined;
-    if (this.corked || !stream?.cork || !stream.uncork) return;
-    this.corked = true;
-    stream.cork();
-    setImmediate(() => {
-      this.corked = false;
-      stream.uncork?.();
-    });
+    if (!client) return Promise.reject(new Error(`${this.name} is not connecting (no node uses it); ${p.topic} not sent`));
+    return client.publish(p.topic, p.payload, { qos: p.qos, retain: p.retain });
   }
 
   private warnUsers(text: string, owners?: string[]): void {
@@ -220,14 +229,15 @@ export class SgConnection {
     // (a connection left without users is closed by its owner's sweep after the deploy).
     if (this.closed || users.length === 0) return;
     const plan = compilePlan(this.options.name, users.map((u) => u.declaration()));
+    const planChanged = JSON.stringify(plan) !== JSON.stringify(this.plan);
     this.plan = plan;
     this.inputsByTopic = new Map(plan.inputs.map((i) => [i.topic, i]));
-    for (const warning of plan.warnings) this.warnUsers(`${this.name}: ${warning}`);
+    if (planChanged) for (const warning of plan.warnings) this.warnUsers(`${this.name}: ${warning}`);
     const client = this.client;
     if (!client || !client.connected || !this.applied) return;
-    if (this.willKey(plan) !== this.appliedWill) {
-      // The last will and client id are fixed per connection; a resource joining an app name needs a new one.
-      this.reconnect(this.applied);
+    if (this.willKey(plan) !== this.dialedWill) {
+      // The last will is fixed per connection; a resource joining an app name needs a new one.
+      this.restart(this.applied);
       return;
     }
     this.applyChanges(client, this.applied, plan);
@@ -237,87 +247,73 @@ export class SgConnection {
     return JSON.stringify(willFor(plan, this.options.qos) ?? null);
   }
 
-  private open(): Promise<void> {
-    this.connecting = this.doOpen().catch((err: unknown) => {
-      // E.g. the embedded broker's port is taken: say so, and try again while anyone still uses this connection.
-      // The broker node may attach the status that names the reason (e.g. "port 1884 is in use by another program").
-      this.pool.setStatus((err as { status?: NodeStatus } | null)?.status ?? Status.error('node-red:common.status.error'));
-      const text = `${this.name}: cannot connect: ${err instanceof Error ? err.message : String(err)}; retrying every ${this.retryDelay / 1000} s`;
-      if (text !== this.lastOpenError) this.warnUsers(text);
-      this.lastOpenError = text;
-      clearTimeout(this.retryTimer);
-      this.retryTimer = setTimeout(() => {
-        this.retryTimer = undefined;
-        if (!this.closed && this.pool.size > 0 && !this.client) void this.open();
-      }, this.retryDelay);
-    });
-    return this.connecting;
-  }
-
-  private get retryDelay(): number {
-    return this.options.retryDelay ?? 5000;
-  }
-
-  private async doOpen(): Promise<void> {
-    this.pool.setStatus(Status.connecting());
-    const endpoint = await this.options.endpoint();
-    if (this.closed || this.pool.size === 0) return;
-    // All users of one deploy register in the same tick, before the endpoint resolves.
-    this.replan(this.pool.list());
-    const plan = this.plan;
-    const will = willFor(plan, this.options.qos);
-    const options: IClientOptions = {
-      ...endpoint.options,
-      clientId: clientIdFor(this.name, this.options.clean, this.options.pid ?? process.pid),
-    };
-    if (will) options.will = { topic: will.topic, payload: Buffer.from(will.payload), qos: will.qos, retain: will.retain };
-    this.appliedWill = this.willKey(plan);
-    this.lastOpenError = '';
-    const client = mqtt.connect(endpoint.url, options);
-    this.client = client;
-    client.on('connect', () => this.onConnect(client));
-    client.on('message', (topic, payload) => this.onMessage(topic, payload));
-    client.on('reconnect', () => this.pool.setStatus(Status.connecting()));
-    client.on('close', () => {
-      if (this.client === client) {
-        this.applied = undefined;
-        this.pool.setStatus(Status.disconnected());
+  private open(): void {
+    // A connection closed a moment ago may still be releasing its queue file: open after it.
+    void this.stopping.then(() => {
+      if (this.closed || this.pool.size === 0 || this.client) return;
+      try {
+        this.openNow();
+      } catch (err) {
+        // E.g. the durable queue file cannot be opened: say so; nothing is sent weaker than configured.
+        this.setState({ phase: 'failed', reason: 'config', detail: err instanceof Error ? err.message : String(err) });
+        this.options.log.error(`${this.name}: ${err instanceof Error ? err.message : String(err)}`);
       }
     });
-    // mqtt.js repeats the same error on every reconnect attempt; say it once until something changes.
-    let lastError = '';
-    client.on('connect', () => (lastError = ''));
-    client.on('error', (err) => {
-      if (err.message === lastError) return;
-      lastError = err.message;
-      this.options.log.warn(`${this.name}: ${err.message}`);
-    });
   }
 
-  private reconnect(before: SgPlan): void {
-    const old = this.client;
-    this.client = undefined;
+  private openNow(): void {
+    this.claimed ??= claimClientId(clientIdFor(this.name, this.options.clean, this.options.pid ?? process.pid));
+    const client = new ManagedMqttClient({
+      clientId: this.claimed.id,
+      endpoint: () => this.options.endpoint(),
+      will: () => {
+        // Every user of a deploy has registered by now (the broker node holds the endpoint until the flows started),
+        // so the first CONNECT already carries the will of a resource, whatever the node order.
+        this.replan(this.pool.list());
+        this.dialedWill = this.willKey(this.plan);
+        const will = willFor(this.plan, this.options.qos);
+        return will && { ...will };
+      },
+      retry: this.options.retry,
+      stableMs: this.options.stableMs,
+      queue: this.options.queue,
+      closeTimeoutMs: this.options.closeTimeout,
+    });
+    this.client = client;
+    client.on('state', (state) => this.setState(state));
+    client.on('failure', (state) => this.options.failure?.(state, client.clientId));
+    client.on('connect', () => this.onConnect(client));
+    client.on('close', () => (this.applied = undefined));
+    client.on('message', (topic, payload) => this.onMessage(topic, payload));
+    client.on('dropped', (count) => this.options.dropped?.(count, client.clientId));
+    client.on('warning', (text) => this.warnUsers(`${this.name}: ${text}`));
+    client.start();
+  }
+
+  private setState(state: ConnectionState): void {
+    this.lastState = state;
+    for (const user of this.pool.list()) user.connectionState(state);
+  }
+
+  private restart(before: SgPlan): void {
+    const client = this.client;
     this.applied = undefined;
-    const seen = before;
-    const ending = old ? this.stopClient(old, stopPublication(seen)) : Promise.resolve();
-    ending.then(() => (this.closed || this.pool.size === 0 ? undefined : this.open())).catch((err: unknown) => this.options.log.error(String(err)));
+    client?.restart(stopPublication(before)).catch((err: unknown) => this.options.log.error(String(err)));
   }
 
   /** §4.2: one SUBSCRIBE per input topic in registration order, then the resource's startup publications. */
-  private onConnect(client: MqttClient): void {
+  private onConnect(client: ManagedMqttClient): void {
     if (this.client !== client) return;
-    // Commands and echoes are small packets; Nagle + delayed ACK would add ~40 ms to each command -> echo trip.
-    (client.stream as unknown as { setNoDelay?(noDelay: boolean): void }).setNoDelay?.(true);
     const plan = this.plan;
-    if (this.willKey(plan) !== this.appliedWill) {
-      // A resource joined this name while the app connection was being opened: it needs its will, so start over.
-      this.reconnect(compilePlan(this.options.name, [])); // nothing was announced on this connection yet
+    if (this.willKey(plan) !== this.dialedWill) {
+      // A resource joined this name while the connection was being opened: it needs its will, so start over.
+      this.restart(compilePlan(this.options.name, [])); // nothing was announced on this connection yet
       return;
     }
-    this.pool.setStatus(Status.connected());
-    for (const topic of subscriptionsOf(plan)) client.subscribe(topic, { qos: this.options.qos });
+    const failed = (err: unknown): void => this.options.log.warn(`${this.name}: ${err instanceof Error ? err.message : String(err)}`);
+    for (const topic of subscriptionsOf(plan)) client.subscribe([topic], this.options.qos).catch(failed);
     for (const p of startupSequence(plan, this.options.qos, (topic, registered) => this.latestFor(topic, registered))) {
-      client.publish(p.topic, p.payload, { qos: p.qos, retain: p.retain });
+      client.publishNow(p.topic, p.payload, { qos: p.qos, retain: p.retain }).catch(() => undefined);
     }
     this.applied = plan;
   }
@@ -328,17 +324,18 @@ export class SgConnection {
   }
 
   /** A redeploy changed the declarations while connected: subscribe what is new, announce what is new or changed. */
-  private applyChanges(client: MqttClient, before: SgPlan, after: SgPlan): void {
+  private applyChanges(client: ManagedMqttClient, before: SgPlan, after: SgPlan): void {
     const oldTopics = new Set(subscriptionsOf(before));
     const newTopics = subscriptionsOf(after);
     const removed = [...oldTopics].filter((t) => !newTopics.includes(t));
-    if (removed.length > 0) client.unsubscribe(removed);
-    for (const topic of newTopics) if (!oldTopics.has(topic)) client.subscribe(topic, { qos: this.options.qos });
+    const failed = (err: unknown): void => this.options.log.warn(`${this.name}: ${err instanceof Error ? err.message : String(err)}`);
+    if (removed.length > 0) client.unsubscribe(removed).catch(failed);
+    for (const topic of newTopics) if (!oldTopics.has(topic)) client.subscribe([topic], this.options.qos).catch(failed);
     const key = (p: Publication): string => `${p.topic}\u0000${p.payload}\u0000${p.retain}`;
     const current = (topic: string, registered: string): string | undefined => this.latestFor(topic, registered);
     const announced = new Set(startupSequence(before, this.options.qos, current).map(key));
     for (const p of startupSequence(after, this.options.qos, current)) {
-      if (!announced.has(key(p))) client.publish(p.topic, p.payload, { qos: p.qos, retain: p.retain });
+      if (!announced.has(key(p))) client.publishNow(p.topic, p.payload, { qos: p.qos, retain: p.retain }).catch(() => undefined);
     }
     this.applied = after;
   }
@@ -370,41 +367,24 @@ export class SgConnection {
     if (echoNow) this.echo(entry, payload).catch((err: unknown) => this.warnUsers(`${this.name}: echo on data/${service}/${signal} failed: ${String(err)}`, entry.owners));
   }
 
-  /** Clean stop of one client: presence False (QoS 1, retained) acknowledged, then DISCONNECT; forced after a timeout. */
-  private async stopClient(client: MqttClient, last: Publication | undefined): Promise<void> {
-    const timeout = this.options.closeTimeout ?? 2000;
-    const withTimeout = (work: (resolve: () => void) => void): Promise<void> =>
-      new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, timeout);
-        work(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
-    client.removeAllListeners('connect');
-    client.removeAllListeners('message');
-    client.on('error', () => undefined);
-    if (last && client.connected) {
-      await withTimeout((done) => client.publish(last.topic, last.payload, { qos: last.qos, retain: last.retain }, () => done()));
-    }
-    await withTimeout((done) => client.end(false, {}, () => done()));
-    if (!client.disconnected) await new Promise<void>((resolve) => client.end(true, {}, () => resolve()));
+  private shutdown(): Promise<void> {
+    const stopped = this.stop();
+    this.stopping = stopped.catch(() => undefined);
+    return stopped;
   }
 
-  private async shutdown(): Promise<void> {
+  private async stop(): Promise<void> {
     this.rejects.close();
-    clearTimeout(this.retryTimer);
-    this.retryTimer = undefined;
     for (const pending of this.pending.values()) clearTimeout(pending.timer);
     this.pending.clear();
-    if (this.connecting) await this.connecting.catch(() => undefined);
-    this.connecting = undefined;
     const client = this.client;
     const seen = this.applied ?? this.plan;
     this.client = undefined;
     this.applied = undefined;
-    if (client) await this.stopClient(client, stopPublication(seen));
-    this.pool.setStatus(Status.disconnected());
+    if (client) await client.close(stopPublication(seen));
+    this.claimed?.release();
+    this.claimed = undefined;
+    this.setState({ phase: 'closed' });
     await this.options.release();
   }
 }

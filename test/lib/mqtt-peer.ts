@@ -183,3 +183,92 @@ export class KillableProxy {
 export function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
+
+// aedes is ESM-only; a real dynamic import (TypeScript would turn `import()` into `require()`).
+const importEsm = new Function('specifier', 'return import(specifier)') as (specifier: string) => Promise<typeof import('aedes')>;
+
+/** What the fault broker saw: every client PUBLISH, CONNECT (with its will) and disconnect, across restarts. */
+export interface BrokerLog {
+  publishes: Array<{ clientId: string; topic: string; payload: Buffer }>;
+  connects: Array<{ clientId: string; will: boolean }>;
+  disconnects: string[];
+  authAttempts: number;
+}
+
+/**
+ * An in-process aedes broker that a test can kill (every socket cut, no DISCONNECT, all state gone) and start again
+ * on the same port, with an optional password check (aedes' authenticate hook) that the test can change meanwhile.
+ */
+export class FaultBroker {
+  readonly log: BrokerLog = { publishes: [], connects: [], disconnects: [], authAttempts: 0 };
+  /** When set, CONNECTs must carry this user name and password (else CONNACK 4, bad user name or password). */
+  credentials: { user: string; password: string } | undefined;
+  /** While true, PUBLISHes are taken in but neither routed nor acknowledged: they stay in flight at the sender. */
+  holdPublishes = false;
+  /** PUBLISHes held (never acknowledged) so far. */
+  held = 0;
+  port = 0;
+  private broker: import('aedes').Aedes | undefined;
+  private server: net.Server | undefined;
+  private readonly sockets = new Set<net.Socket>();
+
+  get url(): string {
+    return `mqtt://127.0.0.1:${this.port}`;
+  }
+
+  async start(): Promise<number> {
+    const { Aedes } = await importEsm('aedes');
+    const broker = await Aedes.createBroker({
+      maxClientsIdLength: 1024,
+      authenticate: (_client, user, password, done) => {
+        this.log.authAttempts++;
+        const want = this.credentials;
+        if (!want || (user === want.user && password?.toString() === want.password)) return done(null, true);
+        done(Object.assign(new Error('bad user name or password'), { returnCode: 4 }) as never, false);
+      },
+      // Recorded here, before the broker acknowledges: a PUBACK the client got means the message is in this log
+      // (aedes sends the PUBACK of a QoS 1 publish before it routes it).
+      authorizePublish: (client, packet, callback) => {
+        if (this.holdPublishes) {
+          this.held++;
+          return; // never answered: no PUBACK, no delivery
+        }
+        if (client) this.log.publishes.push({ clientId: client.id, topic: packet.topic, payload: Buffer.from(packet.payload) });
+        setImmediate(callback, null);
+      },
+    });
+    broker.on('client', (client) => this.log.connects.push({ clientId: client.id, will: Boolean((client as unknown as { will?: unknown }).will) }));
+    broker.on('clientDisconnect', (client) => this.log.disconnects.push(client.id));
+    const server = net.createServer((socket) => {
+      socket.setNoDelay(true);
+      this.sockets.add(socket);
+      socket.on('close', () => this.sockets.delete(socket));
+      broker.handle(socket);
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.port, '127.0.0.1', () => resolve());
+    });
+    this.port = (server.address() as net.AddressInfo).port;
+    this.broker = broker;
+    this.server = server;
+    return this.port;
+  }
+
+  /** The broker dies: sockets cut without DISCONNECT, the port closed, sessions and retained messages gone. */
+  async kill(): Promise<void> {
+    const server = this.server;
+    const broker = this.broker;
+    this.server = undefined;
+    this.broker = undefined;
+    for (const socket of this.sockets) socket.destroy();
+    this.sockets.clear();
+    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+    if (broker) await new Promise<void>((resolve) => broker.close(() => resolve()));
+  }
+
+  /** Publishes the broker received on `topic`, as text. */
+  received(topic: string): string[] {
+    return this.log.publishes.filter((p) => p.topic === topic).map((p) => p.payload.toString('utf8'));
+  }
+}

@@ -1,5 +1,6 @@
 // Plain mqtt.js v5 helpers for the independent peer in ApiGear tests (deliberately none of the project's code).
 import mqtt, { IClientPublishOptions, IPublishPacket, MqttClient } from 'mqtt';
+import { ManagedMqttClient } from '../../src/mqtt/managed-client';
 
 export async function connectV5(url: string, clientId: string): Promise<MqttClient> {
   const client = mqtt.connect(url, { protocolVersion: 5, clientId, clean: true, reconnectPeriod: 100, connectTimeout: 5000 });
@@ -53,10 +54,24 @@ export class Inbox {
   }
 }
 
-export function endClient(client: MqttClient | undefined): Promise<void> {
+export function endClient(client: MqttClient | ManagedMqttClient | undefined): Promise<void> {
+  if (client instanceof ManagedMqttClient) return client.close();
   return new Promise((resolve) => (client ? client.end(true, {}, () => resolve()) : resolve()));
 }
 
 export function once<T>(emitter: { once(event: string, fn: (arg: T) => void): unknown }, event: string): Promise<T> {
   return new Promise((resolve) => emitter.once(event, resolve));
+}
+
+/** The package's managed client (what the nodes use) on MQTT 5 with a clean start, once connected. */
+export async function connectManaged(url: string, clientId: string): Promise<ManagedMqttClient> {
+  const client = new ManagedMqttClient({
+    clientId,
+    endpoint: async () => ({ url, options: { protocolVersion: 5, clean: true, connectTimeout: 5000 } }),
+    retry: { initialMs: 100, maxMs: 1000 },
+  });
+  const up = new Promise<void>((resolve) => client.once('connect', () => resolve()));
+  client.start();
+  await up;
+  return client;
 }

@@ -1,19 +1,6 @@
-// A throwaway MQTT v5 broker for tests: the embedded broker (in-process aedes 2 beta) on 127.0.0.1:0, or MQTT_URL.
-import { EmbeddedBroker } from '../../src/mqtt/embedded-broker';
-
-export interface TestBroker {
-  url: string;
-  external: boolean;
-  close(): Promise<void>;
-}
-
-/** The broker under test: the package's embedded broker (aedes 2, as users get it) on a free port, or MQTT_URL. */
-export async function startBroker(): Promise<TestBroker> {
-  if (process.env.MQTT_URL) return { url: process.env.MQTT_URL, external: true, close: async () => undefined };
-  const broker = new EmbeddedBroker({ port: 0 });
-  await broker.start();
-  return { url: broker.url, external: false, close: () => broker.close() };
-}
+// The ApiGear suites' broker: the one test broker factory (test/lib/mqtt-peer.ts), plus a per-run module name.
+export { startTestBroker as startBroker } from '../lib/mqtt-peer';
+export type { TestBroker } from '../lib/mqtt-peer';
 
 /** A module name unique to this run, so retained values on a shared broker (Mosquitto) never leak between runs. */
 export function uniqueModule(base = 'io.world'): string {

@@ -6,12 +6,16 @@
 // ours until its PUBACK/PUBCOMP (or, for a durable queue, until it is on disk), so a message in flight when the link
 // drops is put back at the front of the queue and sent again after the reconnect: retransmitted or failed, never lost.
 import { EventEmitter } from 'events';
-import mqtt, { IClientOptions, IDisconnectPacket, IPublishPacket, ISubscriptionGrant, MqttClient } from 'mqtt';
+import type { IClientOptions, IDisconnectPacket, IPublishPacket, ISubscriptionGrant, MqttClient } from 'mqtt';
 import { RetryTimer } from '../common/backoff';
+import { lazy } from '../common/lazy';
 import { Outbox, OutboxEntry } from '../common/outbox';
 import { BurstCounter, ChangeWarner } from '../common/warn';
 import { ConnectionReason, ConnectionState, ENDPOINT_REASONS, refusalReason, SESSION_TAKEN_OVER } from './connection-state';
 import type { MqttEndpoint } from './endpoint';
+
+/** mqtt.js (40 ms, several MB) is loaded by the first connect, not by Node-RED's start. */
+const mqttLib = lazy(() => require('mqtt') as typeof import('mqtt'));
 
 export type QoS = 0 | 1 | 2;
 
@@ -303,7 +307,7 @@ export class ManagedMqttClient extends EventEmitter<ManagedClientEvents> {
     if (will) options.will = { topic: will.topic, payload: Buffer.from(will.payload), qos: will.qos, retain: will.retain };
     let client: MqttClient;
     try {
-      client = mqtt.connect(endpoint.url, options);
+      client = mqttLib().connect(endpoint.url, options);
     } catch (err) {
       this.failed('config', undefined, errorText(err), true);
       return;

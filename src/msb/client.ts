@@ -3,12 +3,16 @@
 import { EventEmitter } from 'events';
 import { randomInt, randomUUID } from 'crypto';
 import type { ConnectionOptions } from 'tls';
-import WebSocket from 'ws';
+import type WebSocket from 'ws';
 import { Outbox, OutboxEntry } from '../common/outbox';
 import { RetryTimer } from '../common/backoff';
 import { BurstCounter } from '../common/warn';
+import { lazy } from '../common/lazy';
 import { decodeServerFrame, formatMessage, parseMessage } from './framing';
 import { coerceParameterValue, ConfigParameterValue, SelfDescription, simpleTypeOfParameter } from './selfdescription';
+
+/** ws is loaded by the first connect, not by Node-RED's start. */
+const WebSocketClass = lazy(() => require('ws') as typeof import('ws'));
 
 export type ClientState = 'disconnected' | 'connecting' | 'connected' | 'registered' | 'closed';
 export type Priority = 0 | 1 | 2;
@@ -314,7 +318,7 @@ export class MsbClient extends EventEmitter<MsbClientEvents> {
       tls.rejectUnauthorized = true;
     }
     this.setState('connecting', undefined);
-    const ws = new WebSocket(url, { ...tls, handshakeTimeout: this.options.handshakeTimeout ?? 10000, maxPayload: MAX_PAYLOAD_BYTES });
+    const ws = new (WebSocketClass())(url, { ...tls, handshakeTimeout: this.options.handshakeTimeout ?? 10000, maxPayload: MAX_PAYLOAD_BYTES });
     this.ws = ws;
     this.closeReason = undefined;
     let failure: string | undefined;
@@ -426,7 +430,7 @@ export class MsbClient extends EventEmitter<MsbClientEvents> {
             clearTimeout(force);
             resolve();
           });
-          if (ws.readyState === WebSocket.CONNECTING) ws.terminate();
+          if (ws.readyState === ws.CONNECTING) ws.terminate();
           else ws.close(1000, 'service stopped');
         });
       } else {
@@ -573,7 +577,7 @@ export class MsbClient extends EventEmitter<MsbClientEvents> {
     const batch = this.outbox;
     this.outbox = [];
     const ws = this.ws;
-    if (!ws || ws.readyState !== WebSocket.OPEN || batch.length === 0) return;
+    if (!ws || ws.readyState !== ws.OPEN || batch.length === 0) return;
     // Corking the TCP socket turns the frames of one flush into one writev (ws corks per frame; corks nest).
     const socket = (ws as unknown as { _socket?: { cork?: () => void; uncork?: () => void } })._socket;
     const corked = typeof socket?.cork === 'function' && typeof socket.uncork === 'function';

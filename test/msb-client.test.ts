@@ -2,7 +2,7 @@
 import assert from 'assert';
 import { once } from 'events';
 import WebSocket from 'ws';
-import { compileSelfDescription, MsbClient, MsbClientOptions, MsbEmulator, MsbNotRegisteredError, SelfDescription } from '../src/msb';
+import { compileSelfDescription, EventTemplate, MsbClient, MsbClientOptions, MsbEmulator, MsbNotRegisteredError, SelfDescription } from '../src/msb';
 import { poller } from './support/until';
 
 const A = '11111111-2222-4333-8444-555555555555';
@@ -180,6 +180,52 @@ describe('msb client with the emulator', () => {
     const firstEvent = emulator.traffic.findIndex((r) => r.message.startsWith('E '));
     assert.ok(reg < firstEvent, 'events go out only after IO_REGISTERED');
   });
+
+  for (const sockJs of [true, false]) {
+    it(`publishEvent answers every publish once by callback; a throwing callback or an unwritable dataObject disturbs nothing else (${sockJs ? 'SockJS' : 'raw path'})`, async () => {
+      const warnings: string[] = [];
+      const c = make({ sockJs });
+      c.on('warning', (w) => warnings.push(w));
+      const template = new EventTemplate('PING');
+      // Refused at once (not registered, not cached): the callback runs before publishEvent returns.
+      const early: Array<Error | undefined> = [];
+      c.publishEvent(template, { dataObject: 'early' }, (err) => early.push(err));
+      assert.strictEqual(early.length, 1);
+      assert.ok(early[0] instanceof MsbNotRegisteredError);
+      c.connect();
+      await registered(c);
+      const answers: Array<[number, string | undefined, string | undefined]> = [];
+      const circular: Record<string, unknown> = {};
+      circular.self = circular;
+      const payloads: unknown[] = ['one', 10n, 'two', circular, 'three'];
+      payloads.forEach((dataObject, i) =>
+        c.publishEvent(template, { dataObject, cached: i === 3 }, (err, outcome) => {
+          answers.push([i, err?.message, outcome]);
+          if (i === 0) throw new Error('a bug in the caller');
+        }),
+      );
+      await until(() => answers.length === 5, 'every publish answered');
+      const refused = answers.filter(([, err]) => err !== undefined);
+      assert.deepStrictEqual(
+        refused.map(([i]) => i),
+        [1, 3],
+      );
+      for (const [, err] of refused) assert.match(err!, /event "PING" not sent: its dataObject cannot be written as JSON/);
+      assert.deepStrictEqual(
+        answers.filter(([, err]) => err === undefined).map(([i, , outcome]) => [i, outcome]),
+        [
+          [0, 'published'],
+          [2, 'published'],
+          [4, 'published'],
+        ],
+      );
+      const sent = emulator.traffic.filter((r) => r.direction === 'in' && r.message.startsWith('E ')).map((r) => JSON.parse(r.message.slice(2)).dataObject);
+      assert.deepStrictEqual(sent, ['one', 'two', 'three']);
+      await until(() => warnings.some((w) => w.includes('a publish callback threw: a bug in the caller')), 'the throwing callback reported');
+      assert.strictEqual(c.counts.unacknowledged, 0);
+      assert.strictEqual(await c.publish({ eventId: 'PING', dataObject: 'after' }), 'published');
+    });
+  }
 
   it('reconnects on a fresh SockJS session after the server kills the connection, and re-registers', async () => {
     const c = make();

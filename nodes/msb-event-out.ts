@@ -3,7 +3,7 @@ import type { NodeStatus } from '../src/common/status';
 import { parsePostDate, parsePriority } from '../src/msb/client';
 import { EventTemplate } from '../src/msb/event-message';
 import { compileDataFormat, DataFormat, EventDeclaration } from '../src/msb/selfdescription';
-import { PayloadValidator, toWireValue, validatorFor } from '../src/msb/validate';
+import { PayloadValidator, validatorFor, wireConverter } from '../src/msb/validate';
 import { dataFormatFromProps, DataFormatProps, isMsbConfigNode, MsbConfigNode, MsbUser } from './lib/msb';
 import { asError, DoneFunction, Node, NodeAPI, NodeDef, NodeMessage, SendFunction } from './lib/red';
 
@@ -46,6 +46,7 @@ export = function (RED: NodeAPI) {
 
     // eventId and the priorities serialised once; each msg adds only its date, payload and correlationId.
     const template = new EventTemplate(eventId);
+    const toWire = wireConverter(format);
     const user: MsbUser = { id: node.id, event: declaration, status: (s: NodeStatus) => node.status(s) };
     if (!definitionError) config.register(user);
 
@@ -71,7 +72,7 @@ export = function (RED: NodeAPI) {
       }
       let dataObject: unknown;
       if (format) {
-        dataObject = toWireValue(format, msg.payload);
+        dataObject = toWire(msg.payload);
         const invalid = validate?.(dataObject);
         if (invalid) {
           done(new Error(`${eventId}: ${invalid.message}`));

@@ -64,11 +64,11 @@ describe('msb client with the emulator', () => {
     c.connect();
     await registered(c);
     const frames: string[] = [];
-    const ws = (c as unknown as { ws: { send(data: string): void } }).ws;
+    const ws = (c as unknown as { ws: { send(data: string | Buffer, options?: object): void } }).ws;
     const original = ws.send.bind(ws);
-    ws.send = (data: string) => {
-      frames.push(data);
-      original(data);
+    ws.send = (data: string | Buffer, options?: object) => {
+      frames.push(data.toString());
+      original(data, options);
     };
     for (let i = 0; i < 300; i++) void c.publish({ eventId: 'PING', dataObject: `event ${i} ${'x'.repeat(40)}` });
     await until(() => emulator.traffic.filter((r) => r.message.startsWith('E ')).length === 300, 'all events');
@@ -301,5 +301,14 @@ describe('msb client with the emulator', () => {
     assert.deepStrictEqual(got, ['IO_CONNECTED', 'NIO_UNAUTHORIZED_CONNECTION', 'NIO_REGISTRATION_ERROR', 'NIO_REGISTRATION_ERROR']);
     ws.close();
     await once(ws, 'close');
+  });
+
+  it('the emulator closes a session that sends a binary message (1003), as Spring\'s text handlers do', async () => {
+    const ws = new WebSocket(`${url}/websocket/data/websocket`);
+    await once(ws, 'open');
+    ws.send(Buffer.from('R {"uuid":"x"}'));
+    const [code, reason] = (await once(ws, 'close')) as [number, Buffer];
+    assert.strictEqual(code, 1003);
+    assert.strictEqual(reason.toString(), 'Binary messages not supported');
   });
 });

@@ -10,6 +10,7 @@ import { RetryTimer } from '../common/backoff';
 import { BurstCounter } from '../common/warn';
 import { EventFields, EventHead, EventTemplate, msbNow, Priority } from './event-message';
 import { decodeServerFrame, parseMessage } from './framing';
+import { OutgoingBatch } from './outgoing';
 import { coerceParameterValue, ConfigParameterValue, SelfDescription, simpleTypeOfParameter } from './selfdescription';
 
 export type ClientState = 'disconnected' | 'connecting' | 'connected' | 'registered' | 'closed';
@@ -168,6 +169,10 @@ export function parsePostDate(value: unknown): string | undefined {
 }
 
 const MAX_FRAME_BYTES = 8000;
+/** Queued bytes that are sent without waiting for the end of the event-loop turn. */
+const FLUSH_BYTES = 64 * 1024;
+/** ws.send options for UTF-8 Buffers that are text messages (the MSB takes text frames only). */
+const TEXT = { binary: false };
 const PUBLISHED_SOCKJS = 'a["IO_PUBLISHED"]';
 /** Cached events lent out to the socket at once; more follow as acknowledgements arrive. */
 const SEND_WINDOW = 500;
@@ -219,7 +224,7 @@ export class MsbClient extends EventEmitter<MsbClientEvents> {
   private userClosed = false;
   private closing: Promise<void> | undefined;
   private readonly overrides = new Map<string, unknown>();
-  private outbox: string[] = [];
+  private readonly outgoing: OutgoingBatch;
   private flushTimer: NodeJS.Immediate | undefined;
   private opening = true;
 
@@ -227,6 +232,8 @@ export class MsbClient extends EventEmitter<MsbClientEvents> {
     super();
     connectionUrl(options.url, true); // fail fast on a bad URL
     this.sockJs = options.sockJs ?? true;
+    // Servlet containers buffer text messages to a limit (Tomcat: 8 KiB) and close the session beyond it.
+    this.outgoing = new OutgoingBatch(this.sockJs, MAX_FRAME_BYTES);
     this.autoReconnect = options.autoReconnect ?? true;
     const floor = options.minimumReconnectInterval ?? 3000;
     this.reconnectInterval = Math.max(floor, options.reconnectInterval ?? 10000);
@@ -349,9 +356,15 @@ export class MsbClient extends EventEmitter<MsbClientEvents> {
     });
     ws.on('pong', life);
     ws.on('ping', life);
+    const published = Buffer.from(this.sockJs ? PUBLISHED_SOCKJS : 'IO_PUBLISHED');
     ws.on('message', (data: WebSocket.RawData, isBinary: boolean) => {
       alive = true;
       if (this.ws !== ws) return;
+      // The commonest frame by far (one per event sent) is recognised by its bytes, without decoding it.
+      if (!isBinary && Buffer.isBuffer(data) && data.length === published.length && data.equals(published)) {
+        this.onStatus('IO_PUBLISHED');
+        return;
+      }
       const text = isBinary ? Buffer.from(data as Buffer).toString('utf8') : data.toString();
       try {
         this.onFrame(text);
@@ -371,7 +384,7 @@ export class MsbClient extends EventEmitter<MsbClientEvents> {
       this.liveness = undefined;
       if (this.flushTimer) clearImmediate(this.flushTimer);
       this.flushTimer = undefined;
-      this.outbox = [];
+      this.outgoing.clear();
       this.sessionUp = false;
       this.lastRegistered = undefined;
       this.linkLost();
@@ -595,56 +608,40 @@ export class MsbClient extends EventEmitter<MsbClientEvents> {
 
   /**
    * Queues a message already in its wire form (under SockJS a JSON string literal) and flushes once per event-loop
-   * turn: a burst of publishes (Node-RED delivers each msg in its own turn of the check phase) leaves as one SockJS
-   * frame holding several messages — SockJS frames are arrays, and the server splits them — instead of one websocket
-   * frame, one syscall and one server read per event.
+   * turn, or every FLUSH_BYTES: a burst of publishes (Node-RED hands a burst of msgs over in one check phase) leaves
+   * in few writes — under SockJS as frames of several messages each (SockJS frames are arrays, the server splits
+   * them) — instead of one syscall and one server read per event.
    */
   private queue(wire: string): void {
-    this.outbox.push(wire);
-    this.flushTimer ??= setImmediate(() => this.flush());
+    this.outgoing.add(wire);
+    // A long burst goes out in slices while it is still being published: the MSB starts on it at once.
+    if (this.outgoing.byteLength >= FLUSH_BYTES) this.flush();
+    else this.flushTimer ??= setImmediate(() => this.flush());
   }
 
   private flush(): void {
     if (this.flushTimer) clearImmediate(this.flushTimer);
     this.flushTimer = undefined;
-    const batch = this.outbox;
-    this.outbox = [];
     const ws = this.ws;
-    if (!ws || ws.readyState !== WebSocket.OPEN || batch.length === 0) return;
+    if (!ws || ws.readyState !== WebSocket.OPEN) {
+      this.outgoing.clear();
+      return;
+    }
+    if (this.outgoing.length === 0) return;
+    const messages = this.outgoing.take();
     // Corking the socket turns the frames of one flush into one writev: on the raw path every event is its own
-    // websocket frame (ws corks only per frame; corks nest).
+    // websocket frame (ws corks only per frame; corks nest). The messages are UTF-8 Buffers sent as text frames,
+    // so ws writes header and masked payload as one buffer.
     const socket = this.socket;
     socket?.cork();
     try {
-      if (!this.sockJs) {
-        for (const text of batch) ws.send(text);
-      } else {
-        // Several messages per SockJS frame, but no frame above MAX_FRAME_BYTES unless one message alone is bigger:
-        // servlet containers buffer text messages to a limit (Tomcat: 8 KiB) and close the session beyond it.
-        let first = 0;
-        let bytes = 2;
-        for (let i = 0; i < batch.length; i++) {
-          const size = Buffer.byteLength(batch[i]) + 1;
-          if (i > first && bytes + size > MAX_FRAME_BYTES) {
-            ws.send(sockJsFrame(batch, first, i));
-            first = i;
-            bytes = 2;
-          }
-          bytes += size;
-        }
-        ws.send(sockJsFrame(batch, first, batch.length));
-      }
+      for (const message of messages) ws.send(message, TEXT);
     } finally {
       socket?.uncork();
     }
   }
 
   private onFrame(frame: string): void {
-    // The commonest frame by far (one per event sent) skips the general decoder.
-    if (frame === (this.sockJs ? PUBLISHED_SOCKJS : 'IO_PUBLISHED')) {
-      this.onStatus('IO_PUBLISHED');
-      return;
-    }
     const decoded = decodeServerFrame(frame, this.sockJs);
     switch (decoded.kind) {
       case 'open':
@@ -815,11 +812,6 @@ export class MsbClient extends EventEmitter<MsbClientEvents> {
 
 /** Warning reasons that count as rejected input from the MSB. */
 const REJECTIONS = ['malformed', 'too-deep', 'unknown-parameter', 'bad-parameter', 'other-service', 'unexpected', 'frame-error', 'message-error'];
-
-/** One SockJS frame: the JSON array of the already quoted messages `parts[from..to)`. */
-function sockJsFrame(parts: string[], from: number, to: number): string {
-  return `[${(from === 0 && to === parts.length ? parts : parts.slice(from, to)).join(',')}]`;
-}
 
 function unserialisable(eventId: string, err: unknown): Error {
   return new Error(`event "${eventId}" not sent: its dataObject cannot be written as JSON (${(err as Error)?.message ?? String(err)})`);

@@ -300,7 +300,15 @@ export class MsbEmulator extends EventEmitter<EmulatorEvents> {
     const session: Session = { id: randomUUID(), ws, sockJs, socket, corked: false };
     this.sessions.set(session.id, session);
     if (this.stalled) socket.pause();
-    ws.on('message', (data: WebSocket.RawData) => this.onFrame(session, data.toString()));
+    ws.on('message', (data: WebSocket.RawData, isBinary: boolean) => {
+      // Spring's text handlers close the session on a binary message (1003, not acceptable), so do we.
+      if (isBinary) {
+        this.record(session, 'in', '(binary message)');
+        ws.close(1003, 'Binary messages not supported');
+        return;
+      }
+      this.onFrame(session, data.toString());
+    });
     ws.on('error', () => undefined);
     ws.on('close', () => {
       if (session.heartbeat) clearInterval(session.heartbeat);

@@ -52,10 +52,10 @@ async function startNodeRed(): Promise<{ RED: EmbeddedRed; deploy(flow: Flow): P
 const A = 'be0c0000-0000-4000-8000-00000000000a';
 const B = 'be0c0000-0000-4000-8000-00000000000b';
 const EVENTS = 20000;
-const ROUNDS = 9;
+const ROUNDS = 11;
 const LATENCY_SAMPLES = 400;
 const CACHE_EVENTS = 20000;
-const CACHE_ROUNDS = 3;
+const CACHE_ROUNDS = 5;
 
 type Flow = Array<{ id: string; type: string; [key: string]: unknown }>;
 interface HelperNode {

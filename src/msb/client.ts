@@ -362,7 +362,7 @@ export class MsbClient extends EventEmitter<MsbClientEvents> {
       if (this.ws !== ws) return;
       // The commonest frame by far (one per event sent) is recognised by its bytes, without decoding it.
       if (!isBinary && Buffer.isBuffer(data) && data.length === published.length && data.equals(published)) {
-        this.onStatus('IO_PUBLISHED');
+        this.onPublished();
         return;
       }
       const text = isBinary ? Buffer.from(data as Buffer).toString('utf8') : data.toString();
@@ -709,7 +709,7 @@ export class MsbClient extends EventEmitter<MsbClientEvents> {
         this.pump();
         return;
       case 'IO_PUBLISHED':
-        this.emit('published', this.answerOldest(undefined));
+        this.onPublished(false);
         return;
       case 'NIO_EVENT_FORWARDING_ERROR':
       case 'NIO_UNEXPECTED_EVENT_FORWARDING_ERROR':
@@ -734,6 +734,13 @@ export class MsbClient extends EventEmitter<MsbClientEvents> {
       default:
         if (keyword.startsWith('NIO')) this.emit('nio', keyword, STATUS_KEYWORDS[keyword] ?? keyword, undefined);
     }
+  }
+
+  /** IO_PUBLISHED: the oldest event in flight is delivered. Events are emitted only to listeners (one per event). */
+  private onPublished(announce = true): void {
+    if (announce && this.listenerCount('status') > 0) this.emit('status', 'IO_PUBLISHED');
+    const eventId = this.answerOldest(undefined);
+    if (this.listenerCount('published') > 0) this.emit('published', eventId);
   }
 
   private onCall(body: unknown): void {

@@ -871,35 +871,47 @@ function describeMessage(text: string): string {
   return JSON.stringify(text.slice(0, 40));
 }
 
-/** A first-in first-out queue with O(1) push and shift. */
+/**
+ * A first-in first-out queue with O(1) push and shift: a ring that doubles when full and keeps its size, so a burst
+ * after the first one allocates nothing; a shifted slot is cleared at once (nothing answered stays referenced).
+ */
 class Fifo<T> {
-  private items: T[] = [];
+  private items: Array<T | undefined> = new Array<T | undefined>(16);
   private head = 0;
+  private size = 0;
 
   get length(): number {
-    return this.items.length - this.head;
+    return this.size;
   }
 
   push(item: T): void {
-    this.items.push(item);
+    if (this.size === this.items.length) this.grow();
+    this.items[(this.head + this.size) & (this.items.length - 1)] = item;
+    this.size++;
   }
 
   shift(): T | undefined {
-    if (this.head >= this.items.length) return undefined;
-    const item = this.items[this.head++];
-    if (this.head > 1024 && this.head * 2 > this.items.length) {
-      this.items = this.items.slice(this.head);
-      this.head = 0;
-    }
+    if (this.size === 0) return undefined;
+    const item = this.items[this.head];
+    this.items[this.head] = undefined;
+    this.head = (this.head + 1) & (this.items.length - 1);
+    this.size--;
     return item;
   }
 
   /** Removes and returns everything, oldest first. */
   drain(): T[] {
-    const all = this.items.slice(this.head);
-    this.items = [];
+    const all: T[] = [];
+    while (this.size > 0) all.push(this.shift() as T);
     this.head = 0;
     return all;
+  }
+
+  private grow(): void {
+    const grown = new Array<T | undefined>(this.items.length * 2);
+    for (let i = 0; i < this.size; i++) grown[i] = this.items[(this.head + i) & (this.items.length - 1)];
+    this.items = grown;
+    this.head = 0;
   }
 }
 

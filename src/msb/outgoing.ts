@@ -14,8 +14,9 @@ export class OutgoingBatch {
   private used = 0;
   /** Size of the last batch taken: the next buffer starts that big (bounded), so a steady burst rarely grows it. */
   private hint = INITIAL_BYTES;
-  /** End offset of every websocket message written so far (the last one may still be open under SockJS). */
-  private ends: number[] = [];
+  /** End offsets of the `count` websocket messages completed so far (kept between batches, only ever grown). */
+  private readonly ends: number[] = [];
+  private count = 0;
   /** SockJS: where the open frame starts, and how many messages it holds. */
   private frameStart = 0;
   private inFrame = 0;
@@ -35,7 +36,7 @@ export class OutgoingBatch {
   }
 
   get length(): number {
-    return this.sockJs ? this.ends.length + (this.inFrame > 0 ? 1 : 0) : this.ends.length;
+    return this.count + (this.inFrame > 0 ? 1 : 0);
   }
 
   /** Appends one message in its wire form (under SockJS a JSON string literal). */
@@ -44,7 +45,7 @@ export class OutgoingBatch {
     if (!this.sockJs) {
       this.reserve(size);
       this.used += this.bytes.write(wire, this.used);
-      this.ends.push(this.used);
+      this.ends[this.count++] = this.used;
       return;
     }
     if (this.inFrame > 0 && this.used - this.frameStart + 1 + size + 1 > this.maxFrameBytes) this.closeFrame();
@@ -58,9 +59,9 @@ export class OutgoingBatch {
   take(): Buffer[] {
     if (this.inFrame > 0) this.closeFrame();
     const bytes = this.bytes;
-    const messages = new Array<Buffer>(this.ends.length);
+    const messages = new Array<Buffer>(this.count);
     let start = 0;
-    for (let i = 0; i < this.ends.length; i++) {
+    for (let i = 0; i < this.count; i++) {
       messages[i] = bytes.subarray(start, this.ends[i]);
       start = this.ends[i];
     }
@@ -78,7 +79,7 @@ export class OutgoingBatch {
   private reset(bytes: Buffer): void {
     this.bytes = bytes;
     this.used = 0;
-    this.ends = [];
+    this.count = 0;
     this.frameStart = 0;
     this.inFrame = 0;
   }
@@ -86,7 +87,7 @@ export class OutgoingBatch {
   private closeFrame(): void {
     this.reserve(1);
     this.bytes[this.used++] = CLOSE;
-    this.ends.push(this.used);
+    this.ends[this.count++] = this.used;
     this.frameStart = this.used;
     this.inFrame = 0;
   }

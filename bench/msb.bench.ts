@@ -2,6 +2,7 @@
 // `ws` client sending the same frames in the same run; publish-to-function-call latency; and the durable event cache
 // (into it during an outage, replay after reconnect) as a ratio to the in-memory cache. Alternating rounds, every row
 // min / median / max; the emulator keeps no traffic record (it would weigh on both sides alike).
+import { spawnSync } from 'child_process';
 import fs from 'fs';
 import http from 'http';
 import os from 'os';
@@ -173,6 +174,21 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
 
+const PROFILE_ROUNDS = 4;
+
+/** Self-time shares by category from bench/msb-profile (run in a child process under --cpu-prof). */
+function profileShares(mode: 'sockjs' | 'raw'): Map<string, string> {
+  const run = spawnSync(process.execPath, [path.join(__dirname, 'msb-profile.js'), mode, String(PROFILE_ROUNDS)], { encoding: 'utf8' });
+  const shares = new Map<string, string>();
+  for (const line of (run.stdout ?? '').split('\n')) {
+    if (line.startsWith("this package's top")) break;
+    const m = /^\s*([\d.]+%)\s+(.+)$/.exec(line);
+    if (m) shares.set(m[2], m[1]);
+  }
+  if (shares.size === 0) progress(`profile ${mode} failed: ${run.stderr?.slice(-500)}`);
+  return shares;
+}
+
 /** min / median / p99 / max of latency samples in ms. */
 function latencyRow(samples: number[]): string {
   const sorted = [...samples].sort((a, b) => a - b);
@@ -329,6 +345,8 @@ export async function run(): Promise<string> {
   await red.stop();
   await emulator.close();
 
+  const profiles = { sockJs: profileShares('sockjs'), raw: profileShares('raw') };
+  const categories = [...new Set([...profiles.sockJs.keys(), ...profiles.raw.keys()])];
   const f = (n: number): string => n.toFixed(2);
   const goal = (ratio: Stats, min: number): string => `≥ ${f(min)}: ${ratio.median >= min ? 'met' : 'not met'}`;
   const into = compare(cache, 'into');
@@ -336,7 +354,7 @@ export async function run(): Promise<string> {
   return [
     '## MSB',
     '',
-    `msb-event-out throughput through the Node-RED runtime (an embedded Node-RED runtime with this package installed; a junction node's \`send\` wired to msb-event-out, payload validated as double) into the in-process MSB emulator, against a raw \`ws\` client sending the same E messages (one websocket frame each, built per event with \`new Date().toISOString()\` and \`JSON.stringify\`) to the same emulator in the same run. ${EVENTS} events per round, ${ROUNDS} alternating rounds (the side that goes first swaps every round); a round ends when the emulator has answered every event with IO_PUBLISHED. Figures are min / **median** / max over the rounds; the ratio is taken per round (Node-RED / raw of the same round). Over SockJS the client coalesces the events published in one event-loop turn into one SockJS frame (a JSON array of messages, which SockJS servers split); on the raw path every event is its own frame, like the baseline, and the frames of one turn leave in one write. The emulator keeps no traffic record here and writes the answers of one turn at once (still one frame per answer), so that its own cost, paid alike by both sides, pulls the ratio less toward 1.`,
+    `msb-event-out throughput through the Node-RED runtime (an embedded Node-RED runtime with this package installed; a junction node's \`send\` wired to msb-event-out, payload validated as double) into the in-process MSB emulator, against a raw \`ws\` client sending the same E messages (one websocket frame each, built per event with \`new Date().toISOString()\` and \`JSON.stringify\`) to the same emulator in the same run. ${EVENTS} events per round, ${ROUNDS} alternating rounds (the side that goes first swaps every round); a round ends when the emulator has answered every event with IO_PUBLISHED. Figures are min / **median** / max over the rounds; the ratio is taken per round (Node-RED / raw of the same round). Over SockJS the client coalesces the events published in one event-loop turn into one SockJS frame (a JSON array of messages, which SockJS servers split); on the raw path every event is its own frame, like the baseline, and the frames of one turn leave in one write. The emulator keeps no traffic record here and writes the answers of one turn at once (still one frame per answer), so that its own cost, paid alike by both sides, pulls the ratio less toward 1. Each comparison runs twice: with the emulator on the measured thread (its parsing and answering share the event loop with both sides, as in earlier versions of this bench) and with the emulator on a worker thread of its own (like a real MSB on another machine: its work is off the measured event loop; acknowledgement counts reach the bench through shared memory, refreshed every millisecond). Before the measured rounds each side runs one unmeasured warm-up round.`,
     '',
     '| MSB emulator | framing | raw \`ws\` client, events/s | Node-RED → msb-event-out, events/s | ratio to raw | goal (median) |',
     '|---|---|---:|---:|---:|---|',
@@ -344,6 +362,12 @@ export async function run(): Promise<string> {
     `| on the measured thread | raw path | ${mmm(viaRawPath.baseline)} | ${mmm(viaRawPath.candidate)} | ${mmm(viaRawPath.ratio, 2)} | ${goal(viaRawPath.ratio, 1.0)} |`,
     `| on its own thread | SockJS | ${mmm(ownSockJs.baseline)} | ${mmm(ownSockJs.candidate)} | ${mmm(ownSockJs.ratio, 2)} | ${goal(ownSockJs.ratio, 1.2)} |`,
     `| on its own thread | raw path | ${mmm(ownRawPath.baseline)} | ${mmm(ownRawPath.candidate)} | ${mmm(ownRawPath.ratio, 2)} | ${goal(ownRawPath.ratio, 1.0)} |`,
+    '',
+    `Where the Node-RED side's time goes (\`node dist/bench/msb-profile.js sockjs|raw ${PROFILE_ROUNDS}\`: the Node-RED rounds above, emulator on the same thread, under \`node --cpu-prof\`; self time of the measured rounds):`,
+    '',
+    '| share of CPU time | SockJS | raw path |',
+    '|---|---:|---:|',
+    ...categories.map((c) => `| ${c} | ${profiles.sockJs.get(c) ?? '–'} | ${profiles.raw.get(c) ?? '–'} |`),
     '',
     `Publish-to-function-call latency, ${LATENCY_SAMPLES} sequential events: service A publishes, the emulator's integration flow calls a function of service B; measured from the send into msb-event-out to the msg leaving msb-function-in (Node-RED), or from the E frame to the C frame arriving at the second raw client (raw).`,
     '',

@@ -391,6 +391,8 @@ export class MsbEmulator extends EventEmitter<EmulatorEvents> {
     this.published.set(session.uuid, (this.published.get(session.uuid) ?? 0) + 1);
     for (const flow of this.flows.values()) {
       if (flow.source.uuid !== session.uuid || flow.source.eventId !== body.eventId) continue;
+      // A call to a service that is not connected only shows in the traffic record: nothing to build without one.
+      if (!this.recording && !this.sessionOf(flow.target.uuid)) continue;
       const functionParameters: Record<string, unknown> = {};
       for (const m of flow.mapping ?? [{ from: '/dataObject', to: '/dataObject' }]) {
         const value = getPointer(body, m.from);
@@ -402,7 +404,8 @@ export class MsbEmulator extends EventEmitter<EmulatorEvents> {
   }
 
   private sessionOf(uuid: string): Session | undefined {
-    return [...this.sessions.values()].find((s) => s.uuid === uuid);
+    for (const s of this.sessions.values()) if (s.uuid === uuid) return s;
+    return undefined;
   }
 
   private sendTo(uuid: string, message: string): boolean {

@@ -1,5 +1,6 @@
 // `npm run bench [-- name…]`: runs bench/<name>.bench.ts files, keeps each result in bench/results/<name>.md,
-// and assembles BENCHMARKS.md from every result present (so one bus can be re-measured without the others).
+// and assembles BENCHMARKS.md from every result present (so one bus can be re-measured without the others) followed
+// by the static notes in bench/notes/*.md (explanations backed by one-off measurements such as a packet capture).
 // `npm run bench -- --assemble` only reassembles BENCHMARKS.md from the stored results.
 import fs from 'fs';
 import os from 'os';
@@ -10,6 +11,16 @@ export type BenchModule = { run(): Promise<string> };
 
 const root = path.join(__dirname, '..', '..');
 const resultsDir = path.join(root, 'bench', 'results');
+const notesDir = path.join(root, 'bench', 'notes');
+
+function markdownIn(dir: string): string[] {
+  if (!fs.existsSync(dir)) return [];
+  return fs
+    .readdirSync(dir)
+    .filter((f) => f.endsWith('.md'))
+    .sort()
+    .map((f) => fs.readFileSync(path.join(dir, f), 'utf8').trim());
+}
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
@@ -25,21 +36,23 @@ async function main(): Promise<void> {
   for (const name of names) {
     process.stdout.write(`bench ${name} …\n`);
     const mod = (await import(path.join(__dirname, `${name}.bench.js`))) as BenchModule;
+    const t0 = Date.now();
     const section = await mod.run();
-    const stamp = `_Measured ${new Date().toISOString().slice(0, 10)} with \`npm run bench -- ${name}\`, Node ${process.version}, ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}._\n`;
+    const took = Math.round((Date.now() - t0) / 1000);
+    const load = os.loadavg().map((l) => l.toFixed(1)).join(' / ');
+    const stamp = `_Measured ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC with \`npm run bench -- ${name}\` (${took} s), Node ${process.version}, ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, load average at the end ${load} (1 / 5 / 15 min)._\n`;
     fs.writeFileSync(path.join(resultsDir, `${name}.md`), `${section.trim()}\n\n${stamp}`);
     process.stdout.write(section + '\n');
   }
-  const sections = fs
-    .readdirSync(resultsDir)
-    .filter((f) => f.endsWith('.md'))
-    .sort()
-    .map((f) => fs.readFileSync(path.join(resultsDir, f), 'utf8').trim());
   const header =
-    '# Benchmarks\n\nEvery figure is a ratio against a baseline run side by side in the same process, on the same ' +
-    'machine, in the same run (raw `ws`, the core Node-RED MQTT nodes, raw `dgram`). Reproduce all of them with ' +
-    '`npm run bench`, or one bus with `npm run bench -- <name>`.\n';
-  fs.writeFileSync(path.join(root, 'BENCHMARKS.md'), [header, ...sections].join('\n\n') + '\n');
+    '# Benchmarks\n\nEvery figure is compared with a baseline measured side by side on the same machine in the same ' +
+    'run (raw `ws`, the core Node-RED MQTT nodes, raw mqtt.js, raw `dgram`, a Node-RED without this package), in ' +
+    'alternating rounds (baseline and candidate take turns, the order swapped every round, so load from other work ' +
+    'hits both). Rows give min / **median** / max over the rounds, and ratios are taken per round before their min / ' +
+    'median / max. The MQTT benches run on the embedded broker and on a private Mosquitto with its default ' +
+    'configuration that the bench starts itself. Reproduce all of them with `npm run bench`, or some with ' +
+    '`npm run bench -- <name>…` (names: the `bench/<name>.bench.ts` files).';
+  fs.writeFileSync(path.join(root, 'BENCHMARKS.md'), [header, ...markdownIn(resultsDir), ...markdownIn(notesDir)].join('\n\n') + '\n');
 }
 
 main().catch((err: unknown) => {

@@ -30,7 +30,7 @@ export = function (RED: NodeAPI): void {
       connection = new V5Connection(node, broker, clientId);
       connection.open((client) => {
         core = new ApiGearClient(plan, client, { clientId, qos: qosOf(config.qos), timeoutMs });
-        core.on('ready', () => node.status(Status.connected()));
+        core.on('ready', (g) => node.status(Status.connected(g.grantedQos < g.requestedQos ? 'apigear-client.status.qos-limited' : undefined)));
         core.on('warning', (text) => node.warn(text));
         core.on('error', (err) => {
           node.status(Status.error('node-red:common.status.error'));

@@ -8,6 +8,8 @@ import { ApiGearDef, brokerOf, bytesOf, clientIdOf, planOf, qosOf, registerAdmin
 
 interface ServiceDef extends ApiGearDef {
   applySet?: boolean;
+  /** Opt-in: a deleted or disabled node clears its retained properties (empty payloads generated clients cannot parse). */
+  clearRetained?: boolean;
 }
 
 export = function (RED: NodeAPI): void {
@@ -26,7 +28,7 @@ export = function (RED: NodeAPI): void {
       connection = new V5Connection(node, broker, clientIdOf(node, config, 'nr-apigear-svc'));
       connection.open((client) => {
         service = new ApiGearService(plan, client, { qos: qosOf(config.qos), applySet: config.applySet !== false });
-        service.on('ready', () => node.status(Status.connected()));
+        service.on('ready', (g) => node.status(Status.connected(g.grantedQos < g.requestedQos ? 'apigear-service.status.qos-limited' : undefined)));
         service.on('warning', (text) => node.warn(text));
         service.on('error', (err) => {
           node.status(Status.error('node-red:common.status.error'));
@@ -96,9 +98,10 @@ export = function (RED: NodeAPI): void {
     node.on('close', (removed, done) => {
       const closing = service;
       service = undefined;
-      // A deleted or disabled service takes its retained property values with it; a restarted one keeps them.
+      // By default nothing is published on close: ApiGear's generated clients JSON-parse every message, and an empty
+      // retained payload kills their network thread (Python) or the process (C++). Clearing is the user's opt-in.
       const cleared =
-        removed && closing
+        removed && closing && config.clearRetained === true
           ? Promise.race([closing.clearProperties().catch(() => undefined), new Promise<void>((resolve) => setTimeout(resolve, 2000).unref())])
           : Promise.resolve();
       cleared

@@ -85,12 +85,15 @@ const configKey = (n) =>
   n.type + JSON.stringify(Object.keys(n).filter((k) => !PLACEMENT.has(k)).sort().map((k) => [k, n[k]]));
 
 /**
- * One deployable flow file from all examples: each example on its own tab, ids renewed so examples cannot collide,
- * config nodes that are identical apart from id and name shared (two examples on "the embedded broker" must not
- * start two brokers on one port).
+ * One deployable flow file from all examples: each example on its own tab, with the example's own ids (so that
+ * importing an example into the running demo finds its config nodes there: Node-RED's "Import copy" then reuses
+ * them instead of starting a second broker or a second MSB connection with the same uuid). A node whose id another
+ * example already used for something else gets a new id; config nodes that are identical apart from id and name are
+ * shared (two examples on "the embedded broker" use one config node).
  */
 function buildDemoFlows(examples = listExamples()) {
   const flows = [];
+  const taken = new Map(); // id in `flows` -> its node
   const sharedConfig = new Map(); // configKey -> id already in `flows`
   for (const { title, file } of examples) {
     let nodes;
@@ -102,10 +105,24 @@ function buildDemoFlows(examples = listExamples()) {
       continue;
     }
     nodes = nodes.filter((n) => n && n.type !== 'global-config');
-    const ids = new Map(nodes.map((n) => [n.id, newId()]));
     const containers = new Set(nodes.filter((n) => n.type === 'tab' || n.type === 'subflow').map((n) => n.id));
     const isFlowNode = (n) =>
       n.type !== 'tab' && n.type !== 'subflow' && (Boolean(n.z) || Array.isArray(n.wires) || 'x' in n);
+    const isConfig = (n) => !isFlowNode(n) && n.type !== 'tab' && n.type !== 'subflow';
+    // Config nodes equal to one already added are dropped and their users pointed at the existing one.
+    const ids = new Map();
+    const drop = new Set();
+    for (const n of nodes.filter(isConfig)) {
+      const key = configKey(n);
+      if (sharedConfig.has(key)) {
+        ids.set(n.id, sharedConfig.get(key));
+        drop.add(n);
+      }
+    }
+    for (const n of nodes) {
+      if (drop.has(n)) continue;
+      ids.set(n.id, taken.has(n.id) ? newId() : n.id);
+    }
     let tabId;
     if (nodes.some((n) => isFlowNode(n) && !containers.has(n.z))) {
       tabId = newId();
@@ -114,23 +131,13 @@ function buildDemoFlows(examples = listExamples()) {
       const label = path.basename(file, '.json');
       flows.push({ id: tabId, type: 'tab', label, disabled: false, info: info ? info.info : '' });
     }
-    // Config nodes equal to one already added are dropped and their users pointed at the existing one.
-    const drop = new Set();
-    for (const n of nodes) {
-      if (isFlowNode(n) || n.type === 'tab' || n.type === 'subflow') continue;
-      const key = configKey(n);
-      if (sharedConfig.has(key)) {
-        ids.set(n.id, sharedConfig.get(key));
-        drop.add(n);
-      } else {
-        sharedConfig.set(key, ids.get(n.id));
-      }
-    }
     for (const n of nodes) {
       if (drop.has(n)) continue;
       const copy = remap(n, ids);
       if (isFlowNode(n) && !containers.has(n.z)) copy.z = tabId;
       if (copy.type === 'tab' && !copy.label) copy.label = title;
+      if (isConfig(n)) sharedConfig.set(configKey(n), copy.id);
+      taken.set(copy.id, copy);
       flows.push(copy);
     }
   }

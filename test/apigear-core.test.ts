@@ -93,7 +93,7 @@ describe('apigear cores over MQTT v5' + (process.env.MQTT_URL ? ` (${process.env
       await subscribe(client, `${P}/prop/+`);
       const bad = once<string>(svc, 'warning');
       await publish(client, `${P}/set/last`, JSON.stringify({ content: 3 }));
-      assert.match(await bad, /set request dropped: Hello\.last\.content: must be of type string/);
+      assert.match(await bad, /1 inbound message dropped \(breaks the IDL\); last: set\/last: Hello\.last\.content: must be of type string/);
       const set = once<{ property: string; value: unknown }>(svc, 'set');
       await publish(client, `${P}/set/last`, JSON.stringify({ content: 'via set' }));
       assert.deepStrictEqual(await set, { property: 'last', value: { content: 'via set' } });

@@ -10,6 +10,7 @@ import type { TestNodeInitializer } from 'node-red-node-test-helper';
 import { helloYaml } from './support/hello';
 import { uniqueModule } from './support/v5-broker';
 import type { SgBrokerNode } from '../nodes/lib/sg-broker-api';
+import { skipBecause } from './support/skip';
 
 helper.init(require.resolve('node-red'));
 
@@ -31,7 +32,7 @@ interface Event {
 }
 
 /** Runs the Paho peer; `events` yields its JSON lines as they come. */
-function runPeer(python: string, mode: 'client' | 'service', url: string, prefix: string): { proc: ChildProcess; next(name: string): Promise<Event>; all: Event[] } {
+function runPeer(python: string, mode: 'client' | 'service' | 'watch', url: string, prefix: string): { proc: ChildProcess; next(name: string): Promise<Event>; all: Event[] } {
   const u = new URL(url);
   const proc = spawn(python, [script, mode, u.hostname, u.port || '1883', prefix], { stdio: ['ignore', 'pipe', 'inherit'] });
   const all: Event[] = [];
@@ -62,14 +63,18 @@ describe('apigear nodes with an Eclipse Paho (Python) peer', function () {
   let peer: ReturnType<typeof runPeer> | undefined;
 
   before(function () {
-    if (!python) this.skip();
+    if (!python) skipBecause(this, 'no python3 that can import paho.mqtt.client (apt-get install python3-paho-mqtt; .ci/run installs it)', { requiredInCi: true });
     return helper.startServer();
   });
   after(() => (python ? helper.stopServer() : undefined));
-  afterEach(async () => {
+  afterEach(async function () {
+    // The peer parses every message as the generated adapters do; anything unparsable fails the test that caused it.
+    const bad = peer?.all.filter((e) => e.event === 'unparsable') ?? [];
+    const expectBad = this.currentTest?.title.includes('clear retained') === true;
     peer?.proc.kill();
     peer = undefined;
     await helper.unload();
+    if (!expectBad) assert.deepStrictEqual(bad, [], 'the Paho peer got a message json.loads cannot parse');
   });
 
   function brokerDef(): object {
@@ -111,6 +116,54 @@ describe('apigear nodes with an Eclipse Paho (Python) peer', function () {
     // broker in one TCP read; plain aedes 2.0.0-beta.1 then routed the result first and dropped the prop for this
     // subscriber after acknowledging it (3 of 8 runs; see test/mqtt-embedded-qos2.test.ts and src/mqtt/embedded-broker.ts).
     assert.ok(prop, 'the set was applied and published back');
+  });
+
+  /** Restart, disable, delete a service node while a Paho peer parses everything under the interface prefix. */
+  async function serviceLifecycle(extra: object): Promise<ReturnType<typeof runPeer>> {
+    const moduleName = uniqueModule();
+    const P = `${moduleName}/Hello`;
+    const yaml = helloYaml(moduleName);
+    // A second service keeps the broker node in use (the embedded broker stops with its last user).
+    const base = [{ id: 'f1', type: 'tab', label: 'apigear' }, brokerDef(), { id: 'keeper', z: 'f1', type: 'apigear-service', broker: 'b1', moduleYaml: helloYaml(uniqueModule()), interface: 'Hello', wires: [[], []] }];
+    const svc = (more: object): object => ({ id: 'svc', z: 'f1', type: 'apigear-service', broker: 'b1', moduleYaml: yaml, interface: 'Hello', wires: [[], []], ...extra, ...more });
+    await helper.load(nodes as never, [...base, svc({})] as never);
+    await green('svc');
+    const broker = helper.getNode('b1') as unknown as SgBrokerNode;
+    const probe = { id: 'probe', status: () => undefined };
+    const { url } = await broker.endpoint(probe);
+    await broker.release(probe, false);
+    node('svc').receive({ topic: 'prop/last', payload: { content: 'retained' } });
+    const watcher = runPeer(python!, 'watch', url, P);
+    peer = watcher;
+    await watcher.next('ready');
+    await helper.setFlows([...base, svc({ name: 'restarted' })] as never, 'nodes');
+    await green('svc');
+    await helper.setFlows([...base, svc({ d: true })] as never, 'nodes');
+    await helper.setFlows([...base, svc({ name: 'back' })] as never, 'nodes');
+    await green('svc');
+    await helper.setFlows(base as never, 'nodes');
+    const mqtt = await import('mqtt');
+    const marker = await mqtt.connectAsync(url, { protocolVersion: 5, clientId: `marker-${process.pid}`, reconnectPeriod: 0 });
+    await marker.publishAsync(`${P}/sig/busbarMarker`, '["end"]', { qos: 1 });
+    await watcher.next('end');
+    // The test's own clean-up on a shared broker (the peer has ended): no retained value left behind.
+    await marker.publishAsync(`${P}/prop/last`, Buffer.alloc(0), { qos: 1, retain: true });
+    await marker.endAsync();
+    return watcher;
+  }
+
+  it('apigear-service restarted, disabled and deleted: the Paho peer (json.loads on every message) parses everything', async () => {
+    const watcher = await serviceLifecycle({});
+    assert.deepStrictEqual(watcher.all.filter((e) => e.event === 'unparsable'), []);
+    assert.ok(watcher.all.some((e) => e.event === 'message' && (e.value as { content?: string }).content === 'retained'), 'the peer saw the property');
+    assert.strictEqual(watcher.all.find((e) => e.event === 'end')?.ok, true);
+  });
+
+  it('with "clear retained" on, deleting apigear-service sends what the Paho peer cannot parse (the peer catches it)', async () => {
+    const watcher = await serviceLifecycle({ clearRetained: true });
+    const bad = watcher.all.filter((e) => e.event === 'unparsable');
+    assert.ok(bad.length >= 1 && bad.every((e) => String(e.topic).endsWith('/Hello/prop/last') && e.payload === ''), JSON.stringify(bad));
+    assert.strictEqual(watcher.all.find((e) => e.event === 'end')?.ok, false);
   });
 
   it('a client node uses a Paho service: retained property, say with its return value, a signal, a set', async () => {

@@ -317,31 +317,35 @@ describe('mbus on a hostile network', function () {
       const hello = (): void => inj.signed(text({ seq: 0, reliable: false, source: peerAddr, destination: Address.empty, acks: [], commands: [{ name: 'mbus.hello', args: [] }] }));
       hello();
       await until(() => a.entities.some((p) => p.address.equals(peerAddr)), 'peer known');
-      const seen = (name: string): Message[] => inj.received.map((r) => r.msg).filter((m) => m.source.equals(a.address) && m.commands[0]?.name === name);
+      const seen = (name: string): Message[] => inj.received.map((r) => r.msg).filter((m) => m.source.equals(a.address) && m.commands.some((c) => c.name === name));
       const ack = (seq: number): void => inj.signed(text({ seq: 1, reliable: false, source: peerAddr, destination: a.address, acks: [seq], commands: [] }));
       return { a, inj, seen, ack };
     }
 
-    it('the next reliable message to a peer goes out only after the previous one is acked (and in order)', async () => {
-      const { a, seen, ack } = await slowPeer({});
-      const sent = [1, 2, 3].map((i) => a.send(peerAddr, [{ name: `test.q${i}`, args: [] }], { reliable: true }));
+    it('the next reliable message to a peer goes out only after the previous one is acked; what waited goes packed, in order', async () => {
+      // Transmissions at 0, 300 and 900 ms, failure at 1800 ms: room to ack after the third on a loaded machine.
+      const { a, seen, ack } = await slowPeer({ timers: { ...FAST, retransmit: 300 } });
+      const sent = [a.send(peerAddr, [{ name: 'test.q1', args: [] }], { reliable: true })];
       const first = await until(() => seen('test.q1')[1], 'q1 retransmitted while unacknowledged');
+      // Sent while q1 is in flight: they wait in the lane.
+      sent.push(...[2, 3].map((i) => a.send(peerAddr, [{ name: `test.q${i}`, args: [] }], { reliable: true })));
+      const third = await until(() => seen('test.q1')[2], 'q1 retransmitted again');
       assert.strictEqual(seen('test.q2').length, 0, 'q2 waits while q1 is in flight');
+      assert.strictEqual(third.seq, first.seq, 'a retransmission keeps its SeqNum');
       ack(first.seq);
       await sent[0];
       const second = await until(() => seen('test.q2')[0], 'q2 after the ack of q1');
       assert.ok(second.seq > first.seq);
-      assert.strictEqual(seen('test.q3').length, 0);
+      assert.deepStrictEqual(second.commands.map((c) => c.name), ['test.q2', 'test.q3'], 'both waiting ones in one message, in order');
       ack(second.seq);
-      await sent[1];
-      ack((await until(() => seen('test.q3')[0], 'q3')).seq);
-      await sent[2];
+      assert.deepStrictEqual(await Promise.all(sent.slice(1)), [second.seq, second.seq], 'one ack settles every caller of the packed message');
     });
 
     it('with the option off, all go out at once; a queued RPC call whose timeout passes is never sent', async () => {
-      const off = await slowPeer({ oneReliablePerPeer: false });
+      const off = await slowPeer({ oneReliablePerPeer: false, pack: false });
       const all = [1, 2].map((i) => off.a.send(peerAddr, [{ name: `test.p${i}`, args: [] }], { reliable: true }).catch(() => 'failed'));
       await until(() => off.seen('test.p1').length > 0 && off.seen('test.p2').length > 0, 'both in flight at once');
+      assert.notStrictEqual(off.seen('test.p1')[0].seq, off.seen('test.p2')[0].seq, 'without packing, two messages');
       await Promise.all(all);
       for (const c of closers.splice(0)) c();
       await Promise.all(entities.splice(0).map((e) => e.stop()));
@@ -371,13 +375,13 @@ describe('mbus on a hostile network', function () {
      * equals the last reliable one from that sender (all UCL remembers), sends its own reliable messages one at a
      * time with retransmissions, and hellos every 100 ms.
      */
-    async function lossyRun(loss: number, seed: number, oneReliablePerPeer: boolean, count: number) {
+    async function lossyRun(loss: number, seed: number, oneReliablePerPeer: boolean, count: number, packing: Partial<EntityOptions> = { pack: false }) {
       const random = rng(seed);
       const hold = dgram.createSocket({ type: 'udp4', reuseAddr: true });
       await new Promise<void>((r) => hold.bind({ port: 0, exclusive: false }, () => r()));
       const portY = hold.address().port;
       closers.push(() => hold.close());
-      const a = await entity({ name: 'a', sendUnicast: false, oneReliablePerPeer, timers: { ...FAST, helloMin: 500, retransmit: 40, ackDelay: 10 } });
+      const a = await entity({ name: 'a', sendUnicast: false, oneReliablePerPeer, timers: { ...FAST, helloMin: 500, retransmit: 40, ackDelay: 10 }, ...packing });
       const portX = a.port;
       const member = async (p: number): Promise<dgram.Socket> => {
         const s = dgram.createSocket({ type: 'udp4', reuseAddr: true });
@@ -489,7 +493,7 @@ describe('mbus on a hostile network', function () {
       [0.1, 10],
       [0.3, 30],
     ] as const) {
-      it(`${loss * 100}% loss both ways: every reliable message delivered once or reported failed, in both directions`, async function () {
+      it(`${loss * 100}% loss both ways, one command per message: every reliable message delivered once or reported failed, in both directions`, async function () {
         this.timeout(60000);
         const r = await lossyRun(loss, seed, true, 40);
         console.log(`      figure: ${loss * 100}% loss, 40+40 reliable messages: to the UCL-like peer ${JSON.stringify(r.toPeer)}, from it ${JSON.stringify(r.fromPeer)}, relay ${JSON.stringify(r.relayed)}`);
@@ -501,6 +505,17 @@ describe('mbus on a hostile network', function () {
         assert.ok(r.relayed.dropped > 0);
       });
     }
+
+    it('30% loss, packed (all 40 handed over at once, about 10 commands per 300-byte message): each command delivered once or reported failed', async function () {
+      this.timeout(60000);
+      const r = await lossyRun(0.3, 31, true, 40, { pack: true, maxDatagram: 300 });
+      console.log(`      figure: 30% loss, packed: to the UCL-like peer ${JSON.stringify(r.toPeer)}, from it ${JSON.stringify(r.fromPeer)}, relay ${JSON.stringify(r.relayed)}`);
+      for (const side of [r.toPeer, r.fromPeer]) {
+        assert.strictEqual(side.duplicated, 0, 'no command delivered twice');
+        assert.strictEqual(side.ackedNotDelivered, 0, 'an acked command was delivered (once)');
+        assert.strictEqual(side.once + side.failed >= 40, true, 'each one delivered once or reported failed');
+      }
+    });
 
     it('for contrast: several in flight (option off) at 30% loss — the peer may deliver duplicates (figure only)', async function () {
       this.timeout(60000);

@@ -104,6 +104,32 @@ describe('mbus nodes in Node-RED', function () {
     void e2;
   });
 
+  it('a burst of msgs into mbus-entity goes out packed (fewer messages than msgs), arrives in order, and every msg completes', async () => {
+    const port = holder.address().port;
+    const flow = [
+      ...configs(port),
+      { id: 'e1', type: 'mbus-entity', config: 'c1', filters: ['burst.*'], destination: '(module:two)', wires: [[], ['ev1']] },
+      { id: 'e2', type: 'mbus-entity', config: 'c2', filters: ['burst.*'], wires: [['in2'], []] },
+      { id: 'ev1', type: 'helper' },
+      { id: 'in2', type: 'helper' },
+      { id: 'completer', type: 'complete', scope: ['e1'], uncaught: false, wires: [['completed']] },
+      { id: 'completed', type: 'helper' },
+    ];
+    await helper.load([mbusConfig, mbusEntity, completeNode], flow as never, creds);
+    const [ev1, in2, completed] = ['ev1', 'in2', 'completed'].map((id) => collect(helper.getNode(id) as TestNode));
+    const e1 = helper.getNode('e1') as TestNode;
+    await until(() => ev1.find((m) => m.topic === 'new-entity' && String((m.payload as Msg).address).includes('module:two')), 'e1 sees two');
+    for (const reliable of [false, true]) {
+      const topic = reliable ? 'burst.r' : 'burst.u';
+      for (let i = 0; i < 20; i++) e1.receive({ topic, payload: [i], reliable });
+      const got = await until(() => in2.filter((m) => m.topic === topic).length === 20 && in2.filter((m) => m.topic === topic), `20 ${topic} at e2`);
+      assert.deepStrictEqual(got.map((m) => (m.payload as number[])[0]), [...Array(20).keys()], 'in order');
+      const messages = new Set(got.map((m) => m.seq)).size;
+      assert.ok(messages < 20, `${messages} messages for 20 msgs`);
+      await until(() => completed.filter((m) => m.topic === topic).length === 20, `done() for every ${topic} msg`);
+    }
+  });
+
   it('a reliable send completes on the ack, and fails (catchable) when the peer never acks', async () => {
     const port = holder.address().port;
     // A hand-made peer that acks only what it is told to.

@@ -15,6 +15,9 @@ describe('mbus settings', () => {
     assert.strictEqual(o.security?.encryption?.algorithm, 'NOENCR');
     assert.deepStrictEqual(o.timers, { retransmit: 100, retries: 3, ackDelay: 70, duplicateKeep: 10000, helloMin: 1000, helloMax: 2000 });
     assert.strictEqual(String(o.address), '(app:node-red module:flow)');
+    assert.strictEqual(o.pack, true, 'packing is on for flows saved before the option');
+    assert.strictEqual(o.oneReliablePerPeer, true);
+    assert.strictEqual(entityOptions({ pack: false }, {}).pack, false);
   });
 
   it('takes what the node leaves empty from ~/.mbus, and the node fields win', () => {

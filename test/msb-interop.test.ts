@@ -7,6 +7,7 @@
 import assert from 'assert';
 import { compileSelfDescription, MsbClient, MsbEmulator } from '../src/msb';
 import { poller } from './support/until';
+import { skipBecause } from './support/skip';
 
 const A = '8f0c1a2e-1111-4222-8333-444455556666';
 const B = '8f0c1a2e-1111-4222-8333-777788889999';
@@ -30,7 +31,7 @@ const until = poller(8000, 20);
 describe('msb interop with the official VFK Node.js client', function () {
   const location = process.env.MSB_OFFICIAL_CLIENT;
   before(function () {
-    if (!location) this.skip();
+    if (!location) skipBecause(this, 'MSB_OFFICIAL_CLIENT is not set (the path of @vfk_research/msb-client-websocket-nodejs; .ci/run installs it)', { requiredInCi: true });
   });
 
   it('registers, publishes, receives a response event with the same correlationId, answers ping and applies K', async () => {

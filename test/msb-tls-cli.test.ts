@@ -7,6 +7,7 @@ import path from 'path';
 import helper from 'node-red-node-test-helper';
 import { compileSelfDescription, MsbClient, MsbClientOptions, MsbEmulator } from '../src/msb';
 import { poller } from './support/until';
+import { skipBecause } from './support/skip';
 
 /* eslint-disable @typescript-eslint/no-require-imports */
 const nodes = [require('../nodes/msb-config'), require('../nodes/msb-event-out'), require('@node-red/nodes/core/network/05-tls.js')];
@@ -36,7 +37,7 @@ describe('msb TLS', function () {
       execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=localhost',
         '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1', '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem')], { stdio: 'ignore' });
     } catch {
-      this.skip(); // no openssl to make a self-signed certificate
+      skipBecause(this, 'no openssl to make a self-signed certificate');
     }
     cert = fs.readFileSync(path.join(dir, 'cert.pem'), 'utf8');
     key = fs.readFileSync(path.join(dir, 'key.pem'), 'utf8');
@@ -91,7 +92,7 @@ describe('msb-config with a core tls-config node', function () {
       execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=localhost',
         '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1', '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem')], { stdio: 'ignore' });
     } catch {
-      this.skip();
+      skipBecause(this, 'no openssl to make a self-signed certificate');
     }
     cert = fs.readFileSync(path.join(dir, 'cert.pem'), 'utf8');
     key = fs.readFileSync(path.join(dir, 'key.pem'), 'utf8');

@@ -82,11 +82,23 @@ describe('Flow Library scorecard (offline rules)', () => {
     assert.ok(semver.satisfies(nodeRedPkg.version, range), `${nodeRedPkg.version} does not satisfy ${range}`);
   });
 
-  it("P07 engines.node accepts the installed Node-RED's minimum Node.js", () => {
+  it('P07 engines.node is what the runtime dependencies need (aedes: Node.js 20), and what Node-RED runs on', () => {
     const ours = pkg.engines?.node;
     assert.ok(ours, 'package.json has no engines.node');
-    const min = semver.minVersion(nodeRedPkg.engines.node);
-    assert.ok(min && semver.satisfies(min.version, ours), `Node ${min?.version} does not satisfy engines.node ${ours}`);
+    const min = semver.minVersion(ours);
+    assert.ok(min, `engines.node ${ours} is not a semver range`);
+    // Our lowest Node.js must satisfy every runtime dependency's engines.node (else the package claims too much) ...
+    for (const dep of Object.keys(pkg.dependencies ?? {})) {
+      // Read from node_modules directly: aedes' "exports" does not export its package.json.
+      const depPkg = JSON.parse(fs.readFileSync(path.join(packageRoot, 'node_modules', dep, 'package.json'), 'utf8')) as {
+        engines?: { node?: string };
+      };
+      const need = depPkg.engines?.node;
+      if (need) assert.ok(semver.satisfies(min.version, need), `${dep} needs Node.js ${need}; engines.node ${ours} allows ${min.version}`);
+    }
+    // ... and Node-RED itself must run there.
+    assert.ok(semver.satisfies(min.version, nodeRedPkg.engines.node), `Node-RED needs ${nodeRedPkg.engines.node}; engines.node allows ${min.version}`);
+    assert.ok(semver.satisfies(process.versions.node, ours), `this Node.js ${process.versions.node} is outside engines.node ${ours}`);
   });
 
   it('D01 has at most 6 runtime dependencies, node-red not among them', () => {

@@ -383,7 +383,7 @@ describe('sg-resource and sg-app on a broker', function () {
     await observer.publish(`command/${name}/state`, 'ok');
     const [msg] = await out.next(1);
     assert.strictEqual(msg?.payload, 'ok');
-    assert.ok(node('res').warn.args.some((a) => String(a[0]).includes('not valid UTF-8')));
+    assert.ok(node('res').warn.args.some((a) => String(a[0]).includes('inbound message dropped (not UTF-8)')));
   });
 
   it('a redeploy that adds a signal announces only what is new, without dropping presence', async () => {

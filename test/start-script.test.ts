@@ -92,6 +92,67 @@ describe('npm start (scripts/start.js)', () => {
     }
   });
 
+  it("keeps the examples' ids, so an example imported into the demo finds its config nodes there", () => {
+    const flows = start.buildDemoFlows();
+    const demoIds = new Set(flows.map((n) => n.id));
+    for (const rel of exampleFiles()) {
+      for (const n of JSON.parse(fs.readFileSync(path.join(packageRoot, 'examples', rel), 'utf8')) as FlowNode[]) {
+        assert.ok(demoIds.has(n.id), `${rel}: ${n.type} ${n.id} is not in the demo under its own id`);
+      }
+    }
+  });
+
+  it('runs every bus identity once in the demo (one sg resource per name, one MSB service per uuid, ...)', () => {
+    const flows = start.buildDemoFlows();
+    const once = (what: string, keys: string[]): void => {
+      const seen = new Set<string>();
+      for (const k of keys) {
+        assert.ok(!seen.has(k), `${what} ${k} twice in the demo`);
+        seen.add(k);
+      }
+    };
+    const of = (type: string, key: (n: FlowNode) => unknown): string[] => flows.filter((n) => n.type === type).map((n) => String(key(n)));
+    once('sg-resource', of('sg-resource', (n) => `${n.broker}/${n.resource}`));
+    once('sg-app', of('sg-app', (n) => `${n.broker}/${n.app}`));
+    once('msb-config uuid', of('msb-config', (n) => n.uuid));
+    once('mbus-config address', of('mbus-config', (n) => JSON.stringify(n.addressElements)));
+    once('apigear-service', of('apigear-service', (n) => `${n.broker}/${n.interface}`));
+    once('embedded sg-broker port', of('sg-broker', (n) => (n.mode === 'external' ? n.id : n.embeddedPort)));
+  });
+});
+
+describe('examples, as a newcomer meets them', () => {
+  const configTypes = new Set(nodeTypes().filter((t) => t.definition?.category === 'config').map((t) => t.type));
+  configTypes.add('tls-config');
+  for (const rel of exampleFiles()) {
+    const flow = JSON.parse(fs.readFileSync(path.join(packageRoot, 'examples', rel), 'utf8')) as FlowNode[];
+
+    it(`${rel}: has a tab of its own holding every flow node`, () => {
+      const tabs = flow.filter((n) => n.type === 'tab');
+      assert.strictEqual(tabs.length, 1, 'one tab');
+      const loose = flow.filter((n) => n.type !== 'tab' && !configTypes.has(n.type) && n.z !== tabs[0].id);
+      assert.deepStrictEqual(loose.map((n) => `${n.type} ${n.id}`), [], 'flow nodes not on the tab (an admin-API deploy would not start them)');
+    });
+
+    it(`${rel}: names every node, so the debug sidebar shows names and not ids`, () => {
+      const unnamed = flow.filter((n) => n.type !== 'tab' && !String(n.name ?? '').trim());
+      assert.deepStrictEqual(unnamed.map((n) => `${n.type} ${n.id}`), []);
+    });
+
+    it(`${rel}: repeats injects at most once a minute, so the debug sidebar stays readable`, () => {
+      const fast = flow.filter((n) => n.type === 'inject' && String(n.repeat ?? '') !== '' && Number(n.repeat) < 60);
+      assert.deepStrictEqual(fast.map((n) => `${n.name}: every ${n.repeat} s`), []);
+    });
+  }
+});
+
+describe('npm start demo flow builder', () => {
+  let tmp: string;
+  beforeEach(() => {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'busbar-start-'));
+  });
+  afterEach(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
   it('shares config nodes that are identical apart from id and name, and keeps different ones apart', () => {
     const dir = path.join(tmp, 'examples');
     fs.mkdirSync(dir);

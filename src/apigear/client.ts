@@ -3,7 +3,10 @@ import { randomUUID } from 'crypto';
 import { EventEmitter } from 'events';
 import type { IPublishPacket, MqttClient } from 'mqtt';
 import { ApiGearValueError, InterfacePlan, OperationPlan } from './plan';
-import { decodeJson, encodeJson, Listeners, publish, QoS, subscribeAll } from './wire';
+import { encodeJson, Listeners, publish, QoS, subscribeAll } from './wire';
+import { decodePayload } from './inbound';
+import { RejectedInput } from '../common/rejects';
+import type { Grant } from './service';
 
 export interface ClientOptions {
   /** Our MQTT client id: it is part of every reply topic, so it must be the id the connection really uses. */
@@ -11,13 +14,16 @@ export interface ClientOptions {
   qos?: QoS;
   /** Default time to wait for a reply, in milliseconds. */
   timeoutMs?: number;
+  /** Dropped inbound messages are reported once per burst and reason, at most once per this many ms (default 10 s). */
+  warnIntervalMs?: number;
 }
 
 export interface ClientEvents {
   property: [{ property: string; value: unknown }];
   signal: [{ signal: string; args: unknown[] }];
   warning: [string];
-  ready: [];
+  /** Subscribed (all SUBACKs in); with the QoS granted (lower than configured: the broker's limit). */
+  ready: [Grant];
   error: [Error];
 }
 
@@ -41,6 +47,7 @@ export class ApiGearClient extends EventEmitter<ClientEvents> {
   private readonly hooks: Listeners;
   private readonly qos: QoS;
   private readonly subscriptions: string[];
+  private readonly rejects: RejectedInput;
   private started = false;
   private readyNow = false;
   private waiters: Array<() => void> = [];
@@ -59,6 +66,12 @@ export class ApiGearClient extends EventEmitter<ClientEvents> {
     this.qos = options.qos ?? 2;
     this.subscriptions = plan.clientSubscriptions(options.clientId);
     this.hooks = new Listeners(client);
+    this.rejects = new RejectedInput(plan.interface, (text) => this.emit('warning', text), options.warnIntervalMs);
+  }
+
+  /** Inbound messages dropped so far for `reason` (e.g. 'not JSON', 'unknown member', 'breaks the IDL'). */
+  droppedFor(reason: string): number {
+    return this.rejects.total(reason);
   }
 
   get ready(): boolean {
@@ -87,6 +100,7 @@ export class ApiGearClient extends EventEmitter<ClientEvents> {
     this.started = false;
     this.readyNow = false;
     this.hooks.removeAll();
+    this.rejects.close();
     for (const [key, p] of this.pending) {
       clearTimeout(p.timer);
       this.pending.delete(key);
@@ -168,11 +182,11 @@ export class ApiGearClient extends EventEmitter<ClientEvents> {
   private onConnect(): void {
     this.readyNow = false;
     subscribeAll(this.client, this.subscriptions, this.qos)
-      .then(() => {
+      .then((grantedQos) => {
         if (!this.started) return;
         this.readyNow = true;
         for (const w of this.waiters.splice(0)) w();
-        this.emit('ready');
+        this.emit('ready', { requestedQos: this.qos, grantedQos });
       })
       .catch((err: unknown) => {
         if (this.started) this.emit('error', err instanceof Error ? err : new Error(String(err)));
@@ -188,19 +202,20 @@ export class ApiGearClient extends EventEmitter<ClientEvents> {
   }
 
   private onProperty(name: string, payload: Buffer): void {
+    // Member names from the wire are looked up in the plan's Maps only: `__proto__` or `constructor` find nothing.
     const prop = this.plan.properties.get(name);
-    if (!prop) return this.warn(`value for unknown property ${this.plan.interface}.${name} ignored`);
-    const decoded = decodeJson(payload);
+    if (!prop) return this.rejects.note('unknown member', `prop/${name}`);
+    const decoded = decodePayload(payload);
     if (!decoded) {
       // An empty retained message clears the value at the broker; forget ours so the next value is reported.
       this.cache.delete(name);
       return;
     }
-    if (!decoded.ok) return this.warn(`value for ${this.plan.interface}.${name} dropped: payload is not JSON (${decoded.error})`);
+    if (!decoded.ok) return this.rejects.note(decoded.reason, `prop/${name}: ${decoded.error}`);
     try {
       prop.check(decoded.value);
     } catch (err) {
-      return this.warn(`property value dropped: ${(err as Error).message}`);
+      return this.rejects.note('breaks the IDL', `prop/${name}: ${(err as Error).message}`);
     }
     const json = JSON.stringify(decoded.value);
     if (this.cache.get(name) === json) return;
@@ -210,13 +225,13 @@ export class ApiGearClient extends EventEmitter<ClientEvents> {
 
   private onSignal(name: string, payload: Buffer): void {
     const sig = this.plan.signals.get(name);
-    if (!sig) return this.warn(`unknown signal ${this.plan.interface}.${name} ignored`);
-    const decoded = decodeJson(payload) ?? { ok: true as const, value: [] };
-    if (!decoded.ok) return this.warn(`signal ${this.plan.interface}.${name} dropped: payload is not JSON (${decoded.error})`);
+    if (!sig) return this.rejects.note('unknown member', `sig/${name}`);
+    const decoded = decodePayload(payload) ?? { ok: true as const, value: [] };
+    if (!decoded.ok) return this.rejects.note(decoded.reason, `sig/${name}: ${decoded.error}`);
     try {
       sig.checkArgs(decoded.value as unknown[]);
     } catch (err) {
-      return this.warn(`signal dropped: ${(err as Error).message}`);
+      return this.rejects.note('breaks the IDL', `sig/${name}: ${(err as Error).message}`);
     }
     this.emit('signal', { signal: name, args: decoded.value as unknown[] });
   }
@@ -226,12 +241,14 @@ export class ApiGearClient extends EventEmitter<ClientEvents> {
     const key = corr ? Buffer.from(corr).toString('hex') : undefined;
     const p = key === undefined ? undefined : this.pending.get(key);
     if (!p || p.operation.name !== name) {
+      // Late (after a timeout), duplicate (QoS retransmit) or someone else's: dropped, counted, said once per burst.
       this.dropped++;
+      this.rejects.note('reply matches no pending call', `rpc/${name}/…/result`);
       return;
     }
-    const decoded = decodeJson(payload) ?? { ok: true as const, value: null };
+    const decoded = decodePayload(payload) ?? { ok: true as const, value: null };
     this.settle(key!, (pending) => {
-      if (!decoded.ok) return pending.reject(new Error(`${this.plan.interface}.${name}: reply is not JSON (${decoded.error})`));
+      if (!decoded.ok) return pending.reject(new Error(`${this.plan.interface}.${name}: reply is ${decoded.reason} (${decoded.error})`));
       try {
         pending.operation.checkResult(decoded.value);
       } catch (err) {
@@ -239,9 +256,5 @@ export class ApiGearClient extends EventEmitter<ClientEvents> {
       }
       pending.resolve(decoded.value);
     });
-  }
-
-  private warn(text: string): void {
-    this.emit('warning', text);
   }
 }

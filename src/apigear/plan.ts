@@ -131,7 +131,9 @@ function valueAt(root: unknown, instancePath: string): unknown {
   let v: unknown = root;
   for (const seg of instancePath.split('/').slice(1)) {
     if (v === null || typeof v !== 'object') return undefined;
-    v = (v as Record<string, unknown>)[seg.replace(/~1/g, '/').replace(/~0/g, '~')];
+    // Keys come from the wire: own properties only, so "__proto__" or "constructor" never reach Object.prototype.
+    const key = seg.replace(/~1/g, '/').replace(/~0/g, '~');
+    v = Object.prototype.hasOwnProperty.call(v, key) ? (v as Record<string, unknown>)[key] : undefined;
   }
   return v;
 }

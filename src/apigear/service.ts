@@ -2,7 +2,9 @@
 import { EventEmitter } from 'events';
 import type { IPublishPacket, MqttClient } from 'mqtt';
 import { ApiGearValueError, InterfacePlan, OperationPlan } from './plan';
-import { decodeJson, encodeJson, Listeners, publish, QoS, subscribeAll } from './wire';
+import { encodeJson, Listeners, publish, QoS, subscribeAll } from './wire';
+import { decodePayload } from './inbound';
+import { RejectedInput } from '../common/rejects';
 
 export interface SetRequest {
   property: string;
@@ -22,15 +24,23 @@ export interface ServiceOptions {
   qos?: QoS;
   /** Apply valid `set` requests to the property at once (publishing `prop`), besides reporting them. */
   applySet?: boolean;
+  /** Dropped inbound messages are reported once per burst and reason, at most once per this many ms (default 10 s). */
+  warnIntervalMs?: number;
+}
+
+/** The QoS the broker granted for our subscriptions, beside the configured one (lower: the broker's limit). */
+export interface Grant {
+  requestedQos: QoS;
+  grantedQos: QoS;
 }
 
 export interface ServiceEvents {
   set: [SetRequest];
   call: [Call];
-  /** Network input that was dropped (malformed JSON, unknown member, value breaking the IDL). */
+  /** Network input that was dropped (malformed JSON, unknown member, value breaking the IDL): one line per burst. */
   warning: [string];
-  /** Subscribed (all SUBACKs in) and current properties republished after a (re)connect. */
-  ready: [];
+  /** Subscribed (all SUBACKs in) and current properties republished after a (re)connect; with the QoS granted. */
+  ready: [Grant];
   error: [Error];
 }
 
@@ -38,6 +48,7 @@ export class ApiGearService extends EventEmitter<ServiceEvents> {
   private readonly values = new Map<string, string>();
   private readonly hooks: Listeners;
   private readonly qos: QoS;
+  private readonly rejects: RejectedInput;
   private started = false;
 
   constructor(
@@ -48,6 +59,12 @@ export class ApiGearService extends EventEmitter<ServiceEvents> {
     super();
     this.qos = options.qos ?? 2;
     this.hooks = new Listeners(client);
+    this.rejects = new RejectedInput(plan.interface, (text) => this.emit('warning', text), options.warnIntervalMs);
+  }
+
+  /** Inbound messages dropped so far for `reason` (e.g. 'not JSON', 'unknown member', 'breaks the IDL'). */
+  dropped(reason: string): number {
+    return this.rejects.total(reason);
   }
 
   start(): void {
@@ -62,6 +79,7 @@ export class ApiGearService extends EventEmitter<ServiceEvents> {
   stop(): void {
     this.started = false;
     this.hooks.removeAll();
+    this.rejects.close();
   }
 
   /** The current JSON value of a property, if it was ever set. */
@@ -127,10 +145,14 @@ export class ApiGearService extends EventEmitter<ServiceEvents> {
 
   private onConnect(): void {
     // Clean start: the broker forgot our subscriptions, so subscribe again; republish props as the C++ service does.
+    let grantedQos = this.qos;
     subscribeAll(this.client, this.plan.serviceSubscriptions, this.qos)
-      .then(() => Promise.all([...this.values].map(([name, json]) => publish(this.client, this.plan.properties.get(name)!.topic, json, { qos: this.qos, retain: true }))))
+      .then((granted) => {
+        grantedQos = granted;
+        return Promise.all([...this.values].map(([name, json]) => publish(this.client, this.plan.properties.get(name)!.topic, json, { qos: this.qos, retain: true })));
+      })
       .then(() => {
-        if (this.started) this.emit('ready');
+        if (this.started) this.emit('ready', { requestedQos: this.qos, grantedQos });
       })
       .catch((err: unknown) => {
         if (this.started) this.emit('error', err instanceof Error ? err : new Error(String(err)));
@@ -145,15 +167,17 @@ export class ApiGearService extends EventEmitter<ServiceEvents> {
   }
 
   private onSet(name: string, payload: Buffer): void {
+    // Member names from the wire are looked up in the plan's Maps only: `__proto__` or `constructor` find nothing.
     const prop = this.plan.properties.get(name);
-    if (!prop) return this.warn(`set request for unknown property ${this.plan.interface}.${name} dropped`);
-    if (prop.readonly) return this.warn(`set request for read-only property ${this.plan.interface}.${name} dropped`);
-    const decoded = decodeJson(payload);
-    if (!decoded || !decoded.ok) return this.warn(`set request for ${this.plan.interface}.${name} dropped: payload is not JSON${decoded ? ` (${decoded.error})` : ''}`);
+    if (!prop) return this.rejects.note('unknown member', `set/${name}`);
+    if (prop.readonly) return this.rejects.note('read-only property', `set/${name}`);
+    const decoded = decodePayload(payload);
+    if (!decoded) return this.rejects.note('empty payload', `set/${name}`);
+    if (!decoded.ok) return this.rejects.note(decoded.reason, `set/${name}: ${decoded.error}`);
     try {
       prop.check(decoded.value);
     } catch (err) {
-      return this.warn(`set request dropped: ${(err as Error).message}`);
+      return this.rejects.note('breaks the IDL', `set/${name}: ${(err as Error).message}`);
     }
     if (this.options.applySet) {
       this.setProperty(name, decoded.value).catch((err: unknown) => this.emit('error', err instanceof Error ? err : new Error(String(err))));
@@ -165,21 +189,17 @@ export class ApiGearService extends EventEmitter<ServiceEvents> {
     // `_`-prefixed operations are reserved for template-internal helpers; we implement none.
     if (name.startsWith('_')) return;
     const op = this.plan.operations.get(name);
-    if (!op) return this.warn(`call of unknown operation ${this.plan.interface}.${name} dropped`);
-    const decoded = decodeJson(payload) ?? { ok: true as const, value: [] };
-    if (!decoded.ok) return this.warn(`call of ${this.plan.interface}.${name} dropped: payload is not JSON (${decoded.error})`);
+    if (!op) return this.rejects.note('unknown member', `rpc/${name}`);
+    const decoded = decodePayload(payload) ?? { ok: true as const, value: [] };
+    if (!decoded.ok) return this.rejects.note(decoded.reason, `rpc/${name}: ${decoded.error}`);
     try {
       op.checkArgs(decoded.value as unknown[]);
     } catch (err) {
-      return this.warn(`call dropped: ${(err as Error).message}`);
+      return this.rejects.note('breaks the IDL', `rpc/${name}: ${(err as Error).message}`);
     }
     const responseTopic = packet.properties?.responseTopic;
     const correlationData = packet.properties?.correlationData;
-    if (!responseTopic) this.warn(`call of ${this.plan.interface}.${name} has no ResponseTopic (an MQTT v3 caller?); it cannot be answered`);
+    if (!responseTopic) this.rejects.note('no ResponseTopic, cannot be answered', `rpc/${name} (an MQTT v3 caller?)`);
     this.emit('call', { operation: name, args: decoded.value as unknown[], responseTopic, correlationData });
-  }
-
-  private warn(text: string): void {
-    this.emit('warning', text);
   }
 }

@@ -24,8 +24,11 @@ export function publish(client: MqttClient, topic: string, body: string | Buffer
   });
 }
 
-/** Subscribes to every topic at `qos`; resolves when all SUBACKs are in (ApiGear's "ready"), rejects on a refusal. */
-export function subscribeAll(client: MqttClient, topics: string[], qos: QoS): Promise<void> {
+/**
+ * Subscribes to every topic at `qos`; resolves when all SUBACKs are in (ApiGear's "ready") with the lowest QoS the
+ * broker granted (a broker without QoS 2 grants 1), rejects on a refusal.
+ */
+export function subscribeAll(client: MqttClient, topics: string[], qos: QoS): Promise<QoS> {
   return new Promise((resolve, reject) => {
     const map: Record<string, { qos: QoS }> = {};
     for (const t of topics) map[t] = { qos };
@@ -33,7 +36,7 @@ export function subscribeAll(client: MqttClient, topics: string[], qos: QoS): Pr
       if (err) return reject(err);
       const refused = (granted ?? []).filter((g) => g.qos === 128).map((g) => g.topic);
       if (refused.length > 0) return reject(new Error(`broker refused subscription to ${refused.join(', ')}`));
-      resolve();
+      resolve((granted ?? []).reduce<QoS>((low, g) => (g.qos < low ? (g.qos as QoS) : low), qos));
     });
   });
 }

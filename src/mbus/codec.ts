@@ -103,11 +103,21 @@ export function formatCommand(c: Command): string {
   return `${c.name} ${formatValue({ type: 'list', value: c.args })}`;
 }
 
-export function formatMessage(m: Message): string {
+/** The header line, LF included; the commands follow it, one line each. */
+export function formatHeader(m: Omit<Message, 'commands'>): string {
   const acks = m.acks.length ? `(${m.acks.map((a) => `${a} `).join('')})` : '()';
-  let s = `mbus/1.0 ${m.seq} ${m.timestamp} ${m.reliable ? 'R' : 'U'} ${m.source} ${m.destination} ${acks}\n`;
-  for (const c of m.commands) s += `${formatCommand(c)}\n`;
+  return `mbus/1.0 ${m.seq} ${m.timestamp} ${m.reliable ? 'R' : 'U'} ${m.source} ${m.destination} ${acks}\n`;
+}
+
+/** Command lines, each ending with LF. */
+export function formatCommands(commands: Command[]): string {
+  let s = '';
+  for (const c of commands) s += `${formatCommand(c)}\n`;
   return s;
+}
+
+export function formatMessage(m: Message): string {
+  return formatHeader(m) + formatCommands(m.commands);
 }
 
 // ---------------------------------------------------------------- parsing

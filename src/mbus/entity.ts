@@ -1,10 +1,10 @@
-// An Mbus entity (RFC 3259 §7-9): addressing, reliable delivery with acks, awareness of peers, bus events.
+// An Mbus entity (RFC 3259 §7-9): addressing, packed sends, reliable delivery with acks, awareness of peers, bus events.
 import { EventEmitter } from 'events';
 import os from 'os';
 import type { RemoteInfo } from 'dgram';
 import { Address, MbusError } from './address';
-import { Command, Message, RejectedMessage, formatMessage, parseMessage } from './codec';
-import { DatagramError, DropReason, SecurityConfig, hashKey, openDatagram, sealDatagram } from './security';
+import { Command, Message, RejectedMessage, formatCommands, formatHeader, parseMessage } from './codec';
+import { DatagramError, DropReason, SecurityConfig, hashKey, openDatagram, sealDatagram, sealedSize } from './security';
 import { OpenFailure, Scope, Transport, hostId } from './transport';
 
 export interface Timers {
@@ -71,6 +71,11 @@ export interface EntityOptions {
   oneReliablePerPeer?: boolean;
   /** Awareness table bound; beyond it the longest idle peer (first those heard only once) is evicted. Default 1000. */
   maxPeers?: number;
+  /**
+   * Pack the commands sent to one destination in the same event-loop turn into one message (one header, one HMAC, one
+   * datagram) up to maxDatagram (default on). Off: every send() is a message of its own.
+   */
+  pack?: boolean;
 }
 
 export interface PeerInfo {
@@ -87,6 +92,11 @@ export interface SendOptions {
   reliable?: boolean;
   /** Aborted while the message still waits behind another reliable one for the same destination: it is never sent. */
   signal?: AbortSignal;
+  /**
+   * Never packed with other sends: these commands make a message of their own (guidelines RPC — libgmbus's RPC layer
+   * reads only the first command of a message).
+   */
+  alone?: boolean;
 }
 
 export interface DeliveryFailure {
@@ -172,6 +182,40 @@ interface Outstanding {
   reject(err: Error): void;
 }
 
+/** One send() call waiting to be packed: its command lines are formatted at once, so a bad command fails its caller only. */
+interface Sending {
+  commands: Command[];
+  text: string;
+  /** UTF-8 octets of `text`. */
+  bytes: number;
+  alone: boolean;
+  signal?: AbortSignal;
+  resolve(seq: number): void;
+  reject(err: Error): void;
+}
+
+/**
+ * What waits for one destination and kind (reliable or not; they are never mixed in a message). Unreliable sends go
+ * out at the next flush; reliable ones when the destination's lane is free — everything that waited meanwhile then
+ * goes packed into the next message, so one outstanding message per destination still carries many commands.
+ */
+interface SendQueue {
+  destination: Address;
+  reliable: boolean;
+  waiting: Sending[];
+  /** Reliable messages of this queue not yet acknowledged or failed. */
+  inFlight: number;
+}
+
+/** A packed message, ready to go. */
+interface Packed {
+  seq: number;
+  destination: Address;
+  datagram: Buffer;
+  to?: { address: string; port: number };
+  sendings: Sending[];
+}
+
 interface AckQueue {
   address: Address;
   seqs: number[];
@@ -197,8 +241,10 @@ export class Entity extends EventEmitter {
   private readonly sendUnicast: boolean;
   private readonly oneReliablePerPeer: boolean;
   readonly maxPeers: number;
-  /** Destinations with a reliable message in flight, each with the sends waiting behind it. */
-  private readonly lanes = new Map<string, Array<() => void>>();
+  private readonly pack: boolean;
+  /** Sends waiting for the next flush or for their lane, by kind and destination, in the order they were made. */
+  private readonly queues = new Map<string, SendQueue>();
+  private flushTimer?: NodeJS.Immediate;
   /** Counted events by reason: every drop reason, `evicted` peers. */
   readonly counters = new Map<string, number>();
   private seq = 0;
@@ -245,6 +291,7 @@ export class Entity extends EventEmitter {
     };
     this.sendUnicast = options.sendUnicast ?? true;
     this.oneReliablePerPeer = options.oneReliablePerPeer ?? true;
+    this.pack = options.pack ?? true;
     this.maxPeers = options.maxPeers ?? 1000;
     if (!(this.maxPeers >= 1)) throw new MbusError(`the peer table needs room for at least 1 entity, got ${options.maxPeers}`);
     this.transport = new Transport(
@@ -309,12 +356,18 @@ export class Entity extends EventEmitter {
   async stop(): Promise<void> {
     if (this.starting) await this.starting.catch(() => undefined); // a start in progress finishes first, then stops
     if (!this.running) return;
+    this.flush(); // what was handed over before stop() goes out before the bye
     try {
       await this.send(Address.empty, [{ name: 'mbus.bye', args: [] }]);
     } catch {
       /* closing anyway */
     }
     this.running = false;
+    clearImmediate(this.flushTimer);
+    this.flushTimer = undefined;
+    const closed = new MbusError('the Mbus entity stopped before the message was sent', 'ECLOSED');
+    for (const q of this.queues.values()) for (const s of q.waiting.splice(0)) s.reject(closed);
+    this.queues.clear();
     if (ownEntities.get(this.ownAddress.key) === this) ownEntities.delete(this.ownAddress.key);
     clearTimeout(this.helloTimer);
     clearTimeout(this.pingTimer);
@@ -349,88 +402,131 @@ export class Entity extends EventEmitter {
 
   /**
    * Sends commands. Unreliable: resolves once the datagram is out. Reliable: resolves on the ack, rejects when
-   * N_r transmissions went unanswered (and emits `delivery-failed`).
+   * N_r transmissions went unanswered (and emits `delivery-failed`). Sends to one destination made in the same
+   * event-loop turn go out packed into as few messages as maxDatagram allows, in order; with one reliable message
+   * per destination, reliable sends wait for the lane and then go packed together.
    */
-  async send(destination: Address, commands: Command[], options: SendOptions = {}): Promise<number> {
-    if (!options.reliable || !this.oneReliablePerPeer) return this.sendNow(destination, commands, options);
-    if (!this.running) throw new MbusError('the Mbus entity is not running', 'ECLOSED');
-    const key = this.resolvePeer(destination).address.key;
-    const run = async (): Promise<number> => {
-      if (options.signal?.aborted) throw new MbusError(`the message to ${destination} was cancelled before it was sent`, 'ECANCELED');
-      return this.sendNow(destination, commands, options);
-    };
-    const lane = this.lanes.get(key);
-    if (!lane) {
-      this.lanes.set(key, []);
-      return this.runInLane(key, run);
-    }
-    if (lane.length >= MAX_WAITING_PER_PEER)
-      throw new MbusError(`${MAX_WAITING_PER_PEER} reliable messages already wait for ${destination}; it acknowledges too slowly`, 'EBUSY');
-    return new Promise<number>((resolve, reject) => lane.push(() => void this.runInLane(key, run).then(resolve, reject)));
+  send(destination: Address, commands: Command[], options: SendOptions = {}): Promise<number> {
+    return new Promise<number>((resolve, reject) => {
+      if (!this.running) throw new MbusError('the Mbus entity is not running', 'ECLOSED');
+      const reliable = !!options.reliable;
+      const dest = reliable ? this.resolvePeer(destination).address : destination;
+      const text = formatCommands(commands);
+      // hello and bye alone: libgmbus recognises them only as a message's first command, and then ignores the rest.
+      const alone = !this.pack || !!options.alone || commands.some((c) => c.name === 'mbus.hello' || c.name === 'mbus.bye');
+      const key = `${reliable ? 'R' : 'U'}${dest.key}`;
+      let q = this.queues.get(key);
+      if (!q) this.queues.set(key, (q = { destination: dest, reliable, waiting: [], inFlight: 0 }));
+      else if (reliable && q.waiting.length >= MAX_WAITING_PER_PEER)
+        throw new MbusError(`${MAX_WAITING_PER_PEER} reliable messages already wait for ${destination}; it acknowledges too slowly`, 'EBUSY');
+      q.waiting.push({ commands, text, bytes: Buffer.byteLength(text, 'utf8'), alone, signal: options.signal, resolve, reject });
+      this.flushTimer ??= setImmediate(() => this.flush());
+    });
   }
 
-  /** Runs one reliable send of a lane; when it is acked or failed, the next waiting one goes (its SeqNum is newer). */
-  private runInLane(key: string, run: () => Promise<number>): Promise<number> {
-    const p = run();
-    const next = (): void => {
-      const lane = this.lanes.get(key);
-      const waiting = lane?.shift();
-      if (waiting) waiting();
-      else this.lanes.delete(key);
-    };
-    p.then(next, next);
-    return p;
+  /** Sends what waits: every unreliable queue, and each reliable one whose lane is free. */
+  private flush(): void {
+    clearImmediate(this.flushTimer); // when called directly (stop)
+    this.flushTimer = undefined;
+    for (const [key, q] of this.queues) this.flushQueue(key, q);
   }
 
-  private async sendNow(destination: Address, commands: Command[], options: SendOptions): Promise<number> {
-    if (!this.running) throw new MbusError('the Mbus entity is not running', 'ECLOSED');
-    let dest = destination;
-    let peer: PeerInfo | undefined;
-    if (options.reliable) {
-      peer = this.resolvePeer(destination);
-      dest = peer.address;
-    } else {
-      peer = this.peers.get(dest.key);
+  private flushQueue(key: string, q: SendQueue): void {
+    if (!this.running) return;
+    if (q.reliable && q.waiting.length > 0) {
+      try {
+        this.resolvePeer(q.destination); // the peer may have left while its messages waited
+      } catch (err) {
+        for (const s of q.waiting.splice(0)) s.reject(err as Error);
+      }
     }
-    const seq = this.seq;
+    while (q.waiting.length > 0 && !(q.reliable && this.oneReliablePerPeer && q.inFlight > 0)) {
+      const m = this.packNext(q);
+      if (!m) continue;
+      if (q.reliable) this.sendReliable(key, q, m);
+      else
+        this.transport.send(m.datagram, m.to).then(
+          () => m.sendings.forEach((s) => s.resolve(m.seq)),
+          (err: Error) => m.sendings.forEach((s) => s.reject(err)),
+        );
+    }
+    if (q.waiting.length === 0 && q.inFlight === 0) this.queues.delete(key);
+  }
+
+  /**
+   * Takes the longest run of waiting sends that fits one datagram (a send that fits no datagram fails alone, as does
+   * a withdrawn one) and makes the message. Undefined when all it looked at failed.
+   */
+  private packNext(q: SendQueue): Packed | undefined {
+    const dest = q.destination;
     const ackQueue = this.acks.get(dest.key);
-    const msg: Message = {
-      seq,
-      timestamp: Date.now(),
-      reliable: !!options.reliable,
-      source: this.address,
-      destination: dest,
-      acks: ackQueue ? ackQueue.seqs : [],
-      commands,
-    };
-    const datagram = sealDatagram(this.security, formatMessage(msg));
-    if (datagram.length > this.maxDatagram)
-      throw new MbusError(`the message is ${datagram.length} bytes, more than the maximum datagram size of ${this.maxDatagram} bytes`, 'ETOOBIG');
+    const seq = this.seq;
+    const timestamp = Date.now();
+    const header = formatHeader({ seq, timestamp, reliable: q.reliable, source: this.address, destination: dest, acks: ackQueue ? ackQueue.seqs : [] });
+    let bytes = Buffer.byteLength(header, 'latin1'); // the header is ASCII
+    let n = 0;
+    while (n < q.waiting.length) {
+      const s = q.waiting[n];
+      if (s.signal?.aborted) {
+        q.waiting.splice(n, 1);
+        s.reject(new MbusError(`the message to ${dest} was cancelled before it was sent`, 'ECANCELED'));
+        continue;
+      }
+      if (n > 0 && s.alone) break;
+      const size = sealedSize(this.security, bytes + s.bytes);
+      if (size > this.maxDatagram) {
+        if (n > 0) break;
+        q.waiting.splice(n, 1);
+        s.reject(new MbusError(`the message is ${size} bytes, more than the maximum datagram size of ${this.maxDatagram} bytes`, 'ETOOBIG'));
+        continue;
+      }
+      bytes += s.bytes;
+      n++;
+      if (s.alone) break;
+    }
+    if (n === 0) return undefined;
+    const sendings = q.waiting.splice(0, n);
+    let text = header;
+    for (const s of sendings) text += s.text;
+    const datagram = sealDatagram(this.security, text);
     this.seq = (this.seq + 1) % SEQ_WRAP;
     if (ackQueue) {
       clearTimeout(ackQueue.timer);
       this.acks.delete(dest.key);
     }
-    const settled = !peer?.endpointChangedAt || msg.timestamp - peer.endpointChangedAt >= ENDPOINT_SETTLE_MS;
+    const peer = this.peers.get(dest.key);
+    const settled = !peer?.endpointChangedAt || timestamp - peer.endpointChangedAt >= ENDPOINT_SETTLE_MS;
     const to = peer && this.sendUnicast && peer.endpoint.port !== this.port && settled ? peer.endpoint : undefined;
-    if (!options.reliable) {
-      await this.transport.send(datagram, to);
-      return seq;
-    }
-    return new Promise<number>((resolve, reject) => {
-      const o: Outstanding = {
-        destination: dest,
-        datagram,
-        to,
-        n: 1,
-        commands,
-        resolve: () => resolve(seq),
-        reject,
-      };
-      this.outstanding.set(seq, o);
-      this.armRetransmit(seq, o);
-      this.transport.send(datagram, to).catch(() => undefined); // a lost send is what retransmission is for
-    });
+    return { seq, destination: dest, datagram, to, sendings };
+  }
+
+  /** One packed reliable message: every caller in it settles with its ack or its failure; then the lane goes on. */
+  private sendReliable(key: string, q: SendQueue, m: Packed): void {
+    q.inFlight++;
+    const settle = (): void => {
+      q.inFlight--;
+      if (this.queues.get(key) !== q) return;
+      if (q.waiting.length > 0) this.flushTimer ??= setImmediate(() => this.flush());
+      else if (q.inFlight === 0) this.queues.delete(key);
+    };
+    const o: Outstanding = {
+      destination: m.destination,
+      datagram: m.datagram,
+      to: m.to,
+      n: 1,
+      commands: m.sendings.flatMap((s) => s.commands),
+      resolve: () => {
+        settle();
+        for (const s of m.sendings) s.resolve(m.seq);
+      },
+      reject: (err) => {
+        settle();
+        for (const s of m.sendings) s.reject(err);
+      },
+    };
+    this.outstanding.set(m.seq, o);
+    this.armRetransmit(m.seq, o);
+    this.transport.send(m.datagram, m.to).catch(() => undefined); // a lost send is what retransmission is for
   }
 
   private armRetransmit(seq: number, o: Outstanding): void {
@@ -583,8 +679,11 @@ export class Entity extends EventEmitter {
     }
     const timer = setTimeout(() => {
       if (this.acks.get(source.key) !== queue) return;
-      // Nothing to piggy-back on within T_c: a dedicated ack (header only).
+      // Nothing to piggy-back on within T_c: a dedicated ack (header only), now, with what else waits for the sender.
       this.send(source, []).catch(() => undefined);
+      const key = `U${source.key}`;
+      const q = this.queues.get(key);
+      if (q) this.flushQueue(key, q);
     }, this.timers.ackDelay);
     const queue: AckQueue = { address: source, seqs: [seq], timer };
     this.acks.set(source.key, queue);

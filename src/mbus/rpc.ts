@@ -183,7 +183,8 @@ export class RpcEndpoint {
         },
       };
       this.pending.set(key, p);
-      this.entity.send(peer.address, [buildCall(procedure, id, args)], { reliable: true, signal: abort.signal }).catch((err: Error) => {
+      // Alone, like returns (see reply()).
+      this.entity.send(peer.address, [buildCall(procedure, id, args)], { reliable: true, signal: abort.signal, alone: true }).catch((err: Error) => {
         fail((err as MbusError).code === 'EDELIVERY' ? 'EDELIVERY' : (err as MbusError).code || 'EDELIVERY', `delivery failed: ${err.message}`);
       });
     });
@@ -191,7 +192,8 @@ export class RpcEndpoint {
 
   /** Sends the return for a call (deferred replies simply call this later). */
   reply(call: RpcCall, reply: RpcReply, rpcStatus = 'OK'): Promise<number> {
-    return this.entity.send(call.source, [buildReturn(call.procedure, call.id, reply, rpcStatus)], { reliable: !!reply.reliable });
+    // Alone: libgmbus's RPC layer reads only the first command of a message (a packed second call or return is lost).
+    return this.entity.send(call.source, [buildReturn(call.procedure, call.id, reply, rpcStatus)], { reliable: !!reply.reliable, alone: true });
   }
 
   private dispatch(cmd: Command, msg: Message): void {

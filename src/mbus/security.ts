@@ -173,6 +173,13 @@ export function openDatagram(sec: SecurityConfig, dgram: Buffer): string {
   }
 }
 
+/** The size of the datagram sealDatagram makes of a body of `bodyBytes` UTF-8 octets: hash line plus (padded) body. */
+export function sealedSize(sec: SecurityConfig, bodyBytes: number): number {
+  if (sec.encryption.algorithm === 'NOENCR') return 17 + bodyBytes;
+  const bs = blockSize(sec.encryption);
+  return 17 + (Math.ceil(bodyBytes / bs) * bs || bs);
+}
+
 export function sealDatagram(sec: SecurityConfig, text: string): Buffer {
   if (sec.encryption.algorithm === 'NOENCR') {
     // One buffer for the whole datagram: the text goes in after the 17-octet hash line, the MAC is written in front.

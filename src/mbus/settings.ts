@@ -25,6 +25,8 @@ export interface MbusSettings {
   maxPeers?: string | number;
   /** Undefined (flows saved before the option) means on. */
   oneReliablePerPeer?: boolean;
+  /** Pack one turn's commands for a destination into one message; undefined (flows saved before the option) means on. */
+  pack?: boolean;
 }
 
 export interface MbusCredentials {
@@ -77,6 +79,7 @@ export function entityOptions(def: MbusSettings, creds: MbusCredentials, file?: 
     maxDatagram: num(def.maxDatagram, DEFAULTS.maxDatagram),
     sendUnicast: def.sendUnicast ?? file?.sendUnicast ?? true,
     oneReliablePerPeer: def.oneReliablePerPeer ?? true,
+    pack: def.pack ?? true,
     maxPeers: num(def.maxPeers, 1000),
   };
 }

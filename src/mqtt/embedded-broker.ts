@@ -211,7 +211,7 @@ export class SharedEmbeddedBroker {
     }
     const entry = this.entry;
     const stopping = stoppingBrokers.get(this.key);
-    if (stopping) await stopping;
+    if (stopping) await stopping.catch(() => undefined); // its failure is its last holder's to report
     // A failed start (port taken) is retried by the next start() of any holder: EmbeddedBroker allows that.
     return entry.broker.start();
   }

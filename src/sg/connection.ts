@@ -5,7 +5,9 @@ import { randomUUID } from 'crypto';
 import { ConnectionPool, PoolUser } from '../common/pool';
 import { NodeStatus, Status } from '../common/status';
 import type { MqttEndpoint } from '../mqtt/endpoint';
-import { decodeUtf8, pythonStrip } from './python';
+import { pythonStrip } from './python';
+import { classifyInbound } from './inbound';
+import { RejectedInput } from '../common/rejects';
 import {
   clientIdFor,
   compilePlan,
@@ -93,9 +95,12 @@ export class SgConnection {
   private corked = false;
   private retryTimer: NodeJS.Timeout | undefined;
   private lastOpenError = '';
+  /** Dropped inbound messages (bad UTF-8, unregistered topics), said once per burst with a count. */
+  private readonly rejects: RejectedInput;
 
   constructor(private readonly options: SgConnectionOptions) {
     this.plan = compilePlan(options.name, []);
+    this.rejects = new RejectedInput(pythonStrip(options.name), (text) => this.warnUsers(text));
     this.pool = new ConnectionPool<SgUser>({
       connect: () => this.open(),
       disconnect: () => this.shutdown(),
@@ -340,22 +345,9 @@ export class SgConnection {
 
   /** §5: decode, strip, depth check, exact-topic lookup, change-only, deliver, echo. */
   private onMessage(rawTopic: string, bytes: Buffer): void {
-    const decoded = decodeUtf8(bytes);
-    const topic = pythonStrip(rawTopic);
-    const entry = this.inputsByTopic.get(topic);
-    if (decoded === undefined) {
-      this.warnUsers(`${this.name}: payload on ${rawTopic} is not valid UTF-8; message dropped`, entry?.owners);
-      return;
-    }
-    if (topic.split('/').length !== 3) {
-      this.warnUsers(`${this.name}: received wrong MQTT topic structure: ${rawTopic}; message dropped`);
-      return;
-    }
-    if (!entry) {
-      this.warnUsers(`${this.name}: received unregistered input message. Topic: ${rawTopic}; message dropped`);
-      return;
-    }
-    const payload = pythonStrip(decoded);
+    const inbound = classifyInbound(rawTopic, bytes, this.inputsByTopic);
+    if (!inbound.ok) return this.rejects.note(inbound.reason, inbound.detail);
+    const { topic, entry, payload } = inbound;
     if (entry.changeOnly) {
       if (this.lastPayload.get(topic) === payload) return;
       this.lastPayload.set(topic, payload);
@@ -400,6 +392,7 @@ export class SgConnection {
   }
 
   private async shutdown(): Promise<void> {
+    this.rejects.close();
     clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
     for (const pending of this.pending.values()) clearTimeout(pending.timer);

@@ -620,38 +620,232 @@ describe('editor in a real browser (chromium)', function () {
   }
 });
 
-describe('the npm start demo (every example in one runtime)', function () {
-  this.timeout(120000);
+interface DebugMsg {
+  id?: string;
+  z?: string;
+  name?: string;
+  level?: number;
+  msg?: string;
+  format?: string;
+}
 
-  it('deploys, and every one of our nodes turns green', async () => {
-    const demo = buildDemoFlows();
-    await deployFlows(running!.url, demo);
-    await page.goto(running!.url);
-    await editorReady(page);
-    const ours = demo.filter((n) => ourTypes.has(n.type) && !configTypes.has(n.type)).map((n) => ({ id: n.id, type: n.type }));
-    let last: Array<{ id: string; type: string; fill?: string; text?: string }> = [];
-    try {
-      await waitFor(
-        'green status on every node of the demo',
-        async () => {
-          last = await page.evaluate(
-            (nodes) =>
-              nodes.map((n) => {
-                const node = RED.nodes.node(n.id);
-                return { ...n, fill: node?.status?.fill, text: node?.status?.text };
-              }),
-            ours,
-          );
-          return last.every((s) => s.fill === 'green');
-        },
-        30000,
-      );
-    } finally {
-      await page.screenshot({ path: path.join(ARTIFACTS, 'demo.png') }).catch(() => undefined);
-      deployNotes.push({ example: '(npm start demo)', note: last.filter((s) => s.fill !== 'green').map((s) => `${s.type} ${s.fill ?? 'no status'} ${s.text ?? ''}`).join(' | ') || 'all green' });
-      await deployFlows(running!.url, []);
+/** From now on, collect everything the runtime sends to the debug sidebar (debug nodes, node.warn/node.error). */
+async function collectDebug(p: Page): Promise<void> {
+  await p.evaluate(() => {
+    const w = window as unknown as { busbarDebug: unknown[]; busbarSubscribed?: boolean };
+    w.busbarDebug = [];
+    if (!w.busbarSubscribed) {
+      RED.comms.subscribe('debug', (_topic: string, m: unknown) => w.busbarDebug.push(m));
+      w.busbarSubscribed = true;
     }
   });
+}
+
+const readDebug = (p: Page): Promise<DebugMsg[]> =>
+  p.evaluate(() => (window as unknown as { busbarDebug: unknown[] }).busbarDebug) as Promise<DebugMsg[]>;
+
+/** Errors (and with `warnings`, warnings) in the debug sidebar, as readable lines. */
+function problemsIn(msgs: DebugMsg[], warnings: boolean): string[] {
+  return msgs
+    .filter((m) => m.level === 20 || (warnings && m.level === 30))
+    .map((m) => `${m.level === 20 ? 'error' : 'warn'} from ${m.name || m.id}: ${String(m.msg).slice(0, 200)}`);
+}
+
+/** Waits until the debug sidebar has had no new message for `quietMs` (the demo's periodic injects run once a minute). */
+async function debugSettled(p: Page, quietMs = 3000, maxMs = 30000): Promise<void> {
+  let count = -1;
+  let since = Date.now();
+  await waitFor(
+    'the debug sidebar to settle',
+    async () => {
+      const now = (await readDebug(p)).length;
+      if (now !== count) {
+        count = now;
+        since = Date.now();
+      }
+      return Date.now() - since >= quietMs;
+    },
+    maxMs,
+    250,
+  );
+}
+
+/** Clicks Deploy and confirms a confirmation Node-RED may ask for; resolves once the workspace is clean. */
+async function deployWithButton(p: Page): Promise<string> {
+  await p.click('#red-ui-header-button-deploy');
+  const outcome = await waitFor(
+    'the deploy to finish',
+    () =>
+      p.evaluate(() => {
+        const confirm = $('#red-ui-deploy-dialog-confirm-deploy-deploy:visible');
+        if (confirm.length) {
+          const text = confirm.closest('.red-ui-notification').text();
+          confirm.trigger('click');
+          return `confirmation asked: ${text}`;
+        }
+        return RED.nodes.dirty() ? undefined : 'deployed';
+      }),
+    30000,
+  );
+  if (outcome !== 'deployed') await waitFor('the confirmed deploy', () => p.evaluate(() => !RED.nodes.dirty()), 30000);
+  return outcome;
+}
+
+/** Every one of our flow nodes in the workspace (demo and imported copies) with its status. */
+async function ourStatuses(p: Page): Promise<Array<{ id: string; type: string; name: string; tab: string; fill?: string; text?: string }>> {
+  return p.evaluate(
+    ({ flowTypes }) => {
+      const out: Array<{ id: string; type: string; name: string; tab: string; fill?: string; text?: string }> = [];
+      RED.nodes.eachNode((n: any) => {
+        if (!flowTypes.includes(n.type)) return;
+        const ws = RED.nodes.workspace(n.z);
+        out.push({ id: n.id, type: n.type, name: n.name || '', tab: ws ? ws.label : n.z, fill: n.status?.fill, text: n.status?.text });
+      });
+      return out;
+    },
+    { flowTypes: ours.filter((t) => !configTypes.has(t.type)).map((t) => t.type) },
+  );
+}
+
+async function waitAllGreen(p: Page, what: string): Promise<void> {
+  let last: Awaited<ReturnType<typeof ourStatuses>> = [];
+  try {
+    await waitFor(what, async () => {
+      last = await ourStatuses(p);
+      return last.length > 0 && last.every((s) => s.fill === 'green');
+    }, 40000);
+  } catch (err) {
+    const red = last.filter((s) => s.fill !== 'green').map((s) => `${s.tab} / ${s.type} "${s.name}": ${s.fill ?? 'no status'} ${s.text ?? ''}`);
+    throw new Error(`${(err as Error).message}; not green: ${red.join(' | ')}`);
+  }
+}
+
+/** The demo as `npm start` deploys it, loaded into a fresh editor. */
+async function deployDemo(p: Page): Promise<FlowNode[]> {
+  const demo = buildDemoFlows();
+  await deployFlows(running!.url, demo);
+  await p.goto(running!.url);
+  await editorReady(p);
+  return demo;
+}
+
+// The answer the README gives for Node-RED's "Some of the nodes you are importing already exist" notification:
+// "Import copy". The demo holds the examples under their own ids, so the copy reuses the demo's config nodes (one
+// broker, one MSB connection per uuid) and adds a copy of the flow nodes.
+const IMPORT_ANSWER = 'Import copy';
+
+/** Imports an example through the Import dialog into the running workspace, answering the conflict notification. */
+async function importIntoRunning(p: Page, flowJson: string): Promise<string> {
+  await closeNotifications(p);
+  await p.click('#red-ui-header-button-sidemenu');
+  await p.click('#menu-item-import');
+  await p.waitForSelector('#red-ui-clipboard-dialog-import-text', { state: 'visible' });
+  await p.fill('#red-ui-clipboard-dialog-import-text', flowJson);
+  await p.press('#red-ui-clipboard-dialog-import-text', 'End');
+  await p.click('#red-ui-clipboard-dialog-import-opt-new');
+  await p.click('#red-ui-clipboard-dialog-ok');
+  await p.waitForSelector('#red-ui-clipboard-dialog-import-text', { state: 'hidden' });
+  // Node-RED asks when ids exist already; the README says which button to press.
+  const answer = p.locator('.red-ui-notification button', { hasText: IMPORT_ANSWER }).first();
+  let asked = 'no question';
+  const shown = await answer.waitFor({ state: 'visible', timeout: 5000 }).then(() => true, () => false);
+  if (shown) {
+    asked = await answer.evaluate((b) => ((b.closest('.red-ui-notification') as HTMLElement | null)?.innerText ?? '').split('\n')[0]);
+    await answer.click();
+  }
+  const chart = await p.$('#red-ui-workspace-chart');
+  const box = await chart!.boundingBox();
+  await p.mouse.move(box!.x + 60, box!.y + 60);
+  await p.mouse.click(box!.x + 60, box!.y + 60);
+  return asked;
+}
+
+describe('the npm start demo (every example in one runtime)', function () {
+  this.timeout(300000);
+  let demo: FlowNode[] = [];
+
+  before(async function () {
+    this.timeout(120000);
+    demo = await deployDemo(page);
+    await collectDebug(page);
+  });
+
+  after(async function () {
+    this.timeout(60000);
+    await deployFlows(running!.url, []);
+  });
+
+  it('deploys, and every one of our nodes turns green', async () => {
+    try {
+      await waitAllGreen(page, 'green status on every node of the demo');
+      deployNotes.push({ example: '(npm start demo)', note: 'all green' });
+    } finally {
+      await page.screenshot({ path: path.join(ARTIFACTS, 'demo.png') }).catch(() => undefined);
+    }
+  });
+
+  it('clicking every inject once puts no error or warning into the debug sidebar', async () => {
+    await collectDebug(page);
+    const injects = demo.filter((n) => n.type === 'inject');
+    const silent: string[] = [];
+    fs.mkdirSync(path.join(ARTIFACTS, 'demo-clicks'), { recursive: true });
+    for (const inject of injects) {
+      const tab = demo.find((n) => n.id === inject.z);
+      const before = (await readDebug(page)).length;
+      await page.evaluate((id) => {
+        const n = RED.nodes.node(id);
+        RED.workspaces.show(n.z);
+        RED.view.reveal(id);
+      }, inject.id);
+      await page.locator(`#red-ui-workspace-chart g[id="${inject.id}"] .red-ui-flow-node-button-button`).first().click({ timeout: 10000 });
+      // A click on a one-shot inject must show a debug message (the positive marker that the click ran through; the
+      // answer may show on another tab, e.g. the Hello service's signal at the Hello client).
+      if (String(inject.repeat ?? '') === '') {
+        const shown = await waitFor(
+          `a debug message after clicking "${inject.name}"`,
+          async () => (await readDebug(page)).slice(before).some((m) => m.level === undefined) || undefined,
+          15000,
+        ).catch(() => false);
+        if (!shown) silent.push(`${tab?.label} / ${inject.name}`);
+      }
+      await page.screenshot({ path: path.join(ARTIFACTS, 'demo-clicks', `${slug(String(tab?.label))}-${slug(String(inject.name))}.png`) });
+    }
+    await debugSettled(page);
+    const msgs = await readDebug(page);
+    deployNotes.push({ example: '(npm start demo, every inject clicked)', note: `${msgs.length} debug messages${silent.length ? `; no debug message after: ${silent.join(', ')}` : ''}` });
+    assert.deepStrictEqual(problemsIn(msgs, true), [], 'errors or warnings in the debug sidebar');
+    assert.deepStrictEqual(silent, [], 'injects whose click showed nothing in the debug sidebar');
+  });
+
+  for (const rel of exampleFiles()) {
+    it(`imports ${rel} into the running demo twice ("${IMPORT_ANSWER}"), deploys, every node green, no error`, async function () {
+      this.timeout(180000);
+      await deployDemo(page);
+      await waitAllGreen(page, 'the demo green before the import');
+      const example = readExample(rel);
+      const flowJson = JSON.stringify(example);
+      const before = (await ourStatuses(page)).length;
+      const asked = [await importIntoRunning(page, flowJson), await importIntoRunning(page, flowJson)];
+      // Two copies of the example's flow nodes were added (config nodes reused, so no second broker or uuid).
+      const copies = example.filter((n) => ourTypes.has(n.type) && !configTypes.has(n.type)).length;
+      assert.strictEqual((await ourStatuses(page)).length, before + 2 * copies, 'our flow nodes after importing twice');
+      await collectDebug(page);
+      const outcome = await deployWithButton(page);
+      try {
+        await waitAllGreen(page, `every node green after importing ${rel} twice`);
+      } finally {
+        await page.screenshot({ path: path.join(ARTIFACTS, slug(rel), 'imported-twice-into-demo.png') }).catch(() => undefined);
+      }
+      await debugSettled(page);
+      const msgs = await readDebug(page);
+      deployNotes.push({
+        example: `${rel} imported twice into the demo`,
+        note: `asked: ${asked.join(' / ')}; ${outcome}; ${msgs.length} debug messages; warnings: ${problemsIn(msgs, true).filter((l) => l.startsWith('warn')).join(' | ') || 'none'}`,
+      });
+      assert.deepStrictEqual(asked.map((a) => a !== 'no question'), [true, true], 'Node-RED asks about existing nodes on both imports');
+      assert.deepStrictEqual(problemsIn(msgs, false), [], 'errors in the debug sidebar');
+    });
+  }
 });
 
 describe('editor in German (de-DE browser)', function () {

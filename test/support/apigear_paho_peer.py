@@ -1,10 +1,14 @@
 """A third-party ApiGear peer on Eclipse Paho (Python, MQTT v5), behaving as the spec describes ApiGear's Python adapter.
 
 Written for these tests (no template code): QoS 2, clean start, explicit client id, replies matched by CorrelationData.
+Strict as the generated adapters: every payload on every subscribed topic goes through json.loads first. In the
+adapters an error there ends Paho's network thread (the client silently stops receiving); here it is reported as an
+"unparsable" event and the peer exits non-zero, so a test fails.
 As in the Python adapter, the reply topic is built from Paho's bytes client id (".../rpc/say/b'py-peer'/result") and
 CorrelationData is one byte per call. Prints one JSON object per line on stdout; exits when its script is done.
 
-usage: apigear_paho_peer.py client|service HOST PORT PREFIX
+usage: apigear_paho_peer.py client|service|watch HOST PORT PREFIX
+  watch: subscribe to PREFIX/# and parse everything until a message arrives on PREFIX/sig/busbarMarker.
 """
 import json
 import sys
@@ -25,6 +29,25 @@ def say(**event):
 
 client = mqtt.Client(client_id="py-peer", protocol=mqtt.MQTTv5)
 seen = set()
+
+
+unparsable = []
+
+
+def strict(handler):
+    """json.loads on every payload before the handler sees it, as ApiGear's generated clients do."""
+
+    def on_message(c, userdata, msg):
+        try:
+            json.loads(msg.payload)
+        except Exception as err:  # noqa: BLE001 - any parse failure is what kills a generated client
+            unparsable.append(msg.topic)
+            say(event="unparsable", topic=msg.topic, payload=msg.payload.hex(), error=str(err))
+            done.set()
+            return
+        handler(c, userdata, msg)
+
+    return on_message
 
 
 def finish_if(*needed):
@@ -56,7 +79,7 @@ if mode == "client":
                 say(event="result", corr=list(corr), value=json.loads(msg.payload))
                 seen.add("result")
         elif msg.topic.endswith("/prop/last"):
-            value = json.loads(msg.payload) if msg.payload else None
+            value = json.loads(msg.payload)
             say(event="prop", value=value, retain=bool(msg.retain))
             if value == {"content": "from python"}:
                 seen.add("prop")
@@ -68,6 +91,20 @@ if mode == "client":
             # The property echo may not come (see the test); do not wait the full 15 s for it.
             seen.add("grace")
             threading.Timer(3.0, done.set).start()
+
+elif mode == "watch":
+
+    def on_connect(c, userdata, flags, rc, properties=None):
+        c.subscribe([(f"{prefix}/#", QOS)])
+
+    def on_subscribe(c, userdata, mid, reason_codes, properties=None):
+        say(event="ready")
+
+    def on_message(c, userdata, msg):
+        say(event="message", topic=msg.topic, value=json.loads(msg.payload), retain=bool(msg.retain))
+        if msg.topic == f"{prefix}/sig/busbarMarker":
+            seen.add("marker")
+            done.set()
 
 else:  # service
 
@@ -98,10 +135,10 @@ else:  # service
 
 client.on_connect = on_connect
 client.on_subscribe = on_subscribe
-client.on_message = on_message
+client.on_message = strict(on_message)
 client.connect(host, port, clean_start=True)
 client.loop_start()
-ok = done.wait(15)
+ok = done.wait(15) and not unparsable
 if mode == "service":
     # Leave no retained value behind on a shared broker.
     client.publish(f"{prefix}/prop/last", b"", qos=QOS, retain=True).wait_for_publish(5)

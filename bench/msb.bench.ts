@@ -10,6 +10,7 @@ import path from 'path';
 import WebSocket from 'ws';
 import { compileSelfDescription, connectionUrl, encodeClientFrame, formatMessage, MsbClient, MsbEmulator } from '../src/msb';
 import { BenchPeer, startPeerThread } from './msb-peer-thread';
+import { alternate, Measures, mmm, percentile, progress, RoundResults, Stats, stats } from './rounds';
 
 /** The embedded Node-RED runtime (no editor, no HTTP), with this package installed in a throwaway userDir. */
 interface EmbeddedRed {
@@ -83,59 +84,11 @@ function sameThreadPeer(emulator: MsbEmulator, url: string): BenchPeer {
   return { url, publishedCount: (uuid) => emulator.publishedCount(uuid), registered: (uuid) => emulator.services().has(uuid), close: () => emulator.close() };
 }
 
-// Alternating rounds (baseline first in even rounds, candidate first in odd ones), min / median / max per row and
-// ratios taken per round.
-type Measures = Record<string, number>;
-interface Stats {
-  min: number;
-  median: number;
-  max: number;
-  n: number;
-}
-
-function stats(xs: number[]): Stats {
-  const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
-  if (s.length === 0) return { min: NaN, median: NaN, max: NaN, n: 0 };
-  const mid = s.length >> 1;
-  return { min: s[0], median: s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2, max: s[s.length - 1], n: s.length };
-}
-
-async function alternate(rounds: number, baseline: () => Promise<Measures>, candidate: () => Promise<Measures>, warmUp = false): Promise<{ baseline: Measures[]; candidate: Measures[] }> {
-  const base: Measures[] = [];
-  const cand: Measures[] = [];
-  if (warmUp) {
-    // One unmeasured round per side first: both run on optimised code, neither pays the JIT's warm-up.
-    await baseline();
-    await candidate();
-  }
-  for (let r = 0; r < rounds; r++) {
-    if (r % 2 === 0) {
-      base.push(await baseline());
-      cand.push(await candidate());
-    } else {
-      cand.push(await candidate());
-      base.push(await baseline());
-    }
-  }
-  return { baseline: base, candidate: cand };
-}
-
-/** One key of both sides and their per-round ratio (candidate / baseline). */
-function compare(results: { baseline: Measures[]; candidate: Measures[] }, key: string): { baseline: Stats; candidate: Stats; ratio: Stats } {
-  const base = results.baseline.map((m) => m[key]);
-  const cand = results.candidate.map((m) => m[key]);
-  return { baseline: stats(base), candidate: stats(cand), ratio: stats(cand.map((c, i) => c / base[i])) };
-}
-
-/** "min / median / max" with the median in bold. */
-function mmm(s: Stats, digits = 0): string {
-  if (s.n === 0) return 'n/a';
-  const f = (x: number): string => (digits === 0 ? String(Math.round(x)) : x.toFixed(digits));
-  return `${f(s.min)} / **${f(s.median)}** / ${f(s.max)}`;
-}
-
-function progress(line: string): void {
-  process.stderr.write(`  ${line}\n`);
+/** One unmeasured round per side first (both then run optimised code), then the alternating rounds. */
+async function warmAndAlternate(rounds: number, baseline: () => Promise<Measures>, candidate: () => Promise<Measures>): Promise<RoundResults> {
+  await baseline();
+  await candidate();
+  return alternate({ rounds }, baseline, candidate);
 }
 
 async function until(check: () => boolean, timeout = 30000): Promise<void> {
@@ -168,10 +121,6 @@ function rawEvent(uuid: string, value: number, correlationId?: string, sockJs = 
   const msg: Record<string, unknown> = { uuid, eventId: 'VALUE', priority: 0, postDate: new Date().toISOString(), dataObject: value };
   if (correlationId) msg.correlationId = correlationId;
   return encodeClientFrame(formatMessage('E', msg), sockJs);
-}
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
 
 const PROFILE_ROUNDS = 4;
@@ -241,11 +190,11 @@ async function cacheRound(durable: boolean): Promise<{ into: number; replay: num
 
 export async function run(): Promise<string> {
   const cache = await alternate(
-    CACHE_ROUNDS,
+    { rounds: CACHE_ROUNDS },
     async () => cacheRound(false),
     async () => cacheRound(true),
   );
-  progress(`event cache: ${cache.candidate.map((d, i) => `${(d.into / cache.baseline[i].into).toFixed(2)}/${(d.replay / cache.baseline[i].replay).toFixed(2)}`).join(' ')}`);
+  progress(`event cache: durable / memory into ${mmm(cache.compare('into').ratio, 2)}, replay ${mmm(cache.compare('replay').ratio, 2)}`);
 
   const emulator = new MsbEmulator({ heartbeatInterval: 0, recordTraffic: false });
   const { url } = await emulator.start({ port: 0 });
@@ -254,7 +203,7 @@ export async function run(): Promise<string> {
 
   // Throughput: Node-RED (junction -> msb-event-out, through the runtime's wiring) vs raw ws, alternating rounds,
   // once over SockJS (where the client coalesces a burst into one frame) and once over the raw path (no coalescing).
-  const throughput = async (peer: BenchPeer, sockJs: boolean): Promise<ReturnType<typeof compare>> => {
+  const throughput = async (peer: BenchPeer, sockJs: boolean): Promise<ReturnType<RoundResults['compare']>> => {
     const url = peer.url;
     const flow: Flow = [
       { id: 'cfgA', type: 'msb-config', name: 'bench A', uuid: A, url, sockJs, autoReconnect: true, reconnectInterval: 10, eventCacheSize: 1000, parameters: [] },
@@ -286,7 +235,7 @@ export async function run(): Promise<string> {
       await until(() => !peer.registered(A));
       return { rate };
     };
-    const results = compare(await alternate(ROUNDS, rawWs, nodeRed, true), 'rate');
+    const results = (await warmAndAlternate(ROUNDS, rawWs, nodeRed)).compare('rate');
     progress(`${sockJs ? 'SockJS' : 'raw path'}, ${peer === ownThread ? 'MSB on its own thread' : 'MSB on the same thread'}: ratio ${mmm(results.ratio, 2)}`);
     return results;
   };
@@ -350,8 +299,8 @@ export async function run(): Promise<string> {
   const categories = [...new Set([...profiles.sockJs.keys(), ...profiles.raw.keys()])];
   const f = (n: number): string => n.toFixed(2);
   const goal = (ratio: Stats, min: number): string => `≥ ${f(min)}: ${ratio.median >= min ? 'met' : 'not met'}`;
-  const into = compare(cache, 'into');
-  const replay = compare(cache, 'replay');
+  const into = cache.compare('into');
+  const replay = cache.compare('replay');
   return [
     '## MSB',
     '',

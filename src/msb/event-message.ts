@@ -81,14 +81,10 @@ export function msbNow(): string {
  * correlationId})}` gives (and, under SockJS, that text as a JSON string).
  */
 export class EventTemplate {
-  /** Per priority: `"eventId":"…","priority":N,"postDate":` (plain, then SockJS-escaped). */
-  private readonly heads: string[];
-  private readonly headsEscaped: string[];
+  /** Per priority 0..2, plain then SockJS-escaped: `"eventId":"…","priority":N,"postDate":`, built on first use. */
+  private readonly heads: Array<string | undefined> = new Array<string | undefined>(6);
 
-  constructor(readonly eventId: string) {
-    this.heads = [0, 1, 2].map((p) => `"eventId":${JSON.stringify(eventId)},"priority":${p},"postDate":`);
-    this.headsEscaped = this.heads.map(escapeJson);
-  }
+  constructor(readonly eventId: string) {}
 
   /** The body kept in the event cache: the message without its `E ` and without the uuid (added when sent). */
   body(fields: EventFields): string {
@@ -102,11 +98,15 @@ export class EventTemplate {
 
   private head(priority: Priority | undefined, escaped: boolean): string {
     const p = priority ?? 0;
-    const head = typeof p === 'number' ? (escaped ? this.headsEscaped : this.heads)[p] : undefined;
-    if (head !== undefined) return head;
-    // Not 0, 1 or 2 (a caller outside TypeScript): serialised as given, like JSON.stringify would.
+    const known = p === 0 || p === 1 || p === 2;
+    const slot = known ? p * 2 + (escaped ? 1 : 0) : -1;
+    const cached = known ? this.heads[slot] : undefined;
+    if (cached !== undefined) return cached;
+    // Anything but 0, 1 or 2 (a caller outside TypeScript) is serialised as given, like JSON.stringify would.
     const plain = `"eventId":${JSON.stringify(this.eventId)},"priority":${JSON.stringify(p)},"postDate":`;
-    return escaped ? escapeJson(plain) : plain;
+    const head = escaped ? escapeJson(plain) : plain;
+    if (known) this.heads[slot] = head;
+    return head;
   }
 
   /** Everything after `{` or `{"uuid":"…",`, plain. */

@@ -6,7 +6,8 @@ import type { ConnectionOptions } from 'tls';
 import { ConnectionPool } from '../src/common/pool';
 import { NodeStatus, Status } from '../src/common/status';
 import { BurstCounter, ChangeWarner } from '../src/common/warn';
-import { ClientState, connectionUrl, DisconnectReason, FunctionCall, MsbClient, PublishRequest } from '../src/msb/client';
+import { ClientState, connectionUrl, DisconnectReason, FunctionCall, MsbClient, PublishCallback, PublishFields } from '../src/msb/client';
+import type { EventTemplate } from '../src/msb/event-message';
 import {
   compileSelfDescription,
   ConfigParameterDeclaration,
@@ -407,11 +408,11 @@ export = function (RED: NodeAPI) {
 
       node.register = (user) => pool.register(user);
       node.deregister = (user, removed) => pool.deregister(user, removed);
-      node.publish = (req: PublishRequest) => {
-        if (urlError) return Promise.reject(new Error(RED._('msb-config.error.badUrl', { url, error: urlError })));
-        if (definitionError) return Promise.reject(new Error(RED._('msb-config.error.notRegisteredInvalid', { error: definitionError })));
-        if (!client) return Promise.reject(new Error(RED._('msb-config.error.noConnection')));
-        return client.publish(req);
+      node.publishEvent = (template: EventTemplate, fields: PublishFields, callback: PublishCallback) => {
+        if (urlError) return callback(new Error(RED._('msb-config.error.badUrl', { url, error: urlError })));
+        if (definitionError) return callback(new Error(RED._('msb-config.error.notRegisteredInvalid', { error: definitionError })));
+        if (!client) return callback(new Error(RED._('msb-config.error.noConnection')));
+        client.publishEvent(template, fields, callback);
       };
       Object.defineProperty(node, 'parameters', {
         get: (): Record<string, unknown> => client?.parameters ?? Object.fromEntries(Object.entries(compiled?.configuration.parameters ?? {}).map(([k, v]) => [k, v.value])),

@@ -19,6 +19,9 @@ import {
 } from '../src/msb/selfdescription';
 import { dataFormatFromProps, DataFormatProps, isMsbConfigNode, MsbConfigNode, MsbUser } from './lib/msb';
 import { AdminRequest, AdminResponse, asError, Node, NodeAPI, NodeDef } from './lib/red';
+import { installBusbarAdmin, PhaseClock, registry } from './lib/busbar-admin';
+import { newCounts } from '../src/common/counters';
+import { readableSockJs, TraceRing } from '../src/common/trace';
 
 interface MsbConfigDef extends NodeDef {
   uuid?: string;
@@ -164,6 +167,7 @@ export = function (RED: NodeAPI) {
     res.json((node as MsbConfigNode & { stateForEditor(): unknown }).stateForEditor());
   });
 
+  installBusbarAdmin(RED);
   RED.nodes.registerType(
     'msb-config',
     function (this: Node<{ token?: string }>, def: MsbConfigDef) {
@@ -211,6 +215,11 @@ export = function (RED: NodeAPI) {
         latest.set(kind, text);
         bursts.note(kind);
       };
+      // What the Busbar sidebar shows: phase and since, traffic, the last K, the trace.
+      const clock = new PhaseClock();
+      const traffic = newCounts();
+      const trace = new TraceRing();
+      let lastChange: { at: number; changed: Record<string, unknown> } | undefined;
       let countsShown = '';
       let countsTimer: NodeJS.Timeout | undefined;
 
@@ -290,7 +299,13 @@ export = function (RED: NodeAPI) {
           node.warn(RED._('msb-config.warn.storeUnavailable', { file: cacheFile, error: asError(err).message }));
           c = new MsbClient({ ...options, eventCacheFile: undefined });
         }
+        c.tap = (direction, text) => {
+          if (direction === 'out') traffic.sent++;
+          else if (text !== 'h') traffic.received++;
+          if (trace.enabled) trace.record(direction, 'ws', direction === 'in' ? readableSockJs(text) : text);
+        };
         c.on('state', (state, reason) => {
+          clock.set(state, state === 'disconnected' && reason ? `${RED._(DISCONNECT_STATUS[reason.code] ?? 'msb.status.disconnected')}${reason.detail ? ` (${reason.detail})` : ''}` : undefined);
           if (state !== 'registered') nioStatus = undefined;
           if (state === 'disconnected' && reason) {
             disconnectStatus = DISCONNECT_STATUS[reason.code] ?? 'msb.status.disconnected';
@@ -307,11 +322,13 @@ export = function (RED: NodeAPI) {
           showStatus();
         });
         c.on('nio', (keyword, meaning, eventId) => {
+          traffic.errors++;
           if (keyword !== 'NIO_ALREADY_CONNECTED' && keyword !== 'NIO_UNAUTHORIZED_CONNECTION') nioStatus = keyword;
           setStatus(Status.error(`msb.status.${keyword}`));
           warnBurst(keyword, `${keyword}: ${meaning}${eventId ? ` (event "${eventId}")` : ''}`);
         });
         c.on('published', () => {
+          traffic.acknowledged++;
           if (nioStatus && c.registered && !definitionError) {
             nioStatus = undefined;
             showStatus();
@@ -321,6 +338,7 @@ export = function (RED: NodeAPI) {
         c.on('call', (call) => dispatchCall(call));
         c.on('configuration', (change) => {
           rememberChanges(change.changed);
+          lastChange = { at: Date.now(), changed: change.changed };
           mirrorParameters(change.parameters);
           for (const user of pool.list()) user.onConfiguration?.(change);
         });
@@ -426,8 +444,32 @@ export = function (RED: NodeAPI) {
         selfDescription: forEditor(client?.description ?? compiled),
       });
 
+      const unregisterProbe = registry.add({
+        id: node.id,
+        type: 'msb-config',
+        bus: 'msb',
+        name: () => node.name || service.name || service.uuid,
+        state: () => clock.state,
+        lastError: () => urlError ?? definitionError ?? clock.lastError,
+        counts: () => {
+          const counts = client?.counts;
+          return { ...traffic, queued: counts?.cached ?? 0, dropped: counts?.dropped ?? 0, errors: traffic.errors + (counts?.rejected ?? 0) };
+        },
+        detail: () => ({
+          uuid: service.uuid,
+          url,
+          pendingAcks: client?.counts.unacknowledged ?? 0,
+          cachedEvents: client?.cachedEvents ?? 0,
+          lastChange,
+          selfDescription: forEditor(client?.description ?? compiled),
+        }),
+        trace,
+      });
+
       this.on('close', (removed: boolean, done: () => void) => {
         closed = true;
+        unregisterProbe();
+        trace.enabled = false;
         bursts.close();
         if (countsTimer) clearInterval(countsTimer);
         countsTimer = undefined;

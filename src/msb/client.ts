@@ -562,7 +562,11 @@ export class MsbClient extends EventEmitter<MsbClientEvents> {
    * own turn of the check phase) leaves as one SockJS frame holding several messages — SockJS frames are arrays, and
    * the server splits them — instead of one websocket frame, one syscall and one server read per event.
    */
+  /** Sees every message sent (before SockJS framing) and every frame received; set only while a trace is on. */
+  tap: ((direction: 'in' | 'out', text: string) => void) | undefined;
+
   private send(text: string): void {
+    this.tap?.('out', text);
     this.outbox.push(text);
     this.flushTimer ??= setImmediate(() => this.flush());
   }
@@ -605,6 +609,7 @@ export class MsbClient extends EventEmitter<MsbClientEvents> {
   }
 
   private onFrame(frame: string): void {
+    this.tap?.('in', frame);
     // The commonest frame by far (one per event sent) skips the general decoder.
     if (frame === (this.sockJs ? PUBLISHED_SOCKJS : 'IO_PUBLISHED')) {
       this.onStatus('IO_PUBLISHED');

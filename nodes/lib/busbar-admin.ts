@@ -81,7 +81,7 @@ export class BusbarRegistry {
       if (this.probes.get(probe.id) !== probe) return;
       this.probes.delete(probe.id);
       this.lastPushed.delete(probe.id);
-      this.publish?.(`busbar/removed/${probe.id}`, { id: probe.id });
+      if (this.open) this.publish?.(`busbar/removed/${probe.id}`, { id: probe.id });
     };
   }
 
@@ -111,6 +111,11 @@ export class BusbarRegistry {
   /** True while some editor has the tab open (its last "open" has not expired). */
   get open(): boolean {
     return Date.now() < this.openUntil;
+  }
+
+  /** True while the push timer runs. */
+  get pushing(): boolean {
+    return this.timer !== undefined;
   }
 
   setOpen(open: boolean, forMs = OPEN_EXPIRY_MS): void {

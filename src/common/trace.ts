@@ -23,15 +23,15 @@ export const TRACE_DEFAULTS = { maxEntries: 200, maxBytes: 256 * 1024, maxEntryC
 // JSON members or key=value pairs whose name says they hold a secret: their value is replaced, the name stays.
 const SECRET_NAME = '(?:token|password|passwd|pass|secret|key|apikey|api_key|credentials?|authorization|auth)';
 const JSON_SECRET = new RegExp(`("[\\w.-]*${SECRET_NAME}[\\w.-]*"\\s*:\\s*)("(?:[^"\\\\]|\\\\.)*"|[^,}\\]\\s]+)`, 'gi');
-const PAIR_SECRET = new RegExp(`(\\b[\\w.-]*${SECRET_NAME}[\\w.-]*\\s*[=:]\\s*)([^\\s&;,"]+)`, 'gi');
+const PAIR_SECRET = new RegExp(`(\\b[\\w.-]*${SECRET_NAME}[\\w.-]*\\s*[=:]\\s*)(?!Bearer\\b|Basic\\b)([^\\s&;,"]+)`, 'gi');
 const BEARER = /\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+/g;
 
 /** Replaces the values of secret-named fields (tokens, keys, passwords) and bearer credentials with `***`. */
 export function maskSecrets(text: string): string {
   return text
     .replace(JSON_SECRET, (_m, name: string) => `${name}"***"`)
-    .replace(PAIR_SECRET, (_m, name: string) => `${name}***`)
-    .replace(BEARER, (_m, scheme: string) => `${scheme} ***`);
+    .replace(BEARER, (_m, scheme: string) => `${scheme} ***`)
+    .replace(PAIR_SECRET, (_m, name: string) => `${name}***`);
 }
 
 /** A SockJS frame in words: `a[...]` unwrapped to its messages, `o`/`h`/`c` named. */

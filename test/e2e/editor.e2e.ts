@@ -827,6 +827,12 @@ describe('the npm start demo (every example in one runtime)', function () {
       await waitFor('the sent counter moved after the inject', async () => (await sentOf(msb.id)) > before || undefined, 15000);
       await waitFor('frames in the trace', async () => (await page.locator(`${card(msb.id)} .busbar-trace-entry`).count()) > 0 || undefined, 15000);
       await page.screenshot({ path: path.join(shots, 'trace.png') });
+      // The sg-broker's details: the resources seen on the broker (the README's picture).
+      const sg = demoConfigs().find((n) => n.type === 'sg-broker')!;
+      await page.locator(`${card(sg.id)} .busbar-details-toggle`).click();
+      await waitFor('resources seen on the broker', async () => (await page.locator(`${card(sg.id)} .busbar-resources tr`).count()) > 0 || undefined, 15000);
+      await page.locator('#red-ui-sidebar').screenshot({ path: path.join(shots, 'sidebar.png') });
+      await page.locator(`${card(sg.id)} .busbar-details-toggle`).click();
       const texts = await page.locator(`${card(msb.id)} .busbar-trace-text`).allInnerTexts();
       assert.ok(texts.some((t) => t.startsWith('E ')), `an event in the trace: ${texts.slice(0, 3).join(' | ')}`);
       await page.locator(`${card(msb.id)} .busbar-trace-toggle`).click();

@@ -225,6 +225,10 @@ export = function (RED: NodeAPI): void {
           });
         },
         reason: (state) => describe(RED, state).log,
+        ownerDetail: (owner) => {
+          const n = RED.nodes.getNode(owner) as { busbarDetail?: () => unknown } | null;
+          return typeof n?.busbarDetail === 'function' ? n.busbarDetail() : undefined;
+        },
         ownerLabel: (owner) => {
           const n = RED.nodes.getNode(owner) as { type?: string; name?: string } | null;
           return n ? `${n.type ?? ''} ${n.name ?? owner}` : owner;

@@ -23,6 +23,8 @@ export interface SgBrokerProbeOptions {
   watchClient(): ManagedMqttClient;
   reason(state: ConnectionState): string;
   ownerLabel(ownerId: string): string;
+  /** What an ApiGear node says about its interface (served or used, property values, calls in flight). */
+  ownerDetail(ownerId: string): unknown;
 }
 
 export interface SgBrokerProbe extends BusbarProbe {
@@ -98,6 +100,7 @@ export function sgBrokerProbe(o: SgBrokerProbeOptions): SgBrokerProbe {
       return {
         connections: states().map((s) => ({ label: s.label, phase: s.state.phase, backlog: s.backlog })),
         resources: watch.list().map((r: SeenResource) => ({ ...r, ours: mine.has(r.name) })),
+        apigear: [...o.clients.values()].map((owner) => ({ node: o.ownerLabel(owner), ...(o.ownerDetail(owner) ?? {}) })),
       };
     },
     discover: async () => {

@@ -93,6 +93,14 @@ describe('Busbar sidebar: trace ring', () => {
     assert.strictEqual(readableSockJs('not sockjs ['), 'not sockjs [');
     assert.strictEqual(readableMqtt('data/taxi/speed', Buffer.from('42')), 'data/taxi/speed  42');
     assert.strictEqual(readableMqtt('data/taxi/raw', Buffer.from([0xff, 0xfe, 0x00])), 'data/taxi/raw  <3 bytes>');
+    // A megabyte payload: only its head is decoded and kept.
+    const big = readableMqtt('data/taxi/log', Buffer.from('ü'.repeat(512 * 1024)));
+    assert.ok(big.length < 10000 && big.startsWith('data/taxi/log  üü') && big.endsWith('…'), `${big.length} chars`);
+    const ring = new TraceRing({ maxEntryChars: 100 });
+    ring.enabled = true;
+    ring.record('in', 'mqtt', `{"token":"${'s'.repeat(1024 * 1024)}"}`);
+    const [entry] = ring.list();
+    assert.ok(entry!.text.length < 140 && !entry!.text.includes('sss'), entry!.text);
   });
 });
 

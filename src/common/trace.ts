@@ -52,10 +52,18 @@ export function readableSockJs(frame: string): string {
 
 /** An MQTT publish in words: topic, then the payload as text (or its size when it is not UTF-8 text). */
 export function readableMqtt(topic: string, payload: string | Buffer): string {
-  const text = typeof payload === 'string' ? payload : payload.toString('utf8');
-  const binary = typeof payload !== 'string' && Buffer.byteLength(text) !== payload.length;
-  return `${topic}  ${binary ? `<${payload.length} bytes>` : text}`;
+  if (typeof payload === 'string') return `${topic}  ${payload}`;
+  // Only the head is decoded: the trace keeps a few thousand characters of any frame.
+  const head = payload.subarray(0, READABLE_BYTES);
+  const text = head.toString('utf8');
+  // Not UTF-8 text: a replacement character anywhere but in a character cut at the end of the head.
+  const bad = text.indexOf('\ufffd');
+  const binary = bad !== -1 && !(payload.length > head.length && bad >= text.length - 3);
+  return `${topic}  ${binary ? `<${payload.length} bytes>` : text}${payload.length > head.length ? '…' : ''}`;
 }
+
+/** Bytes of a binary payload decoded for the trace. */
+const READABLE_BYTES = 8192;
 
 export class TraceRing {
   private readonly entries: TraceEntry[] = [];
@@ -91,8 +99,10 @@ export class TraceRing {
 
   record(direction: TraceDirection, kind: string, text: string, time = Date.now()): void {
     if (!this.on) return;
-    let masked = maskSecrets(text);
-    if (masked.length > this.maxEntryChars) masked = `${masked.slice(0, this.maxEntryChars)}… (${masked.length} chars)`;
+    // Cut before masking (a megabyte payload costs no more than a short one), and again after (masking may lengthen).
+    const cut = text.length > this.maxEntryChars + 256 ? text.slice(0, this.maxEntryChars + 256) : text;
+    let masked = maskSecrets(cut);
+    if (masked.length > this.maxEntryChars || cut !== text) masked = `${masked.slice(0, this.maxEntryChars)}… (${text.length} chars)`;
     const entry: TraceEntry = { time, direction, kind, text: masked };
     this.entries.push(entry);
     this.bytes += sizeOf(entry);

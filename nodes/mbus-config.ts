@@ -55,7 +55,12 @@ export = function (RED: NodeAPI): void {
         const file = cfg.useMbusFile ? loadMbusFile() : undefined;
         const options = entityOptions(cfg, node.credentials ?? {}, file);
         node.exampleKey = isExampleKey(options.security);
-        if (node.exampleKey) node.warn(RED._('mbus-config.warn.exampleKey'));
+        // On the network (LINKLOCAL) this is a warning in the debug sidebar; on a host-local bus (the examples') only
+        // other programs of this host can use the key, so it goes to the log and the dialog, not into every flow's sidebar.
+        if (node.exampleKey) {
+          if (options.scope === 'LINKLOCAL') node.warn(RED._('mbus-config.warn.exampleKey'));
+          else node.log(RED._('mbus-config.warn.exampleKey'));
+        }
         node.entity = new Entity(options);
         node.rpc = new RpcEndpoint(node.entity, { answerUnknown: !!cfg.answerUnknown });
         probe.attach(node.entity);

@@ -10,6 +10,11 @@ import { BusbarProbe, PhaseClock } from './busbar-admin';
 
 /** The watch unsubscribes and disconnects this long after the last look (sidebar push or dialog). */
 const WATCH_IDLE_MS = 30000;
+/** ApiGear services publish their properties retained at `<module>/<Interface>/prop/<name>`. */
+const APIGEAR_PROPERTIES = '+/+/prop/+';
+const MAX_APIGEAR_MODULES = 200;
+const MAX_APIGEAR_INTERFACES = 100;
+
 /** A dialog asking for names waits this long for the retained availability topics. */
 const DISCOVER_WAIT_MS = 1500;
 
@@ -37,6 +42,19 @@ export function sgBrokerProbe(o: SgBrokerProbeOptions): SgBrokerProbe {
   const traffic = newCounts();
   const trace = new TraceRing();
   const watch = new SgResourceWatch();
+  /** ApiGear interfaces announced on the broker, by module. */
+  const announced = new Map<string, Set<string>>();
+  const takeApiGear = (topic: string): void => {
+    const parts = topic.split('/');
+    if (parts.length !== 4 || parts[2] !== 'prop' || !parts[0] || !parts[1]) return;
+    let interfaces = announced.get(parts[0]);
+    if (!interfaces) {
+      if (announced.size >= MAX_APIGEAR_MODULES) return;
+      interfaces = new Set();
+      announced.set(parts[0], interfaces);
+    }
+    if (interfaces.size < MAX_APIGEAR_INTERFACES) interfaces.add(parts[1]);
+  };
   let watcher: ManagedMqttClient | undefined;
   let idle: NodeJS.Timeout | undefined;
   let closed = false;
@@ -47,6 +65,7 @@ export function sgBrokerProbe(o: SgBrokerProbeOptions): SgBrokerProbe {
     const w = watcher;
     watcher = undefined;
     watch.clear();
+    announced.clear();
     await w?.close().catch(() => undefined);
   };
   /** Starts the watch if needed; it runs until nobody has looked for WATCH_IDLE_MS. */
@@ -56,8 +75,10 @@ export function sgBrokerProbe(o: SgBrokerProbeOptions): SgBrokerProbe {
       try {
         const w = o.watchClient();
         watcher = w;
-        w.on('connect', () => void w.subscribe(WATCH_TOPICS, 0).catch(() => undefined));
-        w.on('message', (topic, payload) => watch.take(topic, payload));
+        w.on('connect', () => void w.subscribe([...WATCH_TOPICS, APIGEAR_PROPERTIES], 0).catch(() => undefined));
+        w.on('message', (topic, payload) => {
+          if (!watch.take(topic, payload)) takeApiGear(topic);
+        });
         w.start();
       } catch {
         watcher = undefined; // e.g. settings that do not validate: the connections say why
@@ -116,6 +137,7 @@ export function sgBrokerProbe(o: SgBrokerProbeOptions): SgBrokerProbe {
           commands: Object.keys(r.commands),
           data: Object.keys(r.data),
         })),
+        apigear: [...announced].map(([module, interfaces]) => ({ module, interfaces: [...interfaces].sort() })),
       };
     },
     tap: (direction, topic, payload) => {

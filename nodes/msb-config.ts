@@ -451,11 +451,11 @@ export = function (RED: NodeAPI) {
         name: () => node.name || service.name || service.uuid,
         state: () => clock.state,
         lastError: () => urlError ?? definitionError ?? clock.lastError,
-        counts: () => {
+        counters: () => {
           const counts = client?.counts;
           return { ...traffic, queued: counts?.cached ?? 0, dropped: counts?.dropped ?? 0, errors: traffic.errors + (counts?.rejected ?? 0) };
         },
-        detail: () => ({
+        snapshot: () => ({
           uuid: service.uuid,
           url,
           pendingAcks: client?.counts.unacknowledged ?? 0,

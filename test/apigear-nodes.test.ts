@@ -102,8 +102,8 @@ describe('apigear nodes' + (process.env.MQTT_URL ? ` (${process.env.MQTT_URL})` 
     await got;
     const res = await helper.request().get('/busbar/nodes').expect(200);
     type ApiGearRow = { role: string; interface: string; callsInFlight?: number; properties: Record<string, unknown> };
-    const view = (res.body as { nodes: Array<{ id: string; detail: { apigear?: ApiGearRow[] } }> }).nodes.find((v) => v.id === 'b1');
-    const rows = view?.detail.apigear ?? [];
+    const view = (res.body as { nodes: Array<{ id: string; snapshot: { apigear?: ApiGearRow[] } }> }).nodes.find((v) => v.id === 'b1');
+    const rows = view?.snapshot.apigear ?? [];
     assert.deepStrictEqual(rows.map((r) => [r.role, r.interface]).sort(), [['client', P], ['service', P]]);
     const cli = rows.find((r) => r.role === 'client');
     assert.deepStrictEqual(cli?.properties.last, { content: 'seen' });

@@ -177,17 +177,17 @@ describe('Busbar sidebar: config nodes in a Node-RED runtime', function () {
       }, 'msb-config registered');
       assert.strictEqual(registered.bus, 'msb');
       assert.ok(registered.state.since <= Date.now());
-      assert.deepStrictEqual((registered.detail.selfDescription as { events: Array<{ eventId: string }> }).events.map((e) => e.eventId), ['TEMP']);
+      assert.deepStrictEqual((registered.snapshot.selfDescription as { events: Array<{ eventId: string }> }).events.map((e) => e.eventId), ['TEMP']);
 
       const on = await helper.request().post('/busbar/trace/svc').send({ enabled: true }).expect(200);
       assert.strictEqual(on.body.enabled, true);
-      const before = registered.counts;
+      const before = registered.counters;
       (helper.getNode('ev') as unknown as { receive(msg: object): void }).receive({ payload: 21.5 });
       const after = await until(async () => {
         const v = await viewOf('svc');
-        return v && v.counts.sent > before.sent && v.counts.acknowledged > before.acknowledged ? v : undefined;
+        return v && v.counters.sent > before.sent && v.counters.acknowledged > before.acknowledged ? v : undefined;
       }, 'sent and acknowledged counters move');
-      assert.strictEqual(after.counts.errors, 0);
+      assert.strictEqual(after.counters.errors, 0);
       const trace = await until(async () => {
         const res = await helper.request().get('/busbar/trace/svc').expect(200);
         const entries = (res.body as { entries: Array<{ direction: string; text: string }> }).entries;
@@ -213,7 +213,7 @@ describe('Busbar sidebar: config nodes in a Node-RED runtime', function () {
       await until(async () => (await viewOf('svc'))?.state.phase === 'registered', 'registered');
       const ev = helper.getNode('ev') as unknown as { receive(msg: object): void };
       for (let i = 0; i < 50; i++) ev.receive({ payload: i });
-      await until(async () => ((await viewOf('svc'))?.counts.acknowledged ?? 0) >= 50, '50 acknowledged');
+      await until(async () => ((await viewOf('svc'))?.counters.acknowledged ?? 0) >= 50, '50 acknowledged');
       assert.strictEqual(pushes.filter((p) => p.topic.startsWith('busbar/node/')).length, 0, 'nothing pushed while closed');
 
       const opened = await helper.request().post('/busbar/sidebar').send({ open: true }).expect(200);
@@ -229,14 +229,14 @@ describe('Busbar sidebar: config nodes in a Node-RED runtime', function () {
       const svcPushes = pushes.filter((p) => p.topic === 'busbar/node/svc');
       const span = (svcPushes[svcPushes.length - 1]!.at - svcPushes[0]!.at) / 1000;
       assert.ok(svcPushes.length <= Math.ceil(span * (1000 / PUSH_INTERVAL_MS)) + 1, `${svcPushes.length} pushes in ${span}s`);
-      assert.ok(svcPushes[svcPushes.length - 1]!.data.counts.sent > 50);
+      assert.ok(svcPushes[svcPushes.length - 1]!.data.counters.sent > 50);
 
       await helper.request().post('/busbar/sidebar').send({ open: false }).expect(200);
       const closedAt = pushes.filter((p) => p.topic.startsWith('busbar/node/')).length;
-      const acked = (await viewOf('svc'))!.counts.acknowledged;
+      const acked = (await viewOf('svc'))!.counters.acknowledged;
       for (let i = 0; i < 20; i++) ev.receive({ payload: i });
       // The positive marker: 20 more events acknowledged, counted while no push went out.
-      await until(async () => ((await viewOf('svc'))?.counts.acknowledged ?? 0) >= acked + 20, '20 more events acknowledged');
+      await until(async () => ((await viewOf('svc'))?.counters.acknowledged ?? 0) >= acked + 20, '20 more events acknowledged');
       assert.strictEqual(registry.open, false);
       assert.strictEqual(registry.pushing, false, 'the push timer is stopped');
       assert.strictEqual(pushes.filter((p) => p.topic.startsWith('busbar/node/')).length, closedAt, 'no pushes after close');
@@ -265,7 +265,7 @@ describe('Busbar sidebar: config nodes in a Node-RED runtime', function () {
         await load(sgNodes, flow);
         const view = await until(async () => {
           const v = await viewOf('broker');
-          return v?.state.phase === 'connected' && v.counts.sent > 0 ? v : undefined;
+          return v?.state.phase === 'connected' && v.counters.sent > 0 ? v : undefined;
         }, 'sg-broker connected with the startup publications counted');
         assert.strictEqual(view.bus, 'sg');
 
@@ -282,7 +282,7 @@ describe('Busbar sidebar: config nodes in a Node-RED runtime', function () {
         assert.ok(mine.data.includes('speed') && mine.commands.includes('light'), JSON.stringify(mine));
 
         await helper.request().post('/busbar/trace/broker').send({ enabled: true }).expect(200);
-        const received = (await viewOf('broker'))!.counts.received;
+        const received = (await viewOf('broker'))!.counters.received;
         await other.publishAsync(`command/${ours}/light`, 'True', { qos: 1 });
         const entries = await until(async () => {
           const res = (await helper.request().get('/busbar/trace/broker').expect(200)).body as { entries: Array<{ direction: string; text: string }> };
@@ -292,12 +292,12 @@ describe('Busbar sidebar: config nodes in a Node-RED runtime', function () {
             : undefined;
         }, 'the command in and its echo out in the trace');
         assert.ok(entries.length > 0);
-        assert.ok((await viewOf('broker'))!.counts.received > received);
+        assert.ok((await viewOf('broker'))!.counters.received > received);
 
         // The sidebar's detail shows presence and latest values from the watch.
         const detail = await until(async () => {
           const v = await viewOf('broker');
-          const rs = (v?.detail.resources ?? []) as Array<{ name: string; presence?: boolean; data: Record<string, { value?: string }> }>;
+          const rs = (v?.snapshot.resources ?? []) as Array<{ name: string; presence?: boolean; data: Record<string, { value?: string }> }>;
           const r = rs.find((x) => x.name === ours);
           return r?.presence === true && r.data.light?.value === 'True' ? r : undefined;
         }, 'our resource present with its latest light value');
@@ -332,15 +332,15 @@ describe('Busbar sidebar: config nodes in a Node-RED runtime', function () {
       let last: ProbeView | undefined;
       const v1 = await until(async () => {
         const v = await viewOf('m1');
-        const entities = (v?.detail.entities ?? []) as Array<{ address: string }>;
+        const entities = (v?.snapshot.entities ?? []) as Array<{ address: string }>;
         last = v;
-        return v?.state.phase === 'connected' && v.counts.sent > 0 && v.counts.received > 0 && entities.some((e) => e.address.startsWith('(app:sidebar module:two')) ? v : undefined;
+        return v?.state.phase === 'connected' && v.counters.sent > 0 && v.counters.received > 0 && entities.some((e) => e.address.startsWith('(app:sidebar module:two')) ? v : undefined;
       }, 'm1 hears m2').catch((err: Error) => {
         throw new Error(`${err.message}: ${JSON.stringify(last)}`);
       });
       assert.strictEqual(v1.bus, 'mbus');
-      assert.match(String(v1.detail.address), /^\(app:sidebar module:one/);
-      assert.ok(v1.counts.sent > 0 && v1.counts.received > 0, JSON.stringify(v1.counts));
+      assert.match(String(v1.snapshot.address), /^\(app:sidebar module:one/);
+      assert.ok(v1.counters.sent > 0 && v1.counters.received > 0, JSON.stringify(v1.counters));
 
       const dest = (await helper.request().get('/busbar/discover/m1').expect(200)).body as { destinations: string[]; own: string };
       assert.ok(dest.destinations.some((d) => d.startsWith('(app:sidebar module:two')), JSON.stringify(dest));

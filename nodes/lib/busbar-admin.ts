@@ -23,8 +23,8 @@ export interface BusbarProbe {
   name(): string;
   state(): ProbeState;
   lastError(): string | undefined;
-  counts(): TrafficCounts;
-  detail(): Record<string, unknown>;
+  counters(): TrafficCounts;
+  snapshot(): Record<string, unknown>;
   /** Names seen on the bus, for the edit dialogs (may listen briefly; never required). */
   discover?(): Promise<Record<string, unknown>>;
   readonly trace: TraceRing;
@@ -37,8 +37,8 @@ export interface ProbeView {
   name: string;
   state: ProbeState;
   lastError?: string;
-  counts: TrafficCounts;
-  detail: Record<string, unknown>;
+  counters: TrafficCounts;
+  snapshot: Record<string, unknown>;
   trace: { enabled: boolean; size: number };
 }
 
@@ -98,8 +98,8 @@ export class BusbarRegistry {
       name: probe.name(),
       state: probe.state(),
       ...(lastError ? { lastError } : {}),
-      counts: probe.counts(),
-      detail: probe.detail(),
+      counters: probe.counters(),
+      snapshot: probe.snapshot(),
       trace: { enabled: probe.trace.enabled, size: probe.trace.size },
     };
   }

@@ -31,12 +31,12 @@ export function mbusProbe(id: string, name: () => string, entity: () => Entity |
     name,
     state: () => clock.state,
     lastError: () => error() ?? clock.lastError,
-    counts: () => {
+    counters: () => {
       const e = entity();
       const dropped = e ? [...e.counters.values()].reduce((n, v) => n + v, 0) : 0;
       return { ...traffic, queued: e?.pending.waiting ?? 0, dropped };
     },
-    detail: () => {
+    snapshot: () => {
       const e = entity();
       const now = Date.now();
       return {

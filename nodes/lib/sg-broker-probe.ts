@@ -111,11 +111,11 @@ export function sgBrokerProbe(o: SgBrokerProbeOptions): SgBrokerProbe {
       return clock.state;
     },
     lastError: () => clock.lastError,
-    counts: (): TrafficCounts => {
+    counters: (): TrafficCounts => {
       const all = states();
       return { ...traffic, queued: all.reduce((n, s) => n + s.backlog, 0), dropped: all.reduce((n, s) => n + (s.dropped ?? 0), 0) };
     },
-    detail: () => {
+    snapshot: () => {
       looked();
       const mine = ours();
       return {

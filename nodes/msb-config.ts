@@ -6,7 +6,8 @@ import type { ConnectionOptions } from 'tls';
 import { ConnectionPool } from '../src/common/pool';
 import { NodeStatus, Status } from '../src/common/status';
 import { BurstCounter, ChangeWarner } from '../src/common/warn';
-import { ClientState, connectionUrl, DisconnectReason, FunctionCall, MsbClient, PublishRequest } from '../src/msb/client';
+import { ClientState, connectionUrl, DisconnectReason, FunctionCall, MsbClient, PublishCallback, PublishFields } from '../src/msb/client';
+import type { EventTemplate } from '../src/msb/event-message';
 import {
   compileSelfDescription,
   ConfigParameterDeclaration,
@@ -75,6 +76,16 @@ const DISCONNECT_STATUS: Record<DisconnectReason['code'], string> = {
   lost: 'msb.status.disconnected',
   'bad-url': 'msb.status.badUrl',
 };
+
+/** A message in its SockJS wire form (a JSON string literal) as the text it carries, for the trace. */
+function unquote(literal: string): string {
+  try {
+    const text: unknown = JSON.parse(literal);
+    return typeof text === 'string' ? text : literal;
+  } catch {
+    return literal;
+  }
+}
 
 /** Where a service's durable event cache lives: one store per uuid in the Node-RED user directory. */
 function eventCacheFile(userDir: string, uuid: string): string {
@@ -299,10 +310,10 @@ export = function (RED: NodeAPI) {
           node.warn(RED._('msb-config.warn.storeUnavailable', { file: cacheFile, error: asError(err).message }));
           c = new MsbClient({ ...options, eventCacheFile: undefined });
         }
-        c.tap = (direction, text) => {
+        c.tap = (direction, text, literal) => {
           if (direction === 'out') traffic.sent++;
           else if (text !== 'h') traffic.received++;
-          if (trace.enabled) trace.record(direction, 'ws', direction === 'in' ? readableSockJs(text) : text);
+          if (trace.enabled) trace.record(direction, 'ws', direction === 'in' ? readableSockJs(text) : literal ? unquote(text) : text);
         };
         c.on('state', (state, reason) => {
           clock.set(state, state === 'disconnected' && reason ? `${RED._(DISCONNECT_STATUS[reason.code] ?? 'msb.status.disconnected')}${reason.detail ? ` (${reason.detail})` : ''}` : undefined);
@@ -425,11 +436,11 @@ export = function (RED: NodeAPI) {
 
       node.register = (user) => pool.register(user);
       node.deregister = (user, removed) => pool.deregister(user, removed);
-      node.publish = (req: PublishRequest) => {
-        if (urlError) return Promise.reject(new Error(RED._('msb-config.error.badUrl', { url, error: urlError })));
-        if (definitionError) return Promise.reject(new Error(RED._('msb-config.error.notRegisteredInvalid', { error: definitionError })));
-        if (!client) return Promise.reject(new Error(RED._('msb-config.error.noConnection')));
-        return client.publish(req);
+      node.publishEvent = (template: EventTemplate, fields: PublishFields, callback: PublishCallback) => {
+        if (urlError) return callback(new Error(RED._('msb-config.error.badUrl', { url, error: urlError })));
+        if (definitionError) return callback(new Error(RED._('msb-config.error.notRegisteredInvalid', { error: definitionError })));
+        if (!client) return callback(new Error(RED._('msb-config.error.noConnection')));
+        client.publishEvent(template, fields, callback);
       };
       Object.defineProperty(node, 'parameters', {
         get: (): Record<string, unknown> => client?.parameters ?? Object.fromEntries(Object.entries(compiled?.configuration.parameters ?? {}).map(([k, v]) => [k, v.value])),

@@ -1,8 +1,9 @@
 // msb-event-out: declares one event of its msb-config's service and publishes msg.payload as that event.
 import type { NodeStatus } from '../src/common/status';
-import { msbDate, parsePostDate, parsePriority } from '../src/msb/client';
+import { parsePostDate, parsePriority } from '../src/msb/client';
+import { EventTemplate } from '../src/msb/event-message';
 import { compileDataFormat, DataFormat, EventDeclaration } from '../src/msb/selfdescription';
-import { PayloadValidator, toWireValue, validatorFor } from '../src/msb/validate';
+import { PayloadValidator, validatorFor, wireConverter } from '../src/msb/validate';
 import { dataFormatFromProps, DataFormatProps, isMsbConfigNode, MsbConfigNode, MsbUser } from './lib/msb';
 import { asError, DoneFunction, Node, NodeAPI, NodeDef, NodeMessage, SendFunction } from './lib/red';
 
@@ -43,6 +44,9 @@ export = function (RED: NodeAPI) {
       node.status({ fill: 'red', shape: 'ring', text: 'msb.status.invalid' });
     }
 
+    // eventId and the priorities serialised once; each msg adds only its date, payload and correlationId.
+    const template = new EventTemplate(eventId);
+    const toWire = wireConverter(format);
     const user: MsbUser = { id: node.id, event: declaration, status: (s: NodeStatus) => node.status(s) };
     if (!definitionError) config.register(user);
 
@@ -56,8 +60,9 @@ export = function (RED: NodeAPI) {
         done(new Error(RED._('msb-event-out.error.priority', { value: JSON.stringify(msg.priority) })));
         return;
       }
-      const postDate = msg.postDate === undefined ? msbDate() : parsePostDate(msg.postDate);
-      if (postDate === undefined) {
+      // Absent: the client stamps it when it builds the message (formatted once per millisecond).
+      const postDate = msg.postDate === undefined ? undefined : parsePostDate(msg.postDate);
+      if (postDate === undefined && msg.postDate !== undefined) {
         done(new Error(RED._('msb-event-out.error.postDate', { value: JSON.stringify(msg.postDate) })));
         return;
       }
@@ -67,7 +72,7 @@ export = function (RED: NodeAPI) {
       }
       let dataObject: unknown;
       if (format) {
-        dataObject = toWireValue(format, msg.payload);
+        dataObject = toWire(msg.payload);
         const invalid = validate?.(dataObject);
         if (invalid) {
           done(new Error(`${eventId}: ${invalid.message}`));
@@ -75,11 +80,9 @@ export = function (RED: NodeAPI) {
         }
       }
       const correlationId = typeof msg.correlationId === 'string' || typeof msg.correlationId === 'number' ? String(msg.correlationId) : undefined;
-      // done() only once the event is acknowledged by the MSB or held in the event cache (on disk when durable).
-      config.publish({ eventId, dataObject, priority, postDate, correlationId, cached: (msg.cached as boolean | undefined) ?? defaultCached }).then(
-        () => done(),
-        (err: unknown) => done(asError(err)),
-      );
+      // done() only once the event is acknowledged by the MSB or held in the event cache (on disk when durable),
+      // done(err) when it failed: the callback is done itself, no promise and no closure per msg.
+      config.publishEvent(template, { dataObject, priority, postDate, correlationId, cached: (msg.cached as boolean | undefined) ?? defaultCached }, done);
     });
 
     node.on('close', (removed: boolean, done: () => void) => {

@@ -2,7 +2,7 @@
 import assert from 'assert';
 import { once } from 'events';
 import WebSocket from 'ws';
-import { compileSelfDescription, MsbClient, MsbClientOptions, MsbEmulator, MsbNotRegisteredError, SelfDescription } from '../src/msb';
+import { compileSelfDescription, EventTemplate, MsbClient, MsbClientOptions, MsbEmulator, MsbNotRegisteredError, SelfDescription } from '../src/msb';
 import { poller } from './support/until';
 
 const A = '11111111-2222-4333-8444-555555555555';
@@ -64,11 +64,11 @@ describe('msb client with the emulator', () => {
     c.connect();
     await registered(c);
     const frames: string[] = [];
-    const ws = (c as unknown as { ws: { send(data: string): void } }).ws;
+    const ws = (c as unknown as { ws: { send(data: string | Buffer, options?: object): void } }).ws;
     const original = ws.send.bind(ws);
-    ws.send = (data: string) => {
-      frames.push(data);
-      original(data);
+    ws.send = (data: string | Buffer, options?: object) => {
+      frames.push(data.toString());
+      original(data, options);
     };
     for (let i = 0; i < 300; i++) void c.publish({ eventId: 'PING', dataObject: `event ${i} ${'x'.repeat(40)}` });
     await until(() => emulator.traffic.filter((r) => r.message.startsWith('E ')).length === 300, 'all events');
@@ -181,6 +181,52 @@ describe('msb client with the emulator', () => {
     assert.ok(reg < firstEvent, 'events go out only after IO_REGISTERED');
   });
 
+  for (const sockJs of [true, false]) {
+    it(`publishEvent answers every publish once by callback; a throwing callback or an unwritable dataObject disturbs nothing else (${sockJs ? 'SockJS' : 'raw path'})`, async () => {
+      const warnings: string[] = [];
+      const c = make({ sockJs });
+      c.on('warning', (w) => warnings.push(w));
+      const template = new EventTemplate('PING');
+      // Refused at once (not registered, not cached): the callback runs before publishEvent returns.
+      const early: Array<Error | undefined> = [];
+      c.publishEvent(template, { dataObject: 'early' }, (err) => early.push(err));
+      assert.strictEqual(early.length, 1);
+      assert.ok(early[0] instanceof MsbNotRegisteredError);
+      c.connect();
+      await registered(c);
+      const answers: Array<[number, string | undefined, string | undefined]> = [];
+      const circular: Record<string, unknown> = {};
+      circular.self = circular;
+      const payloads: unknown[] = ['one', 10n, 'two', circular, 'three'];
+      payloads.forEach((dataObject, i) =>
+        c.publishEvent(template, { dataObject, cached: i === 3 }, (err, outcome) => {
+          answers.push([i, err?.message, outcome]);
+          if (i === 0) throw new Error('a bug in the caller');
+        }),
+      );
+      await until(() => answers.length === 5, 'every publish answered');
+      const refused = answers.filter(([, err]) => err !== undefined);
+      assert.deepStrictEqual(
+        refused.map(([i]) => i),
+        [1, 3],
+      );
+      for (const [, err] of refused) assert.match(err!, /event "PING" not sent: its dataObject cannot be written as JSON/);
+      assert.deepStrictEqual(
+        answers.filter(([, err]) => err === undefined).map(([i, , outcome]) => [i, outcome]),
+        [
+          [0, 'published'],
+          [2, 'published'],
+          [4, 'published'],
+        ],
+      );
+      const sent = emulator.traffic.filter((r) => r.direction === 'in' && r.message.startsWith('E ')).map((r) => JSON.parse(r.message.slice(2)).dataObject);
+      assert.deepStrictEqual(sent, ['one', 'two', 'three']);
+      await until(() => warnings.some((w) => w.includes('a publish callback threw: a bug in the caller')), 'the throwing callback reported');
+      assert.strictEqual(c.counts.unacknowledged, 0);
+      assert.strictEqual(await c.publish({ eventId: 'PING', dataObject: 'after' }), 'published');
+    });
+  }
+
   it('reconnects on a fresh SockJS session after the server kills the connection, and re-registers', async () => {
     const c = make();
     const sessions: string[] = [];
@@ -255,5 +301,14 @@ describe('msb client with the emulator', () => {
     assert.deepStrictEqual(got, ['IO_CONNECTED', 'NIO_UNAUTHORIZED_CONNECTION', 'NIO_REGISTRATION_ERROR', 'NIO_REGISTRATION_ERROR']);
     ws.close();
     await once(ws, 'close');
+  });
+
+  it('the emulator closes a session that sends a binary message (1003), as Spring\'s text handlers do', async () => {
+    const ws = new WebSocket(`${url}/websocket/data/websocket`);
+    await once(ws, 'open');
+    ws.send(Buffer.from('R {"uuid":"x"}'));
+    const [code, reason] = (await once(ws, 'close')) as [number, Buffer];
+    assert.strictEqual(code, 1003);
+    assert.strictEqual(reason.toString(), 'Binary messages not supported');
   });
 });

@@ -132,6 +132,34 @@ describe('msb nodes in Node-RED', function () {
     assert.deepStrictEqual(second, { uuid: A, eventId: 'TEMP', priority: 2, postDate: '2024-01-02T03:04:05.006Z', dataObject: 22, correlationId: 'corr-1' });
   });
 
+  for (const sockJs of [true, false]) {
+    it(`a burst of uncached events: each msg completes (done) only after the MSB answered it with IO_PUBLISHED (${sockJs ? 'SockJS' : 'raw path'})`, async () => {
+      const flow: Flow = [
+        service('cfg', A, { sockJs }),
+        { id: 'ev', type: 'msb-event-out', service: 'cfg', eventId: 'TEMP', dataType: 'double', priority: 'LOW', cached: false },
+        { id: 'whenDone', type: 'complete', scope: ['ev'], uncaught: false, wires: [['completed']] },
+        { id: 'completed', type: 'helper' },
+      ];
+      await helper.load(nodes, flow);
+      await until(() => emulator.services().has(A), 'registration');
+      await until(() => lastStatus('ev')?.text === 'msb.status.registered', 'registered');
+      const answered = (): number => emulator.traffic.filter((r) => r.direction === 'out' && r.uuid === A && r.message === 'IO_PUBLISHED').length;
+      const early: number[] = [];
+      let completed = 0;
+      node('completed').on('input', () => {
+        completed++;
+        if (completed > answered()) early.push(completed);
+      });
+      for (let i = 0; i < 500; i++) node('ev').receive({ payload: i + 0.25 });
+      await until(() => completed === 500, 'every msg completed');
+      assert.deepStrictEqual(early, [], 'no msg completed before its IO_PUBLISHED');
+      assert.deepStrictEqual(
+        messages(emulator, 'E ', A).map((r) => body(r).dataObject),
+        Array.from({ length: 500 }, (_, i) => i + 0.25),
+      );
+    });
+  }
+
   it('invalid payloads and unregistered uncached events reach a Catch node and send nothing', async () => {
     const flow: Flow = [
       service('cfg', A),

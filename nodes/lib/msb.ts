@@ -1,7 +1,8 @@
 // What the MSB node adapters share: the editor properties -> declaration mapping and the config node's user contract.
 import type { DataFormatDeclaration, EventDeclaration, FunctionDeclaration, SimpleType } from '../../src/msb/selfdescription';
 import { isSimpleType } from '../../src/msb/selfdescription';
-import type { ConfigurationChange, FunctionCall, PublishOutcome, PublishRequest } from '../../src/msb/client';
+import type { ConfigurationChange, FunctionCall, PublishCallback, PublishFields } from '../../src/msb/client';
+import type { EventTemplate } from '../../src/msb/event-message';
 import type { PoolUser } from '../../src/common/pool';
 import type { Node } from './red';
 
@@ -33,8 +34,11 @@ export interface MsbUser extends PoolUser {
 export interface MsbConfigNode extends Node {
   register(user: MsbUser): void;
   deregister(user: MsbUser, removed: boolean): Promise<void>;
-  /** Resolves once the MSB acknowledged the event or it is held in the event cache; rejects when it failed. */
-  publish(req: PublishRequest): Promise<PublishOutcome>;
+  /**
+   * Publishes one event of `template`: `callback()` once the MSB acknowledged it or it is held in the event cache,
+   * `callback(err)` when it failed.
+   */
+  publishEvent(template: EventTemplate, fields: PublishFields, callback: PublishCallback): void;
   /** Current configuration parameter values (declared, overridden by the MSB's K messages). */
   readonly parameters: Record<string, unknown>;
 }

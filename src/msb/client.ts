@@ -2,16 +2,19 @@
 // event cache when asked), receive function calls and configuration changes, answer pings, watch liveness, reconnect.
 import { EventEmitter } from 'events';
 import { randomInt, randomUUID } from 'crypto';
+import type { Duplex } from 'stream';
 import type { ConnectionOptions } from 'tls';
 import WebSocket from 'ws';
 import { Outbox, OutboxEntry } from '../common/outbox';
 import { RetryTimer } from '../common/backoff';
 import { BurstCounter } from '../common/warn';
-import { decodeServerFrame, formatMessage, parseMessage } from './framing';
+import { EventFields, EventHead, EventTemplate, msbNow, Priority } from './event-message';
+import { decodeServerFrame, parseMessage } from './framing';
+import { OutgoingBatch } from './outgoing';
 import { coerceParameterValue, ConfigParameterValue, SelfDescription, simpleTypeOfParameter } from './selfdescription';
 
 export type ClientState = 'disconnected' | 'connecting' | 'connected' | 'registered' | 'closed';
-export type Priority = 0 | 1 | 2;
+export type { Priority };
 
 /** Every status keyword the MSB websocket interface sends, with what it means in words. */
 export const STATUS_KEYWORDS: Record<string, string> = {
@@ -58,20 +61,20 @@ export interface MsbClientOptions {
   handshakeTimeout?: number;
 }
 
-export interface PublishRequest {
-  eventId: string;
-  /** Omitted from the wire when undefined. */
-  dataObject?: unknown;
-  priority?: Priority;
-  /** `YYYY-MM-DDTHH:mm:ss.sssZ`; now when absent. */
-  postDate?: string;
-  correlationId?: string;
+export interface PublishFields extends EventFields {
   /** Keep the event in the cache until the MSB acknowledges it (instead of failing when it cannot be delivered). */
   cached?: boolean;
 }
 
+export interface PublishRequest extends PublishFields {
+  eventId: string;
+}
+
 /** How a publish ended: acknowledged by IO_PUBLISHED, or held in the event cache (durably when it has a file). */
 export type PublishOutcome = 'published' | 'cached';
+
+/** Called once per publish: `(undefined, outcome)`, or `(error)` when the event was not delivered and is not cached. */
+export type PublishCallback = (err: Error | undefined, outcome?: PublishOutcome) => void;
 
 export interface FunctionCall {
   uuid: string;
@@ -146,9 +149,9 @@ export function connectionUrl(url: string, sockJs: boolean): string {
   return `${scheme}//${parsed.host}${path}${tail}`;
 }
 
-/** Milliseconds-precision UTC timestamp as the MSB expects: `YYYY-MM-DDTHH:mm:ss.sssZ`. */
-export function msbDate(date: Date = new Date()): string {
-  return date.toISOString();
+/** Milliseconds-precision UTC timestamp as the MSB expects: `YYYY-MM-DDTHH:mm:ss.sssZ` (now when no date). */
+export function msbDate(date?: Date): string {
+  return date ? date.toISOString() : msbNow();
 }
 
 const PRIORITIES: Record<string, Priority> = { LOW: 0, MEDIUM: 1, HIGH: 2, '0': 0, '1': 1, '2': 2 };
@@ -166,6 +169,10 @@ export function parsePostDate(value: unknown): string | undefined {
 }
 
 const MAX_FRAME_BYTES = 8000;
+/** Queued bytes that are sent without waiting for the end of the event-loop turn. */
+const FLUSH_BYTES = 64 * 1024;
+/** ws.send options for UTF-8 Buffers that are text messages (the MSB takes text frames only). */
+const TEXT = { binary: false };
 const PUBLISHED_SOCKJS = 'a["IO_PUBLISHED"]';
 /** Cached events lent out to the socket at once; more follow as acknowledgements arrive. */
 const SEND_WINDOW = 500;
@@ -182,17 +189,13 @@ const CLOSE_GRACE_MS = 1000;
  * An event written to the socket and awaiting IO_PUBLISHED/NIO_*: lent out of the cache (seq), a cached event sent
  * straight away because the cache was empty (direct; back into the cache if the link drops), or an uncached one.
  */
-type InFlight =
-  | { seq: number; data: Buffer }
-  | { direct: Buffer }
-  | { eventId: string; resolve: (outcome: PublishOutcome) => void; reject: (err: Error) => void };
+type InFlight = { seq: number; data: Buffer } | { direct: Buffer } | { template: EventTemplate; callback: PublishCallback };
 
 /** A cached publish whose outcome is not decided yet. */
 interface CachedWaiter {
   eventId: string;
   durable: boolean;
-  resolve: (outcome: PublishOutcome) => void;
-  reject: (err: Error) => void;
+  callback: PublishCallback;
 }
 
 export class MsbClient extends EventEmitter<MsbClientEvents> {
@@ -208,6 +211,10 @@ export class MsbClient extends EventEmitter<MsbClientEvents> {
   private readonly warnings: BurstCounter;
   private readonly warningDetail = new Map<string, string>();
   private ws: WebSocket | undefined;
+  /** The TCP (or TLS) socket under `ws`, from its upgrade response: corked while a flush writes its frames. */
+  private socket: Duplex | undefined;
+  /** `E {"uuid":…,` of the registered service, built when the uuid changes. */
+  private head = new EventHead(undefined);
   private liveness: NodeJS.Timeout | undefined;
   private closeReason: DisconnectReason | undefined;
   private currentState: ClientState = 'disconnected';
@@ -217,7 +224,7 @@ export class MsbClient extends EventEmitter<MsbClientEvents> {
   private userClosed = false;
   private closing: Promise<void> | undefined;
   private readonly overrides = new Map<string, unknown>();
-  private outbox: string[] = [];
+  private readonly outgoing: OutgoingBatch;
   private flushTimer: NodeJS.Immediate | undefined;
   private opening = true;
 
@@ -225,6 +232,8 @@ export class MsbClient extends EventEmitter<MsbClientEvents> {
     super();
     connectionUrl(options.url, true); // fail fast on a bad URL
     this.sockJs = options.sockJs ?? true;
+    // Servlet containers buffer text messages to a limit (Tomcat: 8 KiB) and close the session beyond it.
+    this.outgoing = new OutgoingBatch(this.sockJs, MAX_FRAME_BYTES);
     this.autoReconnect = options.autoReconnect ?? true;
     const floor = options.minimumReconnectInterval ?? 3000;
     this.reconnectInterval = Math.max(floor, options.reconnectInterval ?? 10000);
@@ -293,6 +302,7 @@ export class MsbClient extends EventEmitter<MsbClientEvents> {
       else this.overrides.delete(name);
     }
     this.selfDescription = copy;
+    if (this.head.uuid !== copy.uuid) this.head = new EventHead(copy.uuid);
     if (this.sessionUp && JSON.stringify(copy) !== this.lastRegistered) this.register();
   }
 
@@ -322,6 +332,10 @@ export class MsbClient extends EventEmitter<MsbClientEvents> {
     const life = (): void => {
       alive = true;
     };
+    // The socket ws writes to, through public APIs (ws's upgrade event, the response's socket): flush corks it.
+    ws.on('upgrade', (response: { socket: Duplex }) => {
+      if (this.ws === ws) this.socket = response.socket;
+    });
     ws.on('open', () => {
       const interval = this.options.pingInterval ?? 15000;
       if (interval <= 0 || this.ws !== ws) return;
@@ -342,9 +356,16 @@ export class MsbClient extends EventEmitter<MsbClientEvents> {
     });
     ws.on('pong', life);
     ws.on('ping', life);
+    const published = Buffer.from(this.sockJs ? PUBLISHED_SOCKJS : 'IO_PUBLISHED');
     ws.on('message', (data: WebSocket.RawData, isBinary: boolean) => {
       alive = true;
       if (this.ws !== ws) return;
+      // The commonest frame by far (one per event sent) is recognised by its bytes, without decoding it.
+      if (!isBinary && Buffer.isBuffer(data) && data.length === published.length && data.equals(published)) {
+        this.tap?.('in', this.sockJs ? PUBLISHED_SOCKJS : 'IO_PUBLISHED', false);
+        this.onPublished();
+        return;
+      }
       const text = isBinary ? Buffer.from(data as Buffer).toString('utf8') : data.toString();
       try {
         this.onFrame(text);
@@ -359,11 +380,12 @@ export class MsbClient extends EventEmitter<MsbClientEvents> {
     ws.on('close', (code: number, reason: Buffer) => {
       if (this.ws !== ws) return;
       this.ws = undefined;
+      this.socket = undefined;
       if (this.liveness) clearInterval(this.liveness);
       this.liveness = undefined;
       if (this.flushTimer) clearImmediate(this.flushTimer);
       this.flushTimer = undefined;
-      this.outbox = [];
+      this.outgoing.clear();
       this.sessionUp = false;
       this.lastRegistered = undefined;
       this.linkLost();
@@ -383,28 +405,36 @@ export class MsbClient extends EventEmitter<MsbClientEvents> {
    * Rejects when it cannot be delivered and is not cached, or the MSB refused it: nothing is dropped silently.
    */
   publish(req: PublishRequest): Promise<PublishOutcome> {
-    const message: Record<string, unknown> = {
-      eventId: req.eventId,
-      priority: req.priority ?? 0,
-      postDate: req.postDate ?? msbDate(),
-    };
-    if (req.dataObject !== undefined && req.dataObject !== null) message.dataObject = req.dataObject;
-    if (req.correlationId !== undefined && req.correlationId !== '') message.correlationId = req.correlationId;
-    if (this.userClosed) return Promise.reject(new MsbNotRegisteredError(req.eventId, 'the service is closing'));
-    if (req.cached) {
-      if (!this.cache) return Promise.reject(new MsbNotRegisteredError(req.eventId, 'the event cache is disabled'));
-      return this.publishCached(req.eventId, message);
+    return new Promise((resolve, reject) => {
+      this.publishEvent(new EventTemplate(req.eventId), req, (err, outcome) => (err ? reject(err) : resolve(outcome ?? 'published')));
+    });
+  }
+
+  /**
+   * `publish` for hot paths: the event's constant part comes serialised from `template` (one per publishing node),
+   * and the outcome goes to `callback` without a promise per event — once, synchronously when it is refused at once.
+   */
+  publishEvent(template: EventTemplate, fields: PublishFields, callback: PublishCallback): void {
+    const eventId = template.eventId;
+    if (this.userClosed) return callback(new MsbNotRegisteredError(eventId, 'the service is closing'));
+    if (fields.cached) {
+      if (!this.cache) return callback(new MsbNotRegisteredError(eventId, 'the event cache is disabled'));
+      return this.publishCached(template, fields, callback);
     }
     if (!this.registered || !this.ws) {
-      return Promise.reject(new MsbNotRegisteredError(req.eventId, `not registered with the MSB (${this.currentState}) and not cached`));
+      return callback(new MsbNotRegisteredError(eventId, `not registered with the MSB (${this.currentState}) and not cached`));
     }
     if (this.inFlight.length >= MAX_UNACKNOWLEDGED) {
-      return Promise.reject(new MsbNotRegisteredError(req.eventId, `${MAX_UNACKNOWLEDGED} events already await IO_PUBLISHED from the MSB`));
+      return callback(new MsbNotRegisteredError(eventId, `${MAX_UNACKNOWLEDGED} events already await IO_PUBLISHED from the MSB`));
     }
-    return new Promise<PublishOutcome>((resolve, reject) => {
-      this.inFlight.push({ eventId: req.eventId, resolve, reject });
-      this.send(eventMessage(this.selfDescription?.uuid, JSON.stringify(message)));
-    });
+    let wire: string;
+    try {
+      wire = template.message(this.head, fields, this.sockJs);
+    } catch (err) {
+      return callback(unserialisable(eventId, err));
+    }
+    this.inFlight.push({ template, callback });
+    this.queue(wire);
   }
 
   /** Stops for good: no reconnect; resolves when the socket is closed, the cache is on disk and every timer is cleared. */
@@ -440,17 +470,24 @@ export class MsbClient extends EventEmitter<MsbClientEvents> {
     return this.closing;
   }
 
-  private publishCached(eventId: string, message: Record<string, unknown>): Promise<PublishOutcome> {
+  private publishCached(template: EventTemplate, fields: EventFields, callback: PublishCallback): void {
     const cache = this.cache!;
+    const eventId = template.eventId;
     // Stored without the uuid (added when sent): the uuid may only be known once the self-description is compiled.
-    const data = Buffer.from(JSON.stringify(message));
-    const outcome = new Promise<PublishOutcome>((resolve, reject) => this.waiters.set(data, { eventId, durable: false, resolve, reject }));
+    let body: string;
+    try {
+      body = template.body(fields);
+    } catch (err) {
+      return callback(unserialisable(eventId, err));
+    }
+    const data = Buffer.from(body);
+    this.waiters.set(data, { eventId, durable: false, callback });
     if (this.registered && this.ws && cache.length === 0 && this.inFlight.length < MAX_UNACKNOWLEDGED) {
       // Nothing waits before it: sent at once, stored only if the link drops before IO_PUBLISHED. A burst while
       // connected is thus not bounded by the cache size, and costs no disk write.
       this.inFlight.push({ direct: data });
-      this.send(eventMessage(this.selfDescription?.uuid, data.toString()));
-      return outcome;
+      this.queue(this.head.fromBody(body, this.sockJs));
+      return;
     }
     const held = (): void => {
       const waiter = this.waiters.get(data);
@@ -462,20 +499,18 @@ export class MsbClient extends EventEmitter<MsbClientEvents> {
     // In memory, the event is held as soon as it is queued; on disk, once the write is synced.
     if (!cache.durable) held();
     this.pump();
-    return outcome;
   }
 
   /** Lends cached events out to the socket, oldest first, while registered and within the send window. */
   private pump(): void {
     const cache = this.cache;
     if (!cache || !this.registered || !this.ws) return;
-    const uuid = this.selfDescription?.uuid;
     while (this.cachedInFlight < SEND_WINDOW) {
       const entry = cache.next();
       if (!entry) return;
       this.cachedInFlight++;
       this.inFlight.push({ seq: entry.seq, data: entry.data });
-      this.send(eventMessage(uuid, entry.data.toString()));
+      this.queue(this.head.fromBody(entry.data.toString(), this.sockJs));
     }
   }
 
@@ -491,7 +526,7 @@ export class MsbClient extends EventEmitter<MsbClientEvents> {
     for (const f of lost) {
       if ('seq' in f) continue;
       if ('direct' in f) back.push(f.direct);
-      else f.reject(new Error(`event "${f.eventId}" not acknowledged: the connection to the MSB was lost after it was sent (not cached)`));
+      else this.answer(f.callback, new Error(`event "${f.template.eventId}" not acknowledged: the connection to the MSB was lost after it was sent (not cached)`));
     }
     // Cached events sent straight away were published before anything the cache holds now: they go in front.
     if (back.length > 0 && this.cache) {
@@ -518,8 +553,17 @@ export class MsbClient extends EventEmitter<MsbClientEvents> {
     const waiter = this.waiters.get(data);
     if (!waiter) return;
     this.waiters.delete(data);
-    if (outcome instanceof Error) waiter.reject(outcome);
-    else waiter.resolve(outcome);
+    if (outcome instanceof Error) this.answer(waiter.callback, outcome);
+    else this.answer(waiter.callback, undefined, outcome);
+  }
+
+  /** Tells a publisher how its event ended; a throwing callback is reported, never left to break the client's state. */
+  private answer(callback: PublishCallback, err: Error | undefined, outcome?: PublishOutcome): void {
+    try {
+      callback(err, outcome);
+    } catch (thrown) {
+      this.warn('callback-error', `a publish callback threw: ${(thrown as Error)?.message ?? String(thrown)}`);
+    }
   }
 
   private onCacheDrop(entry: OutboxEntry): void {
@@ -545,9 +589,10 @@ export class MsbClient extends EventEmitter<MsbClientEvents> {
       this.pump();
       return eventIdOf(f.data);
     }
-    if (nio) f.reject(new Error(`event "${f.eventId}" refused by the MSB: ${nio} (${STATUS_KEYWORDS[nio] ?? nio})`));
-    else f.resolve('published');
-    return f.eventId;
+    const eventId = f.template.eventId;
+    if (nio) this.answer(f.callback, new Error(`event "${eventId}" refused by the MSB: ${nio} (${STATUS_KEYWORDS[nio] ?? nio})`));
+    else this.answer(f.callback, undefined, 'published');
+    return eventId;
   }
 
   private register(): void {
@@ -558,63 +603,54 @@ export class MsbClient extends EventEmitter<MsbClientEvents> {
   }
 
   /**
-   * Queues a message and flushes once per event-loop turn: a burst of publishes (Node-RED delivers each msg in its
-   * own turn of the check phase) leaves as one SockJS frame holding several messages — SockJS frames are arrays, and
-   * the server splits them — instead of one websocket frame, one syscall and one server read per event.
+   * Sees every message sent, in its wire form (`literal`: a JSON string literal under SockJS, decoded only by whoever
+   * shows it), and every frame received; the Busbar sidebar's counters and trace.
    */
-  /** Sees every message sent (before SockJS framing) and every frame received; set only while a trace is on. */
-  tap: ((direction: 'in' | 'out', text: string) => void) | undefined;
+  tap: ((direction: 'in' | 'out', text: string, literal: boolean) => void) | undefined;
 
+  /** Queues a message (R, pong) for the next flush. */
   private send(text: string): void {
-    this.tap?.('out', text);
-    this.outbox.push(text);
-    this.flushTimer ??= setImmediate(() => this.flush());
+    this.queue(this.sockJs ? JSON.stringify(text) : text);
+  }
+
+  /**
+   * Queues a message already in its wire form (under SockJS a JSON string literal) and flushes once per event-loop
+   * turn, or every FLUSH_BYTES: a burst of publishes (Node-RED hands a burst of msgs over in one check phase) leaves
+   * in few writes — under SockJS as frames of several messages each (SockJS frames are arrays, the server splits
+   * them) — instead of one syscall and one server read per event.
+   */
+  private queue(wire: string): void {
+    this.tap?.('out', wire, this.sockJs);
+    this.outgoing.add(wire);
+    // A long burst goes out in slices while it is still being published: the MSB starts on it at once.
+    if (this.outgoing.byteLength >= FLUSH_BYTES) this.flush();
+    else this.flushTimer ??= setImmediate(() => this.flush());
   }
 
   private flush(): void {
     if (this.flushTimer) clearImmediate(this.flushTimer);
     this.flushTimer = undefined;
-    const batch = this.outbox;
-    this.outbox = [];
     const ws = this.ws;
-    if (!ws || ws.readyState !== WebSocket.OPEN || batch.length === 0) return;
-    // Corking the TCP socket turns the frames of one flush into one writev (ws corks per frame; corks nest).
-    const socket = (ws as unknown as { _socket?: { cork?: () => void; uncork?: () => void } })._socket;
-    const corked = typeof socket?.cork === 'function' && typeof socket.uncork === 'function';
-    if (corked) socket.cork?.();
+    if (!ws || ws.readyState !== WebSocket.OPEN) {
+      this.outgoing.clear();
+      return;
+    }
+    if (this.outgoing.length === 0) return;
+    const messages = this.outgoing.take();
+    // Corking the socket turns the frames of one flush into one writev: on the raw path every event is its own
+    // websocket frame (ws corks only per frame; corks nest). The messages are UTF-8 Buffers sent as text frames,
+    // so ws writes header and masked payload as one buffer.
+    const socket = this.socket;
+    socket?.cork();
     try {
-      if (!this.sockJs) {
-        for (const text of batch) ws.send(text);
-      } else {
-        // Several messages per SockJS frame, but no frame above MAX_FRAME_BYTES unless one message alone is bigger:
-        // servlet containers buffer text messages to a limit (Tomcat: 8 KiB) and close the session beyond it.
-        let parts: string[] = [];
-        let bytes = 2;
-        for (const text of batch) {
-          const part = JSON.stringify(text);
-          const size = Buffer.byteLength(part) + 1;
-          if (parts.length > 0 && bytes + size > MAX_FRAME_BYTES) {
-            ws.send(`[${parts.join(',')}]`);
-            parts = [];
-            bytes = 2;
-          }
-          parts.push(part);
-          bytes += size;
-        }
-        if (parts.length > 0) ws.send(`[${parts.join(',')}]`);
-      }
+      for (const message of messages) ws.send(message, TEXT);
     } finally {
-      if (corked) socket.uncork?.();
+      socket?.uncork();
     }
   }
 
   private onFrame(frame: string): void {
-    this.tap?.('in', frame);
-    // The commonest frame by far (one per event sent) skips the general decoder.
-    if (frame === (this.sockJs ? PUBLISHED_SOCKJS : 'IO_PUBLISHED')) {
-      this.onStatus('IO_PUBLISHED');
-      return;
-    }
+    this.tap?.('in', frame, false);
     const decoded = decodeServerFrame(frame, this.sockJs);
     switch (decoded.kind) {
       case 'open':
@@ -682,7 +718,7 @@ export class MsbClient extends EventEmitter<MsbClientEvents> {
         this.pump();
         return;
       case 'IO_PUBLISHED':
-        this.emit('published', this.answerOldest(undefined));
+        this.onPublished(false);
         return;
       case 'NIO_EVENT_FORWARDING_ERROR':
       case 'NIO_UNEXPECTED_EVENT_FORWARDING_ERROR':
@@ -707,6 +743,13 @@ export class MsbClient extends EventEmitter<MsbClientEvents> {
       default:
         if (keyword.startsWith('NIO')) this.emit('nio', keyword, STATUS_KEYWORDS[keyword] ?? keyword, undefined);
     }
+  }
+
+  /** IO_PUBLISHED: the oldest event in flight is delivered. Events are emitted only to listeners (one per event). */
+  private onPublished(announce = true): void {
+    if (announce && this.listenerCount('status') > 0) this.emit('status', 'IO_PUBLISHED');
+    const eventId = this.answerOldest(undefined);
+    if (this.listenerCount('published') > 0) this.emit('published', eventId);
   }
 
   private onCall(body: unknown): void {
@@ -786,9 +829,8 @@ export class MsbClient extends EventEmitter<MsbClientEvents> {
 /** Warning reasons that count as rejected input from the MSB. */
 const REJECTIONS = ['malformed', 'too-deep', 'unknown-parameter', 'bad-parameter', 'other-service', 'unexpected', 'frame-error', 'message-error'];
 
-function eventMessage(uuid: string | undefined, body: string): string {
-  // body is a JSON object starting with "eventId"; the uuid goes first, as the official clients send it.
-  return uuid === undefined ? `E ${body}` : `E {"uuid":${JSON.stringify(uuid)},${body.slice(1)}`;
+function unserialisable(eventId: string, err: unknown): Error {
+  return new Error(`event "${eventId}" not sent: its dataObject cannot be written as JSON (${(err as Error)?.message ?? String(err)})`);
 }
 
 const EVENT_ID_PREFIX = /^\{"eventId":("(?:[^"\\]|\\.)*")/;
@@ -838,35 +880,47 @@ function describeMessage(text: string): string {
   return JSON.stringify(text.slice(0, 40));
 }
 
-/** A first-in first-out queue with O(1) push and shift. */
+/**
+ * A first-in first-out queue with O(1) push and shift: a ring that doubles when full and keeps its size, so a burst
+ * after the first one allocates nothing; a shifted slot is cleared at once (nothing answered stays referenced).
+ */
 class Fifo<T> {
-  private items: T[] = [];
+  private items: Array<T | undefined> = new Array<T | undefined>(16);
   private head = 0;
+  private size = 0;
 
   get length(): number {
-    return this.items.length - this.head;
+    return this.size;
   }
 
   push(item: T): void {
-    this.items.push(item);
+    if (this.size === this.items.length) this.grow();
+    this.items[(this.head + this.size) & (this.items.length - 1)] = item;
+    this.size++;
   }
 
   shift(): T | undefined {
-    if (this.head >= this.items.length) return undefined;
-    const item = this.items[this.head++];
-    if (this.head > 1024 && this.head * 2 > this.items.length) {
-      this.items = this.items.slice(this.head);
-      this.head = 0;
-    }
+    if (this.size === 0) return undefined;
+    const item = this.items[this.head];
+    this.items[this.head] = undefined;
+    this.head = (this.head + 1) & (this.items.length - 1);
+    this.size--;
     return item;
   }
 
   /** Removes and returns everything, oldest first. */
   drain(): T[] {
-    const all = this.items.slice(this.head);
-    this.items = [];
+    const all: T[] = [];
+    while (this.size > 0) all.push(this.shift() as T);
     this.head = 0;
     return all;
+  }
+
+  private grow(): void {
+    const grown = new Array<T | undefined>(this.items.length * 2);
+    for (let i = 0; i < this.size; i++) grown[i] = this.items[(this.head + i) & (this.items.length - 1)];
+    this.items = grown;
+    this.head = 0;
   }
 }
 

@@ -1,6 +1,6 @@
 // An emulator of the MSB 1.5/1.6 websocket interface for tests, the demo and users without an MSB: SockJS and raw
 // paths, registration, events, integration flows from an event of one service to a function of another, pushed
-// K/ping/status messages, raw frames and stalls for fault tests, and a record of all traffic.
+// K/ping/status messages, raw frames and stalls for fault tests, and a record of all traffic (off for benchmarks).
 import { EventEmitter } from 'events';
 import http from 'http';
 import https from 'https';
@@ -40,6 +40,11 @@ export interface EmulatorOptions {
   heartbeatInterval?: number;
   /** Keep at most this many traffic records (oldest dropped). Default 10000. */
   trafficLimit?: number;
+  /**
+   * Record traffic (`traffic` list and events, `waitFor`). Default true; a benchmark turns it off so the emulator's
+   * bookkeeping does not weigh on both sides it compares (count acknowledgements with `publishedCount`).
+   */
+  recordTraffic?: boolean;
   /** Answer R with IO_REGISTERED only if the self-description's token is in this list (default: any token). */
   acceptedTokens?: string[];
 }
@@ -53,6 +58,8 @@ interface Session {
   heartbeat?: NodeJS.Timeout;
   /** The TCP socket under the websocket: paused while the emulator plays a stalled MSB. */
   socket: Duplex;
+  /** Whether `socket` is corked until the end of this event-loop turn. */
+  corked: boolean;
 }
 
 export interface EmulatorEvents {
@@ -65,6 +72,7 @@ export interface EmulatorEvents {
 const SOCKJS_PATH = /^\/websocket\/data\/([^/.]+)\/([^/.]+)\/websocket\/?$/;
 const RAW_PATH = /^\/websocket\/data\/websocket\/?$/;
 const PRIORITIES = new Set<unknown>([0, 1, 2, 'LOW', 'MEDIUM', 'HIGH']);
+const PUBLISHED_SOCKJS = serverFrame.message('IO_PUBLISHED', true);
 
 export class MsbEmulator extends EventEmitter<EmulatorEvents> {
   /** Every message in and out, in order. */
@@ -77,12 +85,17 @@ export class MsbEmulator extends EventEmitter<EmulatorEvents> {
   private readonly heartbeatInterval: number;
   private held: Array<{ session: Session; body: unknown }> | undefined;
   private readonly trafficLimit: number;
+  private readonly recording: boolean;
+  private readonly published = new Map<string, number>();
+  private readonly corked = new Set<Session>();
+  private uncorkTimer: NodeJS.Immediate | undefined;
   private stalled = false;
 
   constructor(private readonly options: EmulatorOptions = {}) {
     super();
     this.heartbeatInterval = options.heartbeatInterval ?? 25000;
     this.trafficLimit = options.trafficLimit ?? 10000;
+    this.recording = options.recordTraffic ?? true;
     for (const flow of options.flows ?? []) this.addFlow(flow);
   }
 
@@ -128,6 +141,7 @@ export class MsbEmulator extends EventEmitter<EmulatorEvents> {
     const server = this.server;
     if (!server) return;
     this.server = undefined;
+    this.uncorkAll();
     for (const session of this.sessions.values()) {
       if (session.heartbeat) clearInterval(session.heartbeat);
       session.ws.terminate();
@@ -164,6 +178,11 @@ export class MsbEmulator extends EventEmitter<EmulatorEvents> {
     const out = new Map<string, Record<string, unknown>>();
     for (const s of this.sessions.values()) if (s.uuid && s.selfDescription) out.set(s.uuid, s.selfDescription);
     return out;
+  }
+
+  /** IO_PUBLISHED answers sent to the service since the emulator started (counted with or without the record). */
+  publishedCount(uuid: string): number {
+    return this.published.get(uuid) ?? 0;
   }
 
   /** Number of open websocket sessions (registered or not). */
@@ -221,6 +240,7 @@ export class MsbEmulator extends EventEmitter<EmulatorEvents> {
   dropConnection(uuid: string): boolean {
     const session = this.sessionOf(uuid);
     if (!session) return false;
+    this.uncorkAll(); // what was answered before the failure still reaches the client
     session.ws.terminate();
     return true;
   }
@@ -277,13 +297,22 @@ export class MsbEmulator extends EventEmitter<EmulatorEvents> {
   }
 
   private onConnection(ws: WebSocket, sockJs: boolean, socket: Duplex): void {
-    const session: Session = { id: randomUUID(), ws, sockJs, socket };
+    const session: Session = { id: randomUUID(), ws, sockJs, socket, corked: false };
     this.sessions.set(session.id, session);
     if (this.stalled) socket.pause();
-    ws.on('message', (data: WebSocket.RawData) => this.onFrame(session, data.toString()));
+    ws.on('message', (data: WebSocket.RawData, isBinary: boolean) => {
+      // Spring's text handlers close the session on a binary message (1003, not acceptable), so do we.
+      if (isBinary) {
+        this.record(session, 'in', '(binary message)');
+        ws.close(1003, 'Binary messages not supported');
+        return;
+      }
+      this.onFrame(session, data.toString());
+    });
     ws.on('error', () => undefined);
     ws.on('close', () => {
       if (session.heartbeat) clearInterval(session.heartbeat);
+      this.corked.delete(session);
       if (this.sessions.delete(session.id)) this.emit('disconnect', session.id, session.uuid);
     });
     if (sockJs) {
@@ -358,9 +387,12 @@ export class MsbEmulator extends EventEmitter<EmulatorEvents> {
       this.sendMessage(session, 'NIO_EVENT_FORWARDING_ERROR');
       return;
     }
-    this.sendMessage(session, 'IO_PUBLISHED');
+    this.sendFrame(session, session.sockJs ? PUBLISHED_SOCKJS : 'IO_PUBLISHED', 'IO_PUBLISHED');
+    this.published.set(session.uuid, (this.published.get(session.uuid) ?? 0) + 1);
     for (const flow of this.flows.values()) {
       if (flow.source.uuid !== session.uuid || flow.source.eventId !== body.eventId) continue;
+      // A call to a service that is not connected only shows in the traffic record: nothing to build without one.
+      if (!this.recording && !this.sessionOf(flow.target.uuid)) continue;
       const functionParameters: Record<string, unknown> = {};
       for (const m of flow.mapping ?? [{ from: '/dataObject', to: '/dataObject' }]) {
         const value = getPointer(body, m.from);
@@ -372,7 +404,8 @@ export class MsbEmulator extends EventEmitter<EmulatorEvents> {
   }
 
   private sessionOf(uuid: string): Session | undefined {
-    return [...this.sessions.values()].find((s) => s.uuid === uuid);
+    for (const s of this.sessions.values()) if (s.uuid === uuid) return s;
+    return undefined;
   }
 
   private sendTo(uuid: string, message: string): boolean {
@@ -392,10 +425,34 @@ export class MsbEmulator extends EventEmitter<EmulatorEvents> {
   private sendFrame(session: Session, frame: string, recorded: string): void {
     if (session.ws.readyState !== WebSocket.OPEN || this.stalled) return;
     if (recorded !== 'h') this.record(session, 'out', recorded);
+    this.cork(session);
     session.ws.send(frame);
   }
 
+  /**
+   * Holds the session's writes until the end of this event-loop turn, so the answers to a batch of events leave in
+   * one write instead of one syscall per answer. Every message is still its own websocket frame, as from the MSB.
+   */
+  private cork(session: Session): void {
+    if (session.corked) return;
+    session.corked = true;
+    session.socket.cork();
+    this.corked.add(session);
+    this.uncorkTimer ??= setImmediate(() => this.uncorkAll());
+  }
+
+  private uncorkAll(): void {
+    if (this.uncorkTimer) clearImmediate(this.uncorkTimer);
+    this.uncorkTimer = undefined;
+    for (const session of this.corked) {
+      session.corked = false;
+      session.socket.uncork();
+    }
+    this.corked.clear();
+  }
+
   private record(session: Session | undefined, direction: 'in' | 'out', message: string, uuid?: string): void {
+    if (!this.recording) return;
     const record: TrafficRecord = { time: Date.now(), direction, session: session?.id ?? '(none: not connected)', uuid: session?.uuid ?? uuid, message };
     this.traffic.push(record);
     if (this.traffic.length > this.trafficLimit) this.traffic.splice(0, this.traffic.length - this.trafficLimit);

@@ -66,14 +66,26 @@ function describe(error: ErrorObject | undefined): MsbValidationError {
  * date-time string, a Buffer becomes base64 for `byte` (also inside arrays of them). Anything else is unchanged.
  */
 export function toWireValue(format: DataFormat | undefined, value: unknown): unknown {
-  if (!format) return value;
+  return wireConverter(format)(value);
+}
+
+const unchanged = (value: unknown): unknown => value;
+
+/** `toWireValue` for one format, decided once (a node converts every msg with the same format). */
+export function wireConverter(format: DataFormat | undefined): (value: unknown) => unknown {
+  if (!format) return unchanged;
   const root = format.dataObject;
   const items = root.type === 'array' && typeof root.items === 'object' && root.items !== null ? (root.items as Record<string, unknown>) : undefined;
-  const convert = (schema: Record<string, unknown>, v: unknown): unknown => {
-    if (schema.format === 'date-time' && v instanceof Date) return v.toISOString();
-    if (schema.format === 'byte' && Buffer.isBuffer(v)) return v.toString('base64');
-    return v;
+  const convert = (schema: Record<string, unknown>): ((v: unknown) => unknown) | undefined => {
+    if (schema.format === 'date-time') return (v) => (v instanceof Date ? v.toISOString() : v);
+    if (schema.format === 'byte') return (v) => (Buffer.isBuffer(v) ? v.toString('base64') : v);
+    return undefined;
   };
-  if (items && Array.isArray(value)) return value.map((v) => convert(items, v));
-  return convert(root, value);
+  const single = convert(root);
+  const each = items ? convert(items) : undefined;
+  if (!single && !each) return unchanged;
+  return (value) => {
+    if (each && Array.isArray(value)) return value.map(each);
+    return single ? single(value) : value;
+  };
 }

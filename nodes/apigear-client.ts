@@ -47,6 +47,16 @@ export = function (RED: NodeAPI): void {
       node.error(asError(err).message);
     }
 
+    // The Busbar sidebar shows this under the node's sg-broker: the interface used, calls in flight, latest values.
+    (node as Node & { busbarDetail?: () => unknown }).busbarDetail = () =>
+      core && {
+        role: 'client',
+        interface: `${core.plan.module}/${core.plan.interface}`,
+        ready: core.ready,
+        callsInFlight: core.callsInFlight,
+        properties: Object.fromEntries([...core.plan.properties.keys()].map((p) => [p, core?.value(p)])),
+      };
+
     node.on('input', (msg, send, done) => handle(msg, send, done));
 
     function handle(msg: NodeMessage, send: SendFunction, done: DoneFunction): void {

@@ -21,6 +21,14 @@ export = function (RED: NodeAPI): void {
     let service: ApiGearService | undefined;
     let connection: ReturnType<typeof openClient> | undefined;
 
+    // The Busbar sidebar shows this under the node's sg-broker: the interface served and its property values.
+    (node as Node & { busbarDetail?: () => unknown }).busbarDetail = () =>
+      service && {
+        role: 'service',
+        interface: `${service.plan.module}/${service.plan.interface}`,
+        properties: Object.fromEntries([...service.plan.properties.keys()].map((p) => [p, service?.value(p)])),
+      };
+
     try {
       const plan = planOf(config);
       const broker = brokerOf(RED, config);

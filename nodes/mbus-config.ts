@@ -6,6 +6,8 @@ import { RetryTimer } from '../src/common/backoff';
 import { BurstCounter, ChangeWarner } from '../src/common/warn';
 import { DEFAULTS, DEFAULT_TIMERS, Entity, MbusCredentials, MbusSettings, OpenFailure, RpcCall, RpcEndpoint, RpcHandler, entityOptions, isExampleKey, loadMbusFile } from '../src/mbus';
 import type { MbusConfigNode, MbusUser } from './lib/mbus';
+import { installBusbarAdmin, registry } from './lib/busbar-admin';
+import { mbusProbe } from './lib/mbus-probe';
 
 type MbusConfigDef = NodeDef & MbusSettings;
 
@@ -19,6 +21,7 @@ export = function (RED: NodeAPI): void {
   // "1 peer" / "2 peers": the runtime picks the catalog key, so each language words both forms itself.
   const peersText = (count: number): string => RED._(count === 1 ? 'mbus-config.status.peer' : 'mbus-config.status.peers', { count });
 
+  installBusbarAdmin(RED);
   RED.nodes.registerType(
     'mbus-config',
     function (this: Node<MbusCredentials>, def: NodeDef) {
@@ -45,6 +48,8 @@ export = function (RED: NodeAPI): void {
       const startWarner = new ChangeWarner((text) => node.warn(RED._('mbus-config.warn.startFailed', { reason: text })));
       /** True while users want the entity up (between the pool's connect and disconnect). */
       let wanted = false;
+      const probe = mbusProbe(node.id, () => node.name || (node.entity?.address.toString() ?? node.id), () => node.entity, () => node.configError?.message ?? node.startFailure);
+      const unregisterProbe = registry.add(probe);
 
       try {
         const file = cfg.useMbusFile ? loadMbusFile() : undefined;
@@ -58,6 +63,7 @@ export = function (RED: NodeAPI): void {
         }
         node.entity = new Entity(options);
         node.rpc = new RpcEndpoint(node.entity, { answerUnknown: !!cfg.answerUnknown });
+        probe.attach(node.entity);
         node.entity.on('drop', (reason, detail, rinfo) => {
           // Bad network input is dropped and counted: said at once, then once a minute with how many.
           latestDrop.set(reason, { detail, from: `${rinfo.address}:${rinfo.port}` });
@@ -84,6 +90,7 @@ export = function (RED: NodeAPI): void {
       } catch (err) {
         node.configError = err instanceof Error ? err : new Error(String(err));
         node.error(RED._('mbus-config.error.config', { error: node.configError.message }));
+        probe.clock.set('failed', node.configError.message);
       }
 
       const compileHandlers = (users: MbusUser[]): void => {
@@ -122,6 +129,7 @@ export = function (RED: NodeAPI): void {
           const why = openFailureText(err);
           node.startFailure = why;
           startWarner.report(why);
+          probe.clock.set('waiting', why);
           const delay = retry.schedule(() => void attempt(entity));
           node.pool.setStatus(Status.error(RED._('mbus-config.status.retrying', { reason: why, seconds: Math.ceil(delay / 1000) })));
           return;
@@ -131,6 +139,7 @@ export = function (RED: NodeAPI): void {
           return;
         }
         retry.succeeded();
+        probe.clock.set('connected');
         node.startFailure = undefined;
         if (startWarner.current !== undefined) node.log(RED._('mbus-config.log.started', { address: entity.address.toString() }));
         startWarner.clear();
@@ -152,6 +161,7 @@ export = function (RED: NodeAPI): void {
           wanted = true;
           retry.cancel();
           node.pool.setStatus(Status.connecting());
+          probe.clock.set('connecting');
           await attempt(entity);
         },
         disconnect: async () => {
@@ -161,6 +171,7 @@ export = function (RED: NodeAPI): void {
           served.clear();
           await node.entity?.stop();
           node.pool.setStatus(Status.disconnected());
+          probe.clock.set('closed');
         },
         usersChanged: compileHandlers,
         onError: (err) => node.error(err),
@@ -175,6 +186,8 @@ export = function (RED: NodeAPI): void {
       };
 
       node.on('close', (_removed, done) => {
+        unregisterProbe();
+        probe.trace.enabled = false;
         wanted = false;
         retry.cancel();
         clearTimeout(peersTimer);

@@ -20,6 +20,9 @@ import {
 } from '../src/msb/selfdescription';
 import { dataFormatFromProps, DataFormatProps, isMsbConfigNode, MsbConfigNode, MsbUser } from './lib/msb';
 import { AdminRequest, AdminResponse, asError, Node, NodeAPI, NodeDef } from './lib/red';
+import { installBusbarAdmin, PhaseClock, registry } from './lib/busbar-admin';
+import { newCounts } from '../src/common/counters';
+import { readableSockJs, TraceRing } from '../src/common/trace';
 
 interface MsbConfigDef extends NodeDef {
   uuid?: string;
@@ -73,6 +76,16 @@ const DISCONNECT_STATUS: Record<DisconnectReason['code'], string> = {
   lost: 'msb.status.disconnected',
   'bad-url': 'msb.status.badUrl',
 };
+
+/** A message in its SockJS wire form (a JSON string literal) as the text it carries, for the trace. */
+function unquote(literal: string): string {
+  try {
+    const text: unknown = JSON.parse(literal);
+    return typeof text === 'string' ? text : literal;
+  } catch {
+    return literal;
+  }
+}
 
 /** Where a service's durable event cache lives: one store per uuid in the Node-RED user directory. */
 function eventCacheFile(userDir: string, uuid: string): string {
@@ -165,6 +178,7 @@ export = function (RED: NodeAPI) {
     res.json((node as MsbConfigNode & { stateForEditor(): unknown }).stateForEditor());
   });
 
+  installBusbarAdmin(RED);
   RED.nodes.registerType(
     'msb-config',
     function (this: Node<{ token?: string }>, def: MsbConfigDef) {
@@ -212,6 +226,11 @@ export = function (RED: NodeAPI) {
         latest.set(kind, text);
         bursts.note(kind);
       };
+      // What the Busbar sidebar shows: phase and since, traffic, the last K, the trace.
+      const clock = new PhaseClock();
+      const traffic = newCounts();
+      const trace = new TraceRing();
+      let lastChange: { at: number; changed: Record<string, unknown> } | undefined;
       let countsShown = '';
       let countsTimer: NodeJS.Timeout | undefined;
 
@@ -291,7 +310,13 @@ export = function (RED: NodeAPI) {
           node.warn(RED._('msb-config.warn.storeUnavailable', { file: cacheFile, error: asError(err).message }));
           c = new MsbClient({ ...options, eventCacheFile: undefined });
         }
+        c.tap = (direction, text, literal) => {
+          if (direction === 'out') traffic.sent++;
+          else if (text !== 'h') traffic.received++;
+          if (trace.enabled) trace.record(direction, 'ws', direction === 'in' ? readableSockJs(text) : literal ? unquote(text) : text);
+        };
         c.on('state', (state, reason) => {
+          clock.set(state, state === 'disconnected' && reason ? `${RED._(DISCONNECT_STATUS[reason.code] ?? 'msb.status.disconnected')}${reason.detail ? ` (${reason.detail})` : ''}` : undefined);
           if (state !== 'registered') nioStatus = undefined;
           if (state === 'disconnected' && reason) {
             disconnectStatus = DISCONNECT_STATUS[reason.code] ?? 'msb.status.disconnected';
@@ -308,11 +333,13 @@ export = function (RED: NodeAPI) {
           showStatus();
         });
         c.on('nio', (keyword, meaning, eventId) => {
+          traffic.errors++;
           if (keyword !== 'NIO_ALREADY_CONNECTED' && keyword !== 'NIO_UNAUTHORIZED_CONNECTION') nioStatus = keyword;
           setStatus(Status.error(`msb.status.${keyword}`));
           warnBurst(keyword, `${keyword}: ${meaning}${eventId ? ` (event "${eventId}")` : ''}`);
         });
         c.on('published', () => {
+          traffic.acknowledged++;
           if (nioStatus && c.registered && !definitionError) {
             nioStatus = undefined;
             showStatus();
@@ -322,6 +349,7 @@ export = function (RED: NodeAPI) {
         c.on('call', (call) => dispatchCall(call));
         c.on('configuration', (change) => {
           rememberChanges(change.changed);
+          lastChange = { at: Date.now(), changed: change.changed };
           mirrorParameters(change.parameters);
           for (const user of pool.list()) user.onConfiguration?.(change);
         });
@@ -427,8 +455,32 @@ export = function (RED: NodeAPI) {
         selfDescription: forEditor(client?.description ?? compiled),
       });
 
+      const unregisterProbe = registry.add({
+        id: node.id,
+        type: 'msb-config',
+        bus: 'msb',
+        name: () => node.name || service.name || service.uuid,
+        state: () => clock.state,
+        lastError: () => urlError ?? definitionError ?? clock.lastError,
+        counters: () => {
+          const counts = client?.counts;
+          return { ...traffic, queued: counts?.cached ?? 0, dropped: counts?.dropped ?? 0, errors: traffic.errors + (counts?.rejected ?? 0) };
+        },
+        snapshot: () => ({
+          uuid: service.uuid,
+          url,
+          pendingAcks: client?.counts.unacknowledged ?? 0,
+          cachedEvents: client?.cachedEvents ?? 0,
+          lastChange,
+          selfDescription: forEditor(client?.description ?? compiled),
+        }),
+        trace,
+      });
+
       this.on('close', (removed: boolean, done: () => void) => {
         closed = true;
+        unregisterProbe();
+        trace.enabled = false;
         bursts.close();
         if (countsTimer) clearInterval(countsTimer);
         countsTimer = undefined;

@@ -12,6 +12,8 @@ import { ConfigurationError, ConnectionState } from '../src/mqtt/connection-stat
 import { claimClientId } from '../src/mqtt/client-ids';
 import { ManagedMqttClient, QueueOptions } from '../src/mqtt/managed-client';
 import { SgConnection, SgQos } from '../src/sg/connection';
+import { installBusbarAdmin, registry } from './lib/busbar-admin';
+import { sgBrokerProbe } from './lib/sg-broker-probe';
 
 interface TlsConfigNode {
   addTLSOptions(opts: TlsSettings): TlsSettings;
@@ -34,6 +36,7 @@ function fileSafe(text: string): string {
 }
 
 export = function (RED: NodeAPI): void {
+  installBusbarAdmin(RED);
   RED.nodes.registerType(
     'sg-broker',
     function (this: Node<SgBrokerCredentials>, def: NodeDef) {
@@ -150,18 +153,22 @@ export = function (RED: NodeAPI): void {
         const claimed = claimClientId(request.clientId);
         const user: PoolUser = { id: request.owner, status: () => undefined };
         try {
-          return new ManagedMqttClient({
+          const client: ManagedMqttClient = new ManagedMqttClient({
             clientId: claimed.id,
             endpoint: () => node.endpoint(user),
             overrides: request.overrides,
             retry,
             stableMs,
             queue: queueFor(request.owner),
+            tap: probe.tap,
             closed: async () => {
+              apigearClients.delete(client);
               claimed.release();
               await node.release(user, request.removed());
             },
           });
+          apigearClients.set(client, request.owner);
+          return client;
         } catch (err) {
           claimed.release(); // e.g. the durable queue file is held by another connection
           throw err;
@@ -182,6 +189,7 @@ export = function (RED: NodeAPI): void {
             retry,
             stableMs,
             queue: queueFor(`sg-${name}`),
+            tap: probe.tap,
             failure: (state, clientId) => node.warn(`${clientId}: ${describe(RED, state).log}`),
             dropped: (count, clientId) => node.warn(node.droppedText(clientId, count)),
             log: {
@@ -193,6 +201,40 @@ export = function (RED: NodeAPI): void {
         }
         return connection;
       };
+
+      // The Busbar sidebar's view. The watch's user id starts with "sg-connection:" so the sweep below leaves it be.
+      const apigearClients = new Map<ManagedMqttClient, string>();
+      const watchUser: PoolUser = { id: `sg-connection:busbar-watch:${node.id}`, status: () => undefined };
+      const probe = sgBrokerProbe({
+        id: node.id,
+        name: () => node.name || (node.mode === 'embedded' ? `embedded :${toInt(config.embeddedPort, DEFAULT_EMBEDDED_PORT)}` : `${config.host ?? ''}:${toInt(config.port, 1883)}`),
+        connections: () => [...connections.values()],
+        clients: apigearClients,
+        watchClient: () => {
+          const claimed = claimClientId(`busbar-watch-${fileSafe(node.id)}`);
+          return new ManagedMqttClient({
+            clientId: claimed.id,
+            endpoint: () => node.endpoint(watchUser),
+            retry,
+            stableMs,
+            queue: { maxEntries: 1 },
+            closed: async () => {
+              claimed.release();
+              await node.release(watchUser, false);
+            },
+          });
+        },
+        reason: (state) => describe(RED, state).log,
+        ownerDetail: (owner) => {
+          const n = RED.nodes.getNode(owner) as { busbarDetail?: () => unknown } | null;
+          return typeof n?.busbarDetail === 'function' ? n.busbarDetail() : undefined;
+        },
+        ownerLabel: (owner) => {
+          const n = RED.nodes.getNode(owner) as { type?: string; name?: string } | null;
+          return n ? `${n.type ?? ''} ${n.name ?? owner}` : owner;
+        },
+      });
+      const unregisterProbe = registry.add(probe);
 
       // A node moved to another name or broker is only "restarted" (close with removed=false), so its old connection
       // would keep running without users. After every deploy, close connections nobody uses any more, and forget
@@ -213,13 +255,14 @@ export = function (RED: NodeAPI): void {
       RED.events.on('flows:started', sweep);
 
       this.on('close', (_removed: boolean, done: () => void) => {
+        unregisterProbe();
         RED.events.removeListener('flows:started', sweep);
         RED.events.removeListener('flows:started', onStarted);
         RED.events.removeListener('flows:starting', onStarting);
         deployed();
         const all = [...connections.values()];
         connections.clear();
-        Promise.allSettled(all.map((c) => c.close()))
+        Promise.allSettled([...all.map((c) => c.close()), probe.close()])
           .then(() => pool.close())
           .catch((err: unknown) => node.error(String(err)))
           .finally(done);

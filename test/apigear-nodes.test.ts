@@ -94,6 +94,30 @@ describe('apigear nodes' + (process.env.MQTT_URL ? ` (${process.env.MQTT_URL})` 
     return { client, inbox: new Inbox(client) };
   }
 
+  it('the Busbar sidebar shows, under the sg-broker, the interface served and used with the latest property value', async () => {
+    await start([serviceDef(), clientDef()]);
+    await Promise.all([connected('svc'), connected('cli')]);
+    const got = next('cliProp');
+    node('svc').receive({ topic: 'prop/last', payload: { content: 'seen' } });
+    await got;
+    const res = await helper.request().get('/busbar/nodes').expect(200);
+    type ApiGearRow = { role: string; interface: string; callsInFlight?: number; properties: Record<string, unknown> };
+    const view = (res.body as { nodes: Array<{ id: string; snapshot: { apigear?: ApiGearRow[] } }> }).nodes.find((v) => v.id === 'b1');
+    const rows = view?.snapshot.apigear ?? [];
+    assert.deepStrictEqual(rows.map((r) => [r.role, r.interface]).sort(), [['client', P], ['service', P]]);
+    const cli = rows.find((r) => r.role === 'client');
+    assert.deepStrictEqual(cli?.properties.last, { content: 'seen' });
+    assert.strictEqual(cli?.callsInFlight, 0);
+    assert.deepStrictEqual(rows.find((r) => r.role === 'service')?.properties.last, { content: 'seen' });
+    // The apigear-client dialog's suggestions: the interface a service announced (its retained property) on the broker.
+    for (const t0 = Date.now(); ; ) {
+      const found = (await helper.request().get('/busbar/discover/b1').expect(200)).body as { apigear?: Array<{ module: string; interfaces: string[] }> };
+      if (found.apigear?.some((m) => m.module === moduleName && m.interfaces.includes('Hello'))) break;
+      assert.ok(Date.now() - t0 < 8000, `timed out waiting for the Hello interface of ${moduleName} on the broker: ${JSON.stringify(found)}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  });
+
   it('a service node and a client node round-trip a property, a signal and say with its return value', async () => {
     await start([serviceDef(), clientDef()]);
     await Promise.all([connected('svc'), connected('cli')]);

@@ -120,6 +120,28 @@ describe('Flow Library scorecard (offline rules)', () => {
 
 type PackageJsonLink = string | { url?: string } | undefined;
 
+describe('Editor plugins declared in package.json node-red.plugins', () => {
+  const plugins = Object.entries(pkg['node-red']?.plugins ?? {});
+  it('declares the Busbar sidebar plugin', () => {
+    assert.deepStrictEqual(plugins.map(([name]) => name), ['busbar-sidebar']);
+  });
+  for (const [name, file] of plugins) {
+    it(`${name}: the runtime .js, the editor .html beside it and catalogs in en-US and de (same keys)`, () => {
+      const js = path.join(packageRoot, file);
+      assert.ok(fs.existsSync(js), `${file} missing (is it built?)`);
+      const html = js.replace(/\.js$/, '.html');
+      assert.ok(fs.existsSync(html), `${path.relative(packageRoot, html)} missing`);
+      assert.match(fs.readFileSync(html, 'utf8'), new RegExp(`RED\\.plugins\\.registerPlugin\\('${name}'`));
+      const keys = (lang: string): string[] => {
+        const flat = (o: Record<string, unknown>, prefix = ''): string[] =>
+          Object.entries(o).flatMap(([k, v]) => (typeof v === 'object' && v !== null ? flat(v as Record<string, unknown>, `${prefix}${k}.`) : [`${prefix}${k}`]));
+        return flat(JSON.parse(fs.readFileSync(path.join(path.dirname(js), 'locales', lang, `${name}.json`), 'utf8')) as Record<string, unknown>).sort();
+      };
+      assert.deepStrictEqual(keys('de'), keys('en-US'));
+    });
+  }
+});
+
 describe('Node types declared in package.json node-red.nodes', () => {
   it('registers only types named by set, each pointing at dist/nodes/<type>.js', () => {
     for (const t of types) {

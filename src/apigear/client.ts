@@ -75,6 +75,11 @@ export class ApiGearClient extends EventEmitter<ClientEvents> {
     return this.rejects.total(reason);
   }
 
+  /** Operations invoked and not yet answered. */
+  get callsInFlight(): number {
+    return this.pending.size;
+  }
+
   get ready(): boolean {
     return this.readyNow;
   }

@@ -326,6 +326,20 @@ export class Entity extends EventEmitter {
   }
 
   /** Known peers (not counting ourselves). */
+  /** Sees every message sent (its text) and every message received and parsed; the Busbar sidebar's counters and trace. */
+  tap: ((direction: 'in' | 'out', message: string | Message) => void) | undefined;
+
+  /** Sends waiting for their turn, and reliable messages sent and not yet acknowledged. */
+  get pending(): { waiting: number; reliableInFlight: number } {
+    let waiting = 0;
+    let reliableInFlight = 0;
+    for (const q of this.queues.values()) {
+      waiting += q.waiting.length;
+      if (q.reliable) reliableInFlight += q.inFlight;
+    }
+    return { waiting, reliableInFlight };
+  }
+
   get entities(): PeerInfo[] {
     return [...this.peers.values()];
   }
@@ -488,6 +502,7 @@ export class Entity extends EventEmitter {
     const sendings = q.waiting.splice(0, n);
     let text = header;
     for (const s of sendings) text += s.text;
+    this.tap?.('out', text);
     const datagram = sealDatagram(this.security, text);
     this.seq = (this.seq + 1) % SEQ_WRAP;
     if (ackQueue) {
@@ -575,6 +590,7 @@ export class Entity extends EventEmitter {
       return;
     }
     if (own === this) return; // our own multicast, looped back
+    this.tap?.('in', msg);
     const now = Date.now();
     const bye = msg.commands.some((c) => c.name === 'mbus.bye');
     if (msg.source.size > 0 && !bye) {

@@ -60,7 +60,11 @@ export interface ManagedClientOptions {
   closeTimeoutMs?: number;
   /** Called at the end of close(), e.g. to give the broker settings (and an embedded broker) up. */
   closed?(): Promise<void>;
+  /** Sees every publish handed over and every message received (the Busbar sidebar's counters and trace). */
+  tap?: MqttTap;
 }
+
+export type MqttTap = (direction: 'in' | 'out', topic: string, payload: string | Buffer) => void;
 
 export interface ManagedClientEvents {
   state: [ConnectionState];
@@ -196,6 +200,7 @@ export class ManagedMqttClient extends EventEmitter<ManagedClientEvents> {
    */
   publish(topic: string, payload: string | Buffer, opts: PublishOptions): Promise<void> {
     if (this.closing) return Promise.reject(new Error(`the MQTT connection ${this.clientId} is closed; ${topic} not sent`));
+    this.options.tap?.('out', topic, payload);
     const qos = opts.qos;
     if (qos === 0 && !this.live && !this.options.queue?.qos0) {
       return Promise.reject(new Error(`not connected to the broker; ${topic} not sent (QoS 0 messages are not queued)`));
@@ -216,6 +221,7 @@ export class ManagedMqttClient extends EventEmitter<ManagedClientEvents> {
   publishNow(topic: string, payload: string | Buffer, opts: PublishOptions): Promise<void> {
     const client = this.client;
     if (!client || !this.live) return Promise.reject(new Error(`not connected to the broker; ${topic} not sent`));
+    this.options.tap?.('out', topic, payload);
     this.corkForThisTurn(client);
     return new Promise((resolve, reject) => {
       client.publish(topic, payload, publishOptions(opts.qos, opts.retain === true, opts.properties), (err) => (err ? reject(err) : resolve()));
@@ -320,7 +326,10 @@ export class ManagedMqttClient extends EventEmitter<ManagedClientEvents> {
     let connectedAt = 0;
     hooks.on('error', ((err: Error) => (lastError = err)) as never);
     hooks.on('disconnect', ((packet: IDisconnectPacket) => (disconnectCode = packet.reasonCode)) as never);
-    hooks.on('message', ((topic: string, payload: Buffer, packet: IPublishPacket) => this.emit('message', topic, payload, packet)) as never);
+    hooks.on('message', ((topic: string, payload: Buffer, packet: IPublishPacket) => {
+      this.options.tap?.('in', topic, payload);
+      this.emit('message', topic, payload, packet);
+    }) as never);
     hooks.on('connect', (() => {
       if (this.client !== client) return;
       connectedAt = Date.now();

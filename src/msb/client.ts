@@ -366,6 +366,7 @@ export class MsbClient extends EventEmitter<MsbClientEvents> {
       if (this.ws !== ws) return;
       // The commonest frame by far (one per event sent) is recognised by its bytes, without decoding it.
       if (!isBinary && Buffer.isBuffer(data) && data.length === published.length && data.equals(published)) {
+        this.tap?.('in', this.sockJs ? PUBLISHED_SOCKJS : 'IO_PUBLISHED', false);
         this.onPublished();
         return;
       }
@@ -605,6 +606,12 @@ export class MsbClient extends EventEmitter<MsbClientEvents> {
     this.send(`R ${text}`);
   }
 
+  /**
+   * Sees every message sent, in its wire form (`literal`: a JSON string literal under SockJS, decoded only by whoever
+   * shows it), and every frame received; the Busbar sidebar's counters and trace.
+   */
+  tap: ((direction: 'in' | 'out', text: string, literal: boolean) => void) | undefined;
+
   /** Queues a message (R, pong) for the next flush. */
   private send(text: string): void {
     this.queue(this.sockJs ? JSON.stringify(text) : text);
@@ -617,6 +624,7 @@ export class MsbClient extends EventEmitter<MsbClientEvents> {
    * them) — instead of one syscall and one server read per event.
    */
   private queue(wire: string): void {
+    this.tap?.('out', wire, this.sockJs);
     this.outgoing.add(wire);
     // A long burst goes out in slices while it is still being published: the MSB starts on it at once.
     if (this.outgoing.byteLength >= FLUSH_BYTES) this.flush();
@@ -646,6 +654,7 @@ export class MsbClient extends EventEmitter<MsbClientEvents> {
   }
 
   private onFrame(frame: string): void {
+    this.tap?.('in', frame, false);
     const decoded = decodeServerFrame(frame, this.sockJs);
     switch (decoded.kind) {
       case 'open':

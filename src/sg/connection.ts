@@ -5,7 +5,7 @@ import { ConnectionPool, PoolUser } from '../common/pool';
 import type { MqttEndpoint } from '../mqtt/endpoint';
 import type { ConnectionState } from '../mqtt/connection-state';
 import { claimClientId, ClaimedId } from '../mqtt/client-ids';
-import { ManagedMqttClient, QueueOptions } from '../mqtt/managed-client';
+import { ManagedMqttClient, MqttTap, QueueOptions } from '../mqtt/managed-client';
 import { pythonStrip } from './python';
 import { classifyInbound } from './inbound';
 import { RejectedInput } from '../common/rejects';
@@ -75,6 +75,8 @@ export interface SgConnectionOptions {
   failure?(state: ConnectionState, clientId: string): void;
   /** Publishes dropped from a full offline queue: once per burst, with the count. */
   dropped?(count: number, clientId: string): void;
+  /** Sees the connection's traffic (the Busbar sidebar's counters and trace). */
+  tap?: MqttTap;
 }
 
 interface PendingAnswer {
@@ -278,6 +280,7 @@ export class SgConnection {
       stableMs: this.options.stableMs,
       queue: this.options.queue,
       closeTimeoutMs: this.options.closeTimeout,
+      tap: this.options.tap,
     });
     this.client = client;
     client.on('state', (state) => this.setState(state));

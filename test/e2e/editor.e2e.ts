@@ -784,6 +784,89 @@ describe('the npm start demo (every example in one runtime)', function () {
     }
   });
 
+  describe('the Busbar sidebar tab', () => {
+    const shots = path.join(ARTIFACTS, 'busbar-sidebar');
+    const demoConfigs = (): FlowNode[] => demo.filter((n) => configTypes.has(n.type) && ['msb-config', 'sg-broker', 'mbus-config'].includes(n.type));
+    const card = (id: string): string => `.busbar-node[data-id="${id}"]`;
+    const sentOf = async (id: string): Promise<number> => Number(await page.locator(`${card(id)} .busbar-count-sent b`).first().innerText());
+
+    before(() => fs.mkdirSync(shots, { recursive: true }));
+
+    it('lists every config node of the demo, grouped by bus, each connected or registered', async () => {
+      await page.evaluate(() => RED.sidebar.show('busbar'));
+      const ids = demoConfigs().map((n) => n.id);
+      assert.ok(ids.length >= 3, `config nodes in the demo: ${ids.length}`);
+      try {
+        await waitFor('every demo config node in the Busbar tab, connected', async () => {
+          const phases = await page.evaluate((want: string[]) => want.map((id) => $(`.busbar-node[data-id="${id}"] .busbar-state`).attr('data-phase')), ids);
+          return phases.every((p) => p === 'connected' || p === 'registered') || undefined;
+        }, 40000);
+      } finally {
+        await page.screenshot({ path: path.join(shots, 'tab.png') }).catch(() => undefined);
+      }
+      const buses = await page.evaluate(() => $('.busbar-bus').map((_i: number, el: HTMLElement) => el.getAttribute('data-bus')).get());
+      assert.deepStrictEqual(buses, ['msb', 'sg', 'mbus']);
+    });
+
+    it('shows counters that move after an inject, and a trace switched on shows frames', async () => {
+      // An inject wired straight to an msb-event-out, and that event's msb-config.
+      const wiredTo = (n: FlowNode): string[] => ((n.wires ?? []) as string[][]).flat();
+      const inject = demo.find((n) => n.type === 'inject' && wiredTo(n).some((id) => demo.find((m) => m.id === id)?.type === 'msb-event-out'))!;
+      assert.ok(inject, 'an inject wired to an msb-event-out in the demo');
+      const eventOut = demo.find((m) => wiredTo(inject).includes(m.id) && m.type === 'msb-event-out')!;
+      const msb = demo.find((n) => n.id === eventOut.service)!;
+      await page.locator(`${card(msb.id)} .busbar-trace-toggle`).click();
+      await waitFor('the trace switched on', async () => (await page.locator(`${card(msb.id)} .busbar-trace-list`).count()) > 0 || undefined, 10000);
+      const before = await sentOf(msb.id);
+      await page.evaluate((id: string) => {
+        const n = RED.nodes.node(id);
+        RED.workspaces.show(n.z);
+        RED.view.reveal(id);
+      }, inject.id);
+      await page.locator(`#red-ui-workspace-chart g[id="${inject.id}"] .red-ui-flow-node-button-button`).first().click({ timeout: 10000 });
+      await waitFor('the sent counter moved after the inject', async () => (await sentOf(msb.id)) > before || undefined, 15000);
+      await waitFor('frames in the trace', async () => (await page.locator(`${card(msb.id)} .busbar-trace-entry`).count()) > 0 || undefined, 15000);
+      await page.screenshot({ path: path.join(shots, 'trace.png') });
+      // The sg-broker's details: the resources seen on the broker (the README's picture).
+      const sg = demoConfigs().find((n) => n.type === 'sg-broker')!;
+      await page.locator(`${card(sg.id)} .busbar-details-toggle`).click();
+      await waitFor('resources seen on the broker', async () => (await page.locator(`${card(sg.id)} .busbar-resources tr`).count()) > 0 || undefined, 15000);
+      await page.locator('#red-ui-sidebar').screenshot({ path: path.join(shots, 'sidebar.png') });
+      await page.locator(`${card(sg.id)} .busbar-details-toggle`).click();
+      const texts = await page.locator(`${card(msb.id)} .busbar-trace-text`).allInnerTexts();
+      assert.ok(texts.some((t) => t.startsWith('E ')), `an event in the trace: ${texts.slice(0, 3).join(' | ')}`);
+      await page.locator(`${card(msb.id)} .busbar-trace-toggle`).click();
+    });
+
+    for (const [type, list, field] of [
+      ['sg-app', 'busbar-sg-resources', 'node-input-service'],
+      ['mbus-entity', 'busbar-mbus-destinations', 'node-input-destination'],
+    ] as const) {
+      it(`${type}: the dialog offers names seen on the bus, and one can be picked`, async () => {
+        const target = demo.find((n) => n.type === type)!;
+        await page.evaluate((id: string) => {
+          const n = RED.nodes.node(id);
+          RED.workspaces.show(n.z);
+          RED.editor.edit(n);
+        }, target.id);
+        await page.waitForSelector(`#${field}`, { state: 'visible' });
+        try {
+          const offered = await waitFor(`suggestions in #${list}`, async () => {
+            const values = await page.evaluate((l: string) => $(`#${l} option`).map((_i: number, o: HTMLOptionElement) => o.value).get(), list);
+            return values.length > 0 ? (values as string[]) : undefined;
+          }, 15000);
+          await page.fill(`#${field}`, '');
+          await page.locator(`#${field}`).pressSequentially(offered[0]!.slice(0, 3));
+          await page.screenshot({ path: path.join(shots, `${type}-suggestions.png`) });
+          await page.fill(`#${field}`, offered[0]!);
+          assert.strictEqual(await page.inputValue(`#${field}`), offered[0]);
+        } finally {
+          await page.click('#node-dialog-cancel').catch(() => undefined);
+        }
+      });
+    }
+  });
+
   it('clicking every inject once puts no error or warning into the debug sidebar', async () => {
     await collectDebug(page);
     const injects = demo.filter((n) => n.type === 'inject');

@@ -172,6 +172,18 @@ for (const target of targets) {
       assert.doesNotMatch(nr!.log(), /\[(error|warn)\].*(busbar|node-red-buses)/i, 'load-time warnings for the module');
     });
 
+    it('loads the Busbar sidebar plugin and serves its editor script and catalogs (GET /plugins)', async () => {
+      const declared = Object.keys(readPackageJson(installed)['node-red']?.plugins ?? {});
+      assert.deepStrictEqual(declared, ['busbar-sidebar']);
+      const list = await getJson<Array<{ id: string; module: string; err?: string; enabled?: boolean }>>(nr!.url + 'plugins', { Accept: 'application/json' });
+      const ours = list.filter((p) => p.module === pkg.name);
+      assert.deepStrictEqual(ours.map((p) => [p.id, p.err ?? null]), [[`${pkg.name}/busbar-sidebar`, null]]);
+      const html = await get(nr!.url + 'plugins', { Accept: 'text/html', 'Accept-Language': 'en-US' });
+      assert.match(html.text, /RED\.plugins\.registerPlugin\('busbar-sidebar'/);
+      const catalogs = await getJson<Record<string, { busbar?: { label?: string } }>>(nr!.url + 'plugins/messages?lng=de');
+      assert.strictEqual(catalogs[`${pkg.name}/busbar-sidebar`]?.busbar?.label, 'Busbar');
+    });
+
     it('serves an edit template and help for every type, in English and German (GET /nodes text/html)', async () => {
       const en = await get(nr!.url + 'nodes', { Accept: 'text/html', 'Accept-Language': 'en-US' });
       const de = await get(nr!.url + 'nodes', { Accept: 'text/html', 'Accept-Language': 'de' });

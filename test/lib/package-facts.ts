@@ -13,7 +13,7 @@ export interface PackageJson {
   engines?: { node?: string };
   dependencies?: Record<string, string>;
   files?: string[];
-  'node-red'?: { version?: string; nodes?: Record<string, string> };
+  'node-red'?: { version?: string; nodes?: Record<string, string>; plugins?: Record<string, string> };
 }
 
 /** One literal `RED.nodes.registerType('<type>', { … })` call found in an editor .html. */

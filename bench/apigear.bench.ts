@@ -115,6 +115,19 @@ async function rawPair(url: string, qos: QoS): Promise<{ call: Call; close(): Pr
   };
 }
 
+/**
+ * The test helper wraps every node's send/status/log in recording sinon spies (and emits an event per call in a
+ * nextTick); measure the nodes, not the spies. Restoring the sandbox puts Node.prototype back, but Node-RED copied the
+ * spied `send` onto every wired node when the flow started (Node#updateWires), so wire them again to pick up the real one.
+ */
+function unspy(ids: string[]): void {
+  (helper as unknown as { _sandbox: { restore(): void } })._sandbox.restore();
+  for (const id of ids) {
+    const node = helper.getNode(id) as unknown as { wires?: unknown[][]; updateWires?(wires: unknown[][]): void } | null;
+    node?.updateWires?.(node.wires ?? []);
+  }
+}
+
 /** The nodes: apigear-client → (broker) → apigear-service → a flow answering say → back to the client's output 3. */
 async function nodePair(url: string, qos: QoS): Promise<{ call: Call }> {
   const nodes = [require('../nodes/sg-broker'), require('../nodes/apigear-service'), require('../nodes/apigear-client')] as TestNodeInitializer[];
@@ -138,8 +151,7 @@ async function nodePair(url: string, qos: QoS): Promise<{ call: Call }> {
   for (const id of ['svc', 'cli']) {
     await green(id);
   }
-  // The test helper wraps every node's send/status/log in recording sinon spies; measure the nodes, not the spies.
-  (helper as unknown as { _sandbox: { restore(): void } })._sandbox.restore();
+  unspy(flow.map((f) => f.id));
   let n = 0;
   return {
     call: () => {

@@ -206,7 +206,7 @@ export async function run(): Promise<string> {
     `| CPU time used until the admin API answers, ms | ${mmm(cpu.baseline)} | ${mmm(cpu.candidate)} | ${mmm(cpu.ratio, 2)} | ${mmm(cpu.delta)} ms |`,
     `| RSS after start, MiB | ${mmm(rss.baseline, 1)} | ${mmm(rss.candidate, 1)} | ${mmm(rss.ratio, 2)} | ${mmm(rss.delta, 1)} MiB |`,
     '',
-    `Goal (issue 15, for the later lazy-loading round): start ≤ 1.03× — wall-clock median ${start.ratio.median.toFixed(2)}, **${start.ratio.median <= 1.03 ? 'met' : 'not met'}**; CPU time median ${cpu.ratio.median.toFixed(2)}, **${cpu.ratio.median <= 1.03 ? 'met' : 'not met'}**; RSS ≤ +2 MB — median +${rss.delta.median.toFixed(1)} MiB, **${rss.delta.median <= 2 ? 'met' : 'not met'}**. The start goal counts as met only when both are. The loading code is unchanged so far; this measures it as it is. On a loaded machine the wall-clock rows spread far wider (see min / max) than the package's effect, so the CPU-time row is the one to read there.`,
+    `Goal (issue 15): start ≤ 1.03× — wall-clock median ${start.ratio.median.toFixed(2)}, **${start.ratio.median <= 1.03 ? 'met' : 'not met'}**; CPU time median ${cpu.ratio.median.toFixed(2)}, **${cpu.ratio.median <= 1.03 ? 'met' : 'not met'}**; RSS ≤ +2 MB — median +${rss.delta.median.toFixed(1)} MiB, **${rss.delta.median <= 2 ? 'met' : 'not met'}**. The start goal counts as met only when both are. mqtt, aedes, yaml, ajv and ws are loaded on first use (\`src/common/lazy.ts\`), so a Node-RED that has the package installed but no node of it in a flow loads none of them. On a loaded machine the wall-clock rows spread far wider (see min / max) than the package's effect, so the CPU-time row is the one to read there.`,
     '',
     '| size | total | of it `.js.map` |',
     '|---|---:|---:|',
@@ -215,5 +215,7 @@ export async function run(): Promise<string> {
     ...(pack
       ? [`| \`npm pack\` (${pack.files} files): unpacked ${kB(pack.unpacked)}, tarball ${kB(pack.size)} | ${kB(pack.unpacked)} | ${kB(pack.maps)} (${pct(pack.maps, pack.unpacked)}) |`]
       : []),
+    '',
+    'Source maps are written by the build for development (tsconfig `sourceMap`: debugging and stack traces in this checkout) but left out of the tarball (`!dist/**/*.js.map` in package.json `files`): they map to `.ts` sources the tarball does not ship, so on a gateway they only turned stack-trace line numbers into lines of files that are not there, for a third of the unpacked size.',
   ].join('\n');
 }

@@ -1,5 +1,8 @@
 // ApiGear module IDL (`schema: apigear.module/1.0`): parsed from YAML into a checked, typed model.
-import { parse as parseYaml } from 'yaml';
+import { lazy } from '../common/lazy';
+
+/** yaml is loaded by the first module parsed, not by Node-RED's start. */
+const yaml = lazy(() => require('yaml') as typeof import('yaml'));
 
 /** A type reference as the IDL writes it: a primitive, an enum, a struct or an extern, optionally an array. */
 export interface TypeRef {
@@ -234,7 +237,7 @@ export function moduleFromObject(doc: unknown): Module {
 export function parseModule(text: string): Module {
   let doc: unknown;
   try {
-    doc = parseYaml(text);
+    doc = yaml().parse(text);
   } catch (err) {
     throw new ModuleError(`module YAML does not parse: ${err instanceof Error ? err.message : String(err)}`);
   }

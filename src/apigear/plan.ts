@@ -1,5 +1,6 @@
 // Compiles (module, interface) into the topic plan, subscriptions and ajv validators both adapters execute.
-import Ajv, { ErrorObject, ValidateFunction } from 'ajv';
+import type { ErrorObject, ValidateFunction } from 'ajv';
+import { lazy } from '../common/lazy';
 import { findInterface, Interface, Module, Operation, Param, Signal, TypeRef } from './module';
 
 /** A value or argument list that breaks the IDL: names the member and the rule, so a Catch node can say why. */
@@ -161,9 +162,12 @@ function rule(e: ErrorObject, mod: Module, value: unknown): string {
   }
 }
 
+/** ajv is loaded by the first plan compiled, not by Node-RED's start. */
+const AjvClass = lazy(() => (require('ajv') as typeof import('ajv')).default);
+
 /** One ajv instance per plan: the module's structs and enums are added once as `apigear#/definitions/*`. */
 function makeCompiler(mod: Module): (t: TypeRef, where: string) => Check {
-  const ajv = new Ajv({ allErrors: false, strict: true });
+  const ajv = new (AjvClass())({ allErrors: false, strict: true });
   ajv.addSchema({ $id: 'apigear', definitions: definitions(mod) });
   return (t, where) => {
     const validate: ValidateFunction = ajv.compile(typeSchema(mod, t));

@@ -4,14 +4,18 @@ import { EventEmitter } from 'events';
 import { randomInt, randomUUID } from 'crypto';
 import type { Duplex } from 'stream';
 import type { ConnectionOptions } from 'tls';
-import WebSocket from 'ws';
+import type WebSocket from 'ws';
 import { Outbox, OutboxEntry } from '../common/outbox';
 import { RetryTimer } from '../common/backoff';
 import { BurstCounter } from '../common/warn';
+import { lazy } from '../common/lazy';
 import { EventFields, EventHead, EventTemplate, msbNow, Priority } from './event-message';
 import { decodeServerFrame, parseMessage } from './framing';
 import { OutgoingBatch } from './outgoing';
 import { coerceParameterValue, ConfigParameterValue, SelfDescription, simpleTypeOfParameter } from './selfdescription';
+
+/** ws is loaded by the first connect, not by Node-RED's start. */
+const WebSocketClass = lazy(() => require('ws') as typeof import('ws'));
 
 export type ClientState = 'disconnected' | 'connecting' | 'connected' | 'registered' | 'closed';
 export type { Priority };
@@ -324,7 +328,7 @@ export class MsbClient extends EventEmitter<MsbClientEvents> {
       tls.rejectUnauthorized = true;
     }
     this.setState('connecting', undefined);
-    const ws = new WebSocket(url, { ...tls, handshakeTimeout: this.options.handshakeTimeout ?? 10000, maxPayload: MAX_PAYLOAD_BYTES });
+    const ws = new (WebSocketClass())(url, { ...tls, handshakeTimeout: this.options.handshakeTimeout ?? 10000, maxPayload: MAX_PAYLOAD_BYTES });
     this.ws = ws;
     this.closeReason = undefined;
     let failure: string | undefined;
@@ -456,7 +460,7 @@ export class MsbClient extends EventEmitter<MsbClientEvents> {
             clearTimeout(force);
             resolve();
           });
-          if (ws.readyState === WebSocket.CONNECTING) ws.terminate();
+          if (ws.readyState === ws.CONNECTING) ws.terminate();
           else ws.close(1000, 'service stopped');
         });
       } else {
@@ -631,7 +635,7 @@ export class MsbClient extends EventEmitter<MsbClientEvents> {
     if (this.flushTimer) clearImmediate(this.flushTimer);
     this.flushTimer = undefined;
     const ws = this.ws;
-    if (!ws || ws.readyState !== WebSocket.OPEN) {
+    if (!ws || ws.readyState !== ws.OPEN) {
       this.outgoing.clear();
       return;
     }

@@ -1,6 +1,11 @@
 // Payload validators: one ajv validator compiled per data format (cached by its JSON), errors naming path and rule.
-import Ajv, { ErrorObject, ValidateFunction } from 'ajv';
+import type Ajv from 'ajv';
+import type { ErrorObject, ValidateFunction } from 'ajv';
+import { lazy } from '../common/lazy';
 import type { DataFormat } from './selfdescription';
+
+/** ajv is loaded by the first validator compiled, not by Node-RED's start. */
+const AjvClass = lazy(() => (require('ajv') as typeof import('ajv')).default);
 
 const INT32_MIN = -2147483648;
 const INT32_MAX = 2147483647;
@@ -9,7 +14,7 @@ const DATE_TIME = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
 function makeAjv(): Ajv {
-  const ajv = new Ajv({ allErrors: false, strict: false, validateFormats: true });
+  const ajv = new (AjvClass())({ allErrors: false, strict: false, validateFormats: true });
   ajv.addFormat('int32', { type: 'number', validate: (n: number) => Number.isInteger(n) && n >= INT32_MIN && n <= INT32_MAX });
   ajv.addFormat('int64', { type: 'number', validate: (n: number) => Number.isInteger(n) });
   ajv.addFormat('float', { type: 'number', validate: (n: number) => Number.isFinite(n) && Math.abs(n) <= FLOAT_MAX });

@@ -93,6 +93,8 @@ before(function () {
   for (const leak of [...files].filter((f) => /^(test|dist\/test|bench|dist\/bench|src|nodes)\//.test(f))) {
     assert.fail(`the tarball ships a development file: ${leak}`);
   }
+  // Source maps stay in the checkout: they point at .ts sources the tarball does not ship (README, known limits).
+  for (const map of [...files].filter((f) => f.endsWith('.js.map'))) assert.fail(`the tarball ships a source map: ${map}`);
 });
 
 after(() => {

@@ -117,7 +117,7 @@ async function rawPair(url: string, qos: QoS): Promise<{ call: Call; close(): Pr
 
 /** The nodes: apigear-client → (broker) → apigear-service → a flow answering say → back to the client's output 3. */
 async function nodePair(url: string, qos: QoS): Promise<{ call: Call }> {
-  const nodes = [require('../nodes/sg-broker'), require('../nodes/apigear-service'), require('../nodes/apigear-client')] as TestNodeInitializer[];
+  const nodes = [require('../nodes/sg/sg-broker'), require('../nodes/apigear/apigear-service'), require('../nodes/apigear/apigear-client')] as TestNodeInitializer[];
   const yaml = helloYaml('bench.nodes');
   const flow = [
     { id: 'f1', type: 'tab' },

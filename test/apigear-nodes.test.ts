@@ -8,15 +8,15 @@ import { helloYaml } from './support/hello';
 import { connectV5, endClient, Inbox, publish, subscribe } from './support/mqtt-peer';
 import { uniqueModule } from './support/v5-broker';
 import { callsOf, green, lastStatus } from './support/node-calls';
-import type { SgBrokerNode } from '../nodes/lib/sg-broker-api';
+import type { SgBrokerNode } from '../nodes/sg/sg-broker-api';
 import { skipBecause } from './support/skip';
 
 helper.init(require.resolve('node-red'));
 
 const nodes = [
-  require('../nodes/sg-broker'),
-  require('../nodes/apigear-service'),
-  require('../nodes/apigear-client'),
+  require('../nodes/sg/sg-broker'),
+  require('../nodes/apigear/apigear-service'),
+  require('../nodes/apigear/apigear-client'),
 ] as TestNodeInitializer[];
 
 interface Msg {

@@ -15,7 +15,7 @@ import { clearRetained, KillableProxy } from './lib/mqtt-peer';
 
 helper.init(require.resolve('node-red'));
 
-const nodes = [require('../nodes/sg-broker'), require('../nodes/sg-resource'), require('../nodes/sg-app'), require('../nodes/apigear-service'), require('../nodes/apigear-client')] as TestNodeInitializer[];
+const nodes = [require('../nodes/sg/sg-broker'), require('../nodes/sg/sg-resource'), require('../nodes/sg/sg-app'), require('../nodes/apigear/apigear-service'), require('../nodes/apigear/apigear-client')] as TestNodeInitializer[];
 
 interface Features {
   v31: boolean;

@@ -11,11 +11,11 @@ import { helloYaml } from './support/hello';
 import { callsOf, green } from './support/node-calls';
 import { uniqueModule } from './support/v5-broker';
 import { until } from './support/until';
-import type { SgBrokerNode } from '../nodes/lib/sg-broker-api';
+import type { SgBrokerNode } from '../nodes/sg/sg-broker-api';
 
 helper.init(require.resolve('node-red'));
 
-const nodes = [require('../nodes/sg-broker'), require('../nodes/sg-resource'), require('../nodes/sg-app'), require('../nodes/apigear-service'), require('../nodes/apigear-client')] as TestNodeInitializer[];
+const nodes = [require('../nodes/sg/sg-broker'), require('../nodes/sg/sg-resource'), require('../nodes/sg/sg-app'), require('../nodes/apigear/apigear-service'), require('../nodes/apigear/apigear-client')] as TestNodeInitializer[];
 
 const SEED = Number(process.env.FUZZ_SEED ?? 0x5eed11);
 const INPUTS = Number(process.env.FUZZ_INPUTS ?? 10000);

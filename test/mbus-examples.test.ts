@@ -8,9 +8,9 @@ import { poller } from './support/until';
 
 /* eslint-disable @typescript-eslint/no-var-requires */
 const nodes = [
-  require('../nodes/mbus-config'),
-  require('../nodes/mbus-entity'),
-  require('../nodes/mbus-rpc'),
+  require('../nodes/mbus/mbus-config'),
+  require('../nodes/mbus/mbus-entity'),
+  require('../nodes/mbus/mbus-rpc'),
   require('@node-red/nodes/core/common/20-inject.js'),
   require('@node-red/nodes/core/common/21-debug.js'),
   require('@node-red/nodes/core/common/25-catch.js'),

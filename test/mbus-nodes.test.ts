@@ -6,11 +6,11 @@ import { Address, encryptionKey, formatMessage, hashKey, openDatagram, parseMess
 import { poller } from './support/until';
 
 // eslint-disable-next-line @typescript-eslint/no-var-requires
-const mbusConfig = require('../nodes/mbus-config');
+const mbusConfig = require('../nodes/mbus/mbus-config');
 // eslint-disable-next-line @typescript-eslint/no-var-requires
-const mbusEntity = require('../nodes/mbus-entity');
+const mbusEntity = require('../nodes/mbus/mbus-entity');
 // eslint-disable-next-line @typescript-eslint/no-var-requires
-const mbusRpc = require('../nodes/mbus-rpc');
+const mbusRpc = require('../nodes/mbus/mbus-rpc');
 // eslint-disable-next-line @typescript-eslint/no-var-requires
 const catchNode = require('@node-red/nodes/core/common/25-catch.js');
 // eslint-disable-next-line @typescript-eslint/no-var-requires

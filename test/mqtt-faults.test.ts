@@ -17,11 +17,11 @@ import { poller } from './support/until';
 helper.init(require.resolve('node-red'));
 
 const nodes = [
-  require('../nodes/sg-broker'),
-  require('../nodes/sg-resource'),
-  require('../nodes/sg-app'),
-  require('../nodes/apigear-service'),
-  require('../nodes/apigear-client'),
+  require('../nodes/sg/sg-broker'),
+  require('../nodes/sg/sg-resource'),
+  require('../nodes/sg/sg-app'),
+  require('../nodes/apigear/apigear-service'),
+  require('../nodes/apigear/apigear-client'),
   require('@node-red/nodes/core/common/24-complete.js'),
   require('@node-red/nodes/core/common/25-catch.js'),
 ] as TestNodeInitializer[];

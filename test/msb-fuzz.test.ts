@@ -11,7 +11,7 @@ import { MsbEmulator } from '../src/msb';
 import { poller } from './support/until';
 
 /* eslint-disable @typescript-eslint/no-require-imports */
-const nodes = [require('../nodes/msb-config'), require('../nodes/msb-event-out'), require('../nodes/msb-function-in')];
+const nodes = [require('../nodes/msb/msb-config'), require('../nodes/msb/msb-event-out'), require('../nodes/msb/msb-function-in')];
 
 helper.init(require.resolve('node-red'));
 

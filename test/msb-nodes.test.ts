@@ -9,9 +9,9 @@ import { MsbEmulator, SelfDescription, TrafficRecord } from '../src/msb';
 import { poller } from './support/until';
 
 /* eslint-disable @typescript-eslint/no-require-imports */
-const msbConfig = require('../nodes/msb-config');
-const msbEventOut = require('../nodes/msb-event-out');
-const msbFunctionIn = require('../nodes/msb-function-in');
+const msbConfig = require('../nodes/msb/msb-config');
+const msbEventOut = require('../nodes/msb/msb-event-out');
+const msbFunctionIn = require('../nodes/msb/msb-function-in');
 const changeNode = require('@node-red/nodes/core/function/15-change.js');
 const nodes = [msbConfig, msbEventOut, msbFunctionIn];
 

@@ -1,7 +1,7 @@
 // What apigear-service and apigear-client share: reading the declared interface, the node's managed MQTT v5 client
 // from the sg-broker config node with its state shown as status, the editor's parse endpoint, and msg-topic parsing.
 import type { Node, NodeAPI, NodeDef, AdminRequest, AdminResponse } from '../lib/red';
-import type { SgBrokerNode } from '../sg/sg-broker-api';
+import { isSgBrokerNode, SgBrokerNode } from '../sg/sg-broker-api';
 import { compilePlan, HandMember, InterfacePlan, Module, moduleFromMembers, parseModule } from '../../src/apigear';
 import type { ManagedMqttClient } from '../../src/mqtt/managed-client';
 
@@ -107,9 +107,8 @@ export function openClient(node: Node, broker: SgBrokerNode, clientId: string, o
 }
 
 export function brokerOf(RED: NodeAPI, def: ApiGearDef): SgBrokerNode | undefined {
-  const broker = def.broker ? (RED.nodes.getNode(def.broker) as Partial<SgBrokerNode> | null) : null;
-  if (!broker || typeof broker.mqttClient !== 'function' || typeof broker.describe !== 'function') return undefined;
-  return broker as SgBrokerNode;
+  const broker = def.broker ? RED.nodes.getNode(def.broker) : undefined;
+  return isSgBrokerNode(broker) ? broker : undefined;
 }
 
 export interface InterfaceSummary {

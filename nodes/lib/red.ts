@@ -1,5 +1,5 @@
 // The slice of the Node-RED runtime API our adapters use, typed once so no node needs `any`.
-import type { NodeStatus } from '../../src/common/status';
+import type { NodeStatus } from './status';
 
 export interface NodeMessage {
   _msgid?: string;

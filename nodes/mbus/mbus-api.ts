@@ -1,16 +1,14 @@
 // Types shared by the Mbus nodes: the config node as its users see it.
-import type { Node } from '../lib/red';
-import type { PoolUser, ConnectionPool } from '../../src/common/pool';
+import { BusConfigNode, BusUser, isBusConfigNode } from '../lib/config-node';
 import type { Entity, RpcCall, RpcEndpoint, RpcReply, MbusCredentials } from '../../src/mbus';
 
 /** A node that uses the entity; serving mbus-rpc nodes also declare procedures. */
-export interface MbusUser extends PoolUser {
+export interface MbusUser extends BusUser {
   procedures?(): string[];
   serve?(call: RpcCall, handle: string): void;
 }
 
-export interface MbusConfigNode extends Node<MbusCredentials> {
-  pool: ConnectionPool<MbusUser>;
+export interface MbusConfigNode extends BusConfigNode<MbusUser, MbusCredentials> {
   entity?: Entity;
   rpc?: RpcEndpoint;
   configError?: Error;
@@ -22,3 +20,7 @@ export interface MbusConfigNode extends Node<MbusCredentials> {
   replyTo(handle: string, reply: RpcReply): Promise<boolean>;
 }
 
+
+export function isMbusConfigNode(node: unknown): node is MbusConfigNode {
+  return isBusConfigNode(node, 'mbus-config');
+}

@@ -1,11 +1,11 @@
 // mbus-config: one Mbus entity (address, group/port/scope, keys, timers) shared by every mbus-entity and mbus-rpc node.
 import type { NodeAPI, Node, NodeDef } from '../lib/red';
 import { ConnectionPool } from '../../src/common/pool';
-import { Status } from '../../src/common/status';
+import { ConfigNodeState, noCounters } from '../lib/config-node';
 import { RetryTimer } from '../../src/common/backoff';
 import { BurstCounter, ChangeWarner } from '../../src/common/warn';
 import { DEFAULTS, DEFAULT_TIMERS, Entity, MbusCredentials, MbusSettings, OpenFailure, RpcCall, RpcEndpoint, RpcHandler, entityOptions, isExampleKey, loadMbusFile } from '../../src/mbus';
-import type { MbusConfigNode, MbusUser } from './mbus-api';
+import { isMbusConfigNode, MbusConfigNode, MbusUser } from './mbus-api';
 
 type MbusConfigDef = NodeDef & MbusSettings;
 
@@ -24,6 +24,8 @@ export = function (RED: NodeAPI): void {
     function (this: Node<MbusCredentials>, def: NodeDef) {
       RED.nodes.createNode(this, def);
       const node = this as MbusConfigNode;
+      let pool!: ConnectionPool<MbusUser>;
+      let shown!: ConfigNodeState<MbusUser>;
       const cfg = def as MbusConfigDef;
       const served = new Map<string, { call: RpcCall; at: number }>();
       let handleCounter = 0;
@@ -64,7 +66,7 @@ export = function (RED: NodeAPI): void {
           if (peersTimer) return;
           peersTimer = setTimeout(() => {
             peersTimer = undefined;
-            if (node.entity?.isRunning) node.pool.setStatus(Status.connected(peersText(node.entity.entities.length)));
+            if (node.entity?.isRunning) shown.show({ phase: 'connected' }, peersText(node.entity.entities.length));
           }, 250);
         };
         node.entity.on('warning', (err) => node.warn(err.message));
@@ -118,7 +120,9 @@ export = function (RED: NodeAPI): void {
           node.startFailure = why;
           startWarner.report(why);
           const delay = retry.schedule(() => void attempt(entity));
-          node.pool.setStatus(Status.error(RED._('mbus-config.status.retrying', { reason: why, seconds: Math.ceil(delay / 1000) })));
+          const reason = err instanceof OpenFailure ? err.reason : 'start';
+          shown.noteError(why);
+          shown.show({ phase: 'waiting', reason, detail: why, retryMs: delay }, RED._('mbus-config.status.retrying', { reason: why, seconds: Math.ceil(delay / 1000) }));
           return;
         }
         if (!wanted) {
@@ -129,7 +133,7 @@ export = function (RED: NodeAPI): void {
         node.startFailure = undefined;
         if (startWarner.current !== undefined) node.log(RED._('mbus-config.log.started', { address: entity.address.toString() }));
         startWarner.clear();
-        node.pool.setStatus(Status.connected(peersText(entity.entities.length)));
+        shown.show({ phase: 'connected' }, peersText(entity.entities.length));
         clearInterval(sweep);
         sweep = setInterval(() => {
           const now = Date.now();
@@ -137,16 +141,18 @@ export = function (RED: NodeAPI): void {
         }, 10000);
       };
 
-      node.pool = new ConnectionPool<MbusUser>({
+      pool = new ConnectionPool<MbusUser>({
         connect: async () => {
           const entity = node.entity;
           if (!entity) {
-            node.pool.setStatus(Status.error(node.configError?.message ?? 'invalid configuration'));
+            const why = node.configError?.message ?? RED._('mbus-config.errors.invalid');
+            shown.noteError(why);
+            shown.show({ phase: 'failed', reason: 'config', detail: why }, why);
             return;
           }
           wanted = true;
           retry.cancel();
-          node.pool.setStatus(Status.connecting());
+          shown.show({ phase: 'connecting' });
           await attempt(entity);
         },
         disconnect: async () => {
@@ -155,11 +161,23 @@ export = function (RED: NodeAPI): void {
           clearInterval(sweep);
           served.clear();
           await node.entity?.stop();
-          node.pool.setStatus(Status.disconnected());
+          shown.show({ phase: 'closed' });
         },
         usersChanged: compileHandlers,
         onError: (err) => node.error(err),
       });
+
+      shown = new ConfigNodeState(pool);
+      node.register = (user) => pool.register(user);
+      node.deregister = (user, removed) => pool.deregister(user, removed);
+      Object.defineProperty(node, 'state', { get: () => shown.state });
+      Object.defineProperty(node, 'lastError', { get: () => shown.lastError });
+      node.counters = () => {
+        const e = node.entity;
+        const dropped = e ? [...e.counters.values()].reduce((a, b) => a + b, 0) : 0;
+        return { ...noCounters(), dropped, errors: dropped };
+      };
+      node.snapshot = () => effective(node);
 
       node.replyTo = async (handle, reply) => {
         const s = served.get(handle);
@@ -176,7 +194,7 @@ export = function (RED: NodeAPI): void {
         counted.close();
         clearInterval(sweep);
         node.rpc?.close();
-        node.pool
+        pool
           .close()
           .catch((err: unknown) => node.error(err))
           .finally(() => done());
@@ -187,26 +205,28 @@ export = function (RED: NodeAPI): void {
 
   // Lets the editor show the address and timers in effect (including ~/.mbus) without exposing keys.
   RED.httpAdmin.get('/mbus-config/:id/effective', RED.auth.needsPermission('mbus-config.read'), (req, res) => {
-    const node = RED.nodes.getNode(req.params.id) as MbusConfigNode | null;
-    const e = node?.entity;
-    if (!e) {
-      res.json({ deployed: false, error: node?.configError?.message, defaults: { ...DEFAULTS, hashKey: undefined, timers: DEFAULT_TIMERS } });
-      return;
-    }
-    res.json({
-      deployed: true,
-      running: e.isRunning,
-      startFailure: node.startFailure,
-      exampleKey: !!node.exampleKey,
-      counters: Object.fromEntries(e.counters),
-      maxPeers: e.maxPeers,
-      address: e.address.toString(),
-      group: e.group,
-      port: e.port,
-      scope: e.scope,
-      maxDatagram: e.maxDatagram,
-      timers: e.timers,
-      peers: e.entities.map((p) => p.address.toString()),
-    });
+    const node = RED.nodes.getNode(req.params.id ?? '');
+    res.json(isMbusConfigNode(node) ? effective(node) : { deployed: false, defaults: { ...DEFAULTS, hashKey: undefined, timers: DEFAULT_TIMERS } });
   });
 };
+
+/** The entity as the editor and a state view see it: address and timers in effect, peers, counters; never keys. */
+function effective(node: MbusConfigNode): Record<string, unknown> {
+  const e = node.entity;
+  if (!e) return { deployed: false, error: node.configError?.message, defaults: { ...DEFAULTS, hashKey: undefined, timers: DEFAULT_TIMERS } };
+  return {
+    deployed: true,
+    running: e.isRunning,
+    startFailure: node.startFailure,
+    exampleKey: !!node.exampleKey,
+    counters: Object.fromEntries(e.counters),
+    maxPeers: e.maxPeers,
+    address: e.address.toString(),
+    group: e.group,
+    port: e.port,
+    scope: e.scope,
+    maxDatagram: e.maxDatagram,
+    timers: e.timers,
+    peers: e.entities.map((p) => p.address.toString()),
+  };
+}

@@ -1,8 +1,8 @@
 // mbus-entity: sends Mbus commands as the configured entity; emits received commands (output 1) and bus events (output 2).
 import type { NodeAPI, Node, NodeDef, NodeMessage } from '../lib/red';
 import { asError } from '../lib/red';
-import type { MbusConfigNode, MbusUser } from './mbus-api';
-import type { NodeStatus } from '../../src/common/status';
+import { isMbusConfigNode, MbusUser } from './mbus-api';
+import type { NodeStatus } from '../lib/status';
 import { Address, Command, Entity, EntityEvents, MbusError, argsFromPlain, compileFilter, toPlain, toTyped } from '../../src/mbus';
 
 interface MbusEntityDef extends NodeDef {
@@ -34,18 +34,19 @@ export = function (RED: NodeAPI): void {
     RED.nodes.createNode(this, def);
     const node = this;
     const cfg = def as MbusEntityDef;
-    const config = cfg.config ? (RED.nodes.getNode(cfg.config) as MbusConfigNode | null) : null;
-    if (!config || !config.pool) {
+    const found = cfg.config ? RED.nodes.getNode(cfg.config) : undefined;
+    if (!isMbusConfigNode(found)) {
       node.status({ fill: 'red', shape: 'ring', text: 'mbus-entity.status.noConfig' });
       node.on('input', (_msg, _send, done) => done(new Error(RED._('mbus-entity.error.noConfig'))));
       return;
     }
+    const config = found;
     const entity: Entity | undefined = config.entity;
     const accept = compileFilter(cfg.filters);
     const defaultDestination = cfg.destination ? Address.parse(cfg.destination) : Address.empty;
 
     const user: MbusUser = { id: node.id, status: (s: NodeStatus) => node.status(s) };
-    config.pool.register(user);
+    config.register(user);
 
     const event = (topic: string, payload: Record<string, unknown>): void => node.send([null, { topic, payload }]);
     const listeners: Array<[keyof EntityEvents, (...args: never[]) => void]> = [];
@@ -95,7 +96,7 @@ export = function (RED: NodeAPI): void {
 
     node.on('close', (removed, done) => {
       for (const [ev, fn] of listeners) entity?.off(ev, fn as never);
-      config.pool
+      config
         .deregister(user, removed)
         .catch((err: unknown) => node.error(err))
         .finally(() => done());

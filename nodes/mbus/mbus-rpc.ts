@@ -1,8 +1,8 @@
 // mbus-rpc: calls a guidelines RPC (call mode) or serves procedures to the bus with replies from the flow (serve mode).
 import type { NodeAPI, Node, NodeDef, NodeMessage } from '../lib/red';
 import { asError } from '../lib/red';
-import type { MbusConfigNode, MbusUser } from './mbus-api';
-import type { NodeStatus } from '../../src/common/status';
+import { isMbusConfigNode, MbusUser } from './mbus-api';
+import type { NodeStatus } from '../lib/status';
 import { Address, MbusError, RpcCall, RpcError, RpcReturn, argsFromPlain, toPlain, toTyped } from '../../src/mbus';
 
 interface MbusRpcDef extends NodeDef {
@@ -25,12 +25,13 @@ export = function (RED: NodeAPI): void {
     RED.nodes.createNode(this, def);
     const node = this;
     const cfg = def as MbusRpcDef;
-    const config = cfg.config ? (RED.nodes.getNode(cfg.config) as MbusConfigNode | null) : null;
-    if (!config || !config.pool) {
+    const found = cfg.config ? RED.nodes.getNode(cfg.config) : undefined;
+    if (!isMbusConfigNode(found)) {
       node.status({ fill: 'red', shape: 'ring', text: 'mbus-rpc.status.noConfig' });
       node.on('input', (_msg, _send, done) => done(new Error(RED._('mbus-rpc.error.noConfig'))));
       return;
     }
+    const config = found;
     const serveMode = cfg.mode === 'serve';
     const timeout = Number(cfg.timeout) > 0 ? Number(cfg.timeout) : 2000;
     const procedures = serveMode
@@ -52,7 +53,7 @@ export = function (RED: NodeAPI): void {
         });
       },
     };
-    config.pool.register(user);
+    config.register(user);
 
     node.on('input', (msg: NodeMessage, send, done) => {
       const rpc = config.rpc;
@@ -116,7 +117,7 @@ export = function (RED: NodeAPI): void {
     });
 
     node.on('close', (removed, done) => {
-      config.pool
+      config
         .deregister(user, removed)
         .catch((err: unknown) => node.error(err))
         .finally(() => done());

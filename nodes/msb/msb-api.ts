@@ -2,8 +2,7 @@
 import type { DataFormatDeclaration, EventDeclaration, FunctionDeclaration, SimpleType } from '../../src/msb/selfdescription';
 import { isSimpleType } from '../../src/msb/selfdescription';
 import type { ConfigurationChange, FunctionCall, PublishOutcome, PublishRequest } from '../../src/msb/client';
-import type { PoolUser } from '../../src/common/pool';
-import type { Node } from '../lib/red';
+import { BusConfigNode, BusUser, isBusConfigNode } from '../lib/config-node';
 
 /** The editor properties that describe a payload (msb-event-out and msb-function-in). */
 export interface DataFormatProps {
@@ -22,7 +21,7 @@ export function dataFormatFromProps(props: DataFormatProps): DataFormatDeclarati
 }
 
 /** A node using an msb-config: declares one event or one function (or only listens to configuration changes). */
-export interface MsbUser extends PoolUser {
+export interface MsbUser extends BusUser {
   readonly event?: EventDeclaration;
   readonly function?: FunctionDeclaration;
   onCall?(call: FunctionCall): void;
@@ -30,9 +29,7 @@ export interface MsbUser extends PoolUser {
 }
 
 /** The msb-config runtime node as its users see it. */
-export interface MsbConfigNode extends Node {
-  register(user: MsbUser): void;
-  deregister(user: MsbUser, removed: boolean): Promise<void>;
+export interface MsbConfigNode extends BusConfigNode<MsbUser> {
   /** Resolves once the MSB acknowledged the event or it is held in the event cache; rejects when it failed. */
   publish(req: PublishRequest): Promise<PublishOutcome>;
   /** Current configuration parameter values (declared, overridden by the MSB's K messages). */
@@ -40,5 +37,5 @@ export interface MsbConfigNode extends Node {
 }
 
 export function isMsbConfigNode(node: unknown): node is MsbConfigNode {
-  return typeof node === 'object' && node !== null && (node as { type?: string }).type === 'msb-config';
+  return isBusConfigNode(node, 'msb-config');
 }

@@ -4,7 +4,9 @@ import * as os from 'os';
 import * as path from 'path';
 import type { ConnectionOptions } from 'tls';
 import { ConnectionPool } from '../../src/common/pool';
-import { NodeStatus, Status } from '../../src/common/status';
+import { NodeStatus, Status, statusOf } from '../lib/status';
+import { Counters, noCounters } from '../lib/config-node';
+import { ConnectionState, StateSince, StateTracker } from '../../src/common/connection-state';
 import { BurstCounter, ChangeWarner } from '../../src/common/warn';
 import { ClientState, connectionUrl, DisconnectReason, FunctionCall, MsbClient, PublishRequest } from '../../src/msb/client';
 import {
@@ -137,6 +139,15 @@ function forEditor(sd: SelfDescription | undefined): unknown {
   return sd ? { ...sd, token: sd.token ? '********' : '' } : undefined;
 }
 
+/** The client's state as the common connection state (a disconnect with a retry scheduled is `waiting`). */
+function connectionState(state: ClientState, reason: DisconnectReason | undefined): ConnectionState {
+  if (state === 'disconnected') {
+    if (reason?.code === 'bad-url') return { phase: 'failed', reason: reason.code, detail: reason.detail };
+    return { phase: reason?.retryInMs !== undefined ? 'waiting' : 'closed', reason: reason?.code, detail: reason?.detail, retryMs: reason?.retryInMs };
+  }
+  return { phase: state === 'closed' ? 'closed' : state };
+}
+
 export = function (RED: NodeAPI) {
   watchDeploys(RED);
   // Editor preview of the self-description a dialog's (possibly undeployed) declarations compile to. Registered once
@@ -161,14 +172,14 @@ export = function (RED: NodeAPI) {
       res.status(404).json({ error: 'not deployed' });
       return;
     }
-    res.json((node as MsbConfigNode & { stateForEditor(): unknown }).stateForEditor());
+    res.json(node.snapshot());
   });
 
   RED.nodes.registerType(
     'msb-config',
     function (this: Node<{ token?: string }>, def: MsbConfigDef) {
       RED.nodes.createNode(this, def);
-      const node = this as unknown as MsbConfigNode & Node<{ token?: string }> & { stateForEditor(): unknown };
+      const node = this as unknown as MsbConfigNode & Node<{ token?: string }>;
       const service = serviceFrom(def, this.credentials?.token);
       const reconnectSeconds = Math.max(MIN_RECONNECT_S, Number(def.reconnectInterval ?? 10) || 10);
       const cacheSize = Math.max(0, Math.floor(Number(def.eventCacheSize ?? 1000)));
@@ -200,7 +211,12 @@ export = function (RED: NodeAPI) {
       let sessionNio: string | undefined;
       let disconnectStatus = 'msb.status.disconnected';
       // An unreachable MSB is said once, not once per retry; said again after it was reachable.
-      const connectionWarner = new ChangeWarner((text) => node.warn(text));
+      const connectionWarner = new ChangeWarner((text) => {
+        lastError = { message: text, at: Date.now() };
+        node.warn(text);
+      });
+      let lastError: { message: string; at: number } | undefined;
+      const tracker = new StateTracker();
       // NIO answers and calls of unknown functions come from the network: said once per burst and kind, counted.
       const latest = new Map<string, string>();
       const bursts = new BurstCounter((kind, count) => {
@@ -252,11 +268,11 @@ export = function (RED: NodeAPI) {
         let status: NodeStatus;
         if (urlError) status = Status.error('msb.status.badUrl');
         else if (definitionError) status = Status.error('msb.status.invalid');
-        else if (state === 'registered') status = nioStatus ? Status.error(`msb.status.${nioStatus}`) : Status.connected('msb.status.registered');
+        else if (state === 'registered') status = nioStatus ? Status.error(`msb.status.${nioStatus}`) : statusOf({ phase: 'registered' }, 'msb.status.registered');
         else if (state === 'connected') status = sessionNio ? Status.error(`msb.status.${sessionNio}`) : { fill: 'green', shape: 'ring', text: 'msb.status.connected' };
-        else if (state === 'connecting') status = sessionNio ? Status.error(`msb.status.${sessionNio}`) : Status.connecting('msb.status.connecting');
-        else if (state === 'disconnected') status = Status.disconnected(disconnectStatus);
-        else status = Status.disconnected('msb.status.disconnected');
+        else if (state === 'connecting') status = sessionNio ? Status.error(`msb.status.${sessionNio}`) : statusOf({ phase: 'connecting' }, 'msb.status.connecting');
+        else if (state === 'disconnected') status = statusOf(tracker.current, disconnectStatus);
+        else status = statusOf({ phase: 'closed' }, 'msb.status.disconnected');
         const counts = client?.counts;
         countsShown = counts ? `${counts.cached}/${counts.dropped}/${counts.unacknowledged}` : '';
         if (counts && (counts.cached > 0 || counts.dropped > 0 || counts.unacknowledged > 0) && status.text) {
@@ -291,6 +307,7 @@ export = function (RED: NodeAPI) {
           c = new MsbClient({ ...options, eventCacheFile: undefined });
         }
         c.on('state', (state, reason) => {
+          tracker.set(connectionState(state, reason));
           if (state !== 'registered') nioStatus = undefined;
           if (state === 'disconnected' && reason) {
             disconnectStatus = DISCONNECT_STATUS[reason.code] ?? 'msb.status.disconnected';
@@ -416,7 +433,19 @@ export = function (RED: NodeAPI) {
       Object.defineProperty(node, 'parameters', {
         get: (): Record<string, unknown> => client?.parameters ?? Object.fromEntries(Object.entries(compiled?.configuration.parameters ?? {}).map(([k, v]) => [k, v.value])),
       });
-      node.stateForEditor = () => ({
+      Object.defineProperty(node, 'state', {
+        get: (): StateSince => {
+          if (urlError) tracker.set({ phase: 'failed', reason: 'bad-url', detail: urlError });
+          else if (definitionError) tracker.set({ phase: 'failed', reason: 'definition', detail: definitionError });
+          return tracker.current;
+        },
+      });
+      Object.defineProperty(node, 'lastError', { get: () => lastError });
+      node.counters = (): Counters => {
+        const counts = client?.counts;
+        return { ...noCounters(), queued: counts?.cached ?? 0, dropped: counts?.dropped ?? 0, errors: counts?.rejected ?? 0 };
+      };
+      node.snapshot = () => ({
         state: client?.state ?? 'disconnected',
         definitionError: urlError ?? definitionError,
         cachedEvents: client?.cachedEvents ?? 0,

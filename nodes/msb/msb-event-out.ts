@@ -1,5 +1,5 @@
 // msb-event-out: declares one event of its msb-config's service and publishes msg.payload as that event.
-import type { NodeStatus } from '../../src/common/status';
+import type { NodeStatus } from '../lib/status';
 import { msbDate, parsePostDate, parsePriority } from '../../src/msb/client';
 import { compileDataFormat, DataFormat, EventDeclaration } from '../../src/msb/selfdescription';
 import { PayloadValidator, toWireValue, validatorFor } from '../../src/msb/validate';

@@ -1,6 +1,6 @@
 // msb-function-in: declares one function of its msb-config's service and emits a msg for every call of it (or, in
 // configuration mode, a msg with the service's configuration parameters at deploy and on every change).
-import type { NodeStatus } from '../../src/common/status';
+import type { NodeStatus } from '../lib/status';
 import type { ConfigurationChange, FunctionCall } from '../../src/msb/client';
 import { compileDataFormat, FunctionDeclaration } from '../../src/msb/selfdescription';
 import { PayloadValidator, validatorFor } from '../../src/msb/validate';

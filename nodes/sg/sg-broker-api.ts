@@ -1,6 +1,7 @@
 // The runtime API of the sg-broker config node, for every node that connects through it (sg-*, apigear-*).
-import type { Node, NodeDef } from '../lib/red';
-import type { NodeStatus } from '../../src/common/status';
+import type { NodeDef } from '../lib/red';
+import type { NodeStatus } from '../lib/status';
+import { BusConfigNode, BusUser, isBusConfigNode } from '../lib/config-node';
 import type { PoolUser } from '../../src/common/pool';
 import type { MqttEndpoint, MqttProtocol } from '../../src/mqtt/endpoint';
 import type { ConnectionState } from '../../src/mqtt/connection-state';
@@ -64,7 +65,7 @@ export interface MqttClientRequest {
  * What other nodes (sg-resource, sg-app, apigear-*) use of an sg-broker instance, obtained with
  * `RED.nodes.getNode(config.broker) as SgBrokerNode`.
  */
-export interface SgBrokerNode extends Node<SgBrokerCredentials> {
+export interface SgBrokerNode extends BusConfigNode<BusUser, SgBrokerCredentials> {
   readonly mode: SgBrokerMode;
   /** QoS for sg publications and subscriptions (sgframework's `qos`, default 1). */
   readonly qos: SgQos;
@@ -87,4 +88,8 @@ export interface SgBrokerNode extends Node<SgBrokerCredentials> {
   describe(state: ConnectionState): StateView;
   /** The log line for publishes dropped from a full offline queue. */
   droppedText(connection: string, count: number): string;
+}
+
+export function isSgBrokerNode(node: unknown): node is SgBrokerNode {
+  return isBusConfigNode(node, 'sg-broker');
 }

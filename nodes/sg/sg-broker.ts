@@ -4,7 +4,9 @@
 import path from 'path';
 import type { Node, NodeAPI, NodeDef } from '../lib/red';
 import type { MqttClientRequest, SgBrokerCredentials, SgBrokerDef, SgBrokerMode, SgBrokerNode, StateView } from './sg-broker-api';
-import { NodeStatus, Status } from '../lib/status';
+import { statusOf } from '../lib/status';
+import { BusUser, Counters, noCounters } from '../lib/config-node';
+import type { StateSince } from '../../src/common/connection-state';
 import { ConnectionPool, PoolUser } from '../../src/common/pool';
 import { DEFAULT_EMBEDDED_PORT, PortInUseError, SharedEmbeddedBroker } from '../../src/mqtt/embedded-broker';
 import { BrokerSettings, MqttEndpoint, MqttProtocol, MQTT_PROTOCOLS, resolveEndpoint, TlsSettings } from '../../src/mqtt/endpoint';
@@ -74,7 +76,7 @@ export = function (RED: NodeAPI): void {
         });
       };
 
-      const pool = new ConnectionPool<PoolUser>({
+      const pool = new ConnectionPool<BusUser>({
         connect: startEmbedded,
         disconnect: async () => {
           if (embedded) await embedded.close();
@@ -144,13 +146,36 @@ export = function (RED: NodeAPI): void {
       };
 
       node.describe = (state: ConnectionState): StateView => describe(RED, state);
+      node.register = (user) => pool.register(user);
+      node.deregister = (user, removed) => pool.deregister(user, removed);
+      // Its state is that of the least healthy connection it serves (sg names and ApiGear clients alike).
+      const clients = new Set<ManagedMqttClient>();
+      const links = (): Array<{ name: string; state: ConnectionState; backlog: number; dropped?: number }> => [
+        ...[...connections.values()].map((c) => ({ name: c.name, state: c.state, backlog: c.backlog })),
+        ...[...clients].map((c) => ({ name: c.clientId, state: c.state, backlog: c.backlog, dropped: c.droppedCount })),
+      ];
+      let since: StateSince = { phase: 'closed', since: Date.now() };
+      Object.defineProperty(node, 'state', {
+        get: (): StateSince => {
+          const worst = links().map((l) => l.state).sort((a, b) => HEALTH[a.phase] - HEALTH[b.phase])[0] ?? { phase: 'closed' };
+          if (worst.phase !== since.phase || worst.reason !== since.reason) since = { ...worst, since: Date.now() };
+          return since;
+        },
+      });
+      let lastError: { message: string; at: number } | undefined;
+      Object.defineProperty(node, 'lastError', { get: () => lastError });
+      node.counters = (): Counters => {
+        const all = links();
+        return { ...noCounters(), queued: all.reduce((n, l) => n + l.backlog, 0), dropped: all.reduce((n, l) => n + (l.dropped ?? 0), 0) };
+      };
+      node.snapshot = () => ({ mode: node.mode, protocol: node.protocol, connections: links() });
       node.droppedText = (connection: string, count: number): string => RED._('sg-broker.log.dropped', { connection, count });
 
       node.mqttClient = (request: MqttClientRequest): ManagedMqttClient => {
         const claimed = claimClientId(request.clientId);
         const user: PoolUser = { id: request.owner, status: () => undefined };
         try {
-          return new ManagedMqttClient({
+          const client = new ManagedMqttClient({
             clientId: claimed.id,
             endpoint: () => node.endpoint(user),
             overrides: request.overrides,
@@ -158,10 +183,13 @@ export = function (RED: NodeAPI): void {
             stableMs,
             queue: queueFor(request.owner),
             closed: async () => {
+              clients.delete(client);
               claimed.release();
               await node.release(user, request.removed());
             },
           });
+          clients.add(client);
+          return client;
         } catch (err) {
           claimed.release(); // e.g. the durable queue file is held by another connection
           throw err;
@@ -182,7 +210,11 @@ export = function (RED: NodeAPI): void {
             retry,
             stableMs,
             queue: queueFor(`sg-${name}`),
-            failure: (state, clientId) => node.warn(`${clientId}: ${describe(RED, state).log}`),
+            failure: (state, clientId) => {
+              const text = `${clientId}: ${describe(RED, state).log}`;
+              lastError = { message: text, at: Date.now() };
+              node.warn(text);
+            },
             dropped: (count, clientId) => node.warn(node.droppedText(clientId, count)),
             log: {
               warn: (text) => node.warn(text),
@@ -229,29 +261,22 @@ export = function (RED: NodeAPI): void {
   );
 };
 
+/** Lower is less healthy: the config node shows its least healthy connection. */
+const HEALTH: Record<ConnectionState['phase'], number> = { failed: 0, waiting: 1, connecting: 2, closed: 3, connected: 4, registered: 4 };
+
 /** A connection state as a status (dot + text) and, for failures, the log line; texts from this node's catalog. */
 function describe(RED: NodeAPI, state: ConnectionState): StateView {
   const reason = state.reason
     ? RED._(`sg-broker.reason.${state.reason}`, { code: state.code ?? '' })
     : '';
-  let status: NodeStatus;
-  switch (state.phase) {
-    case 'connected':
-      status = Status.connected();
-      break;
-    case 'connecting':
-      status = Status.connecting();
-      break;
-    case 'waiting':
-      status = Status.retrying(RED._('sg-broker.state.waiting', { reason, seconds: Math.max(1, Math.round((state.retryMs ?? 0) / 1000)) }));
-      break;
-    case 'failed':
-      status = Status.failed(RED._('sg-broker.state.failed', { reason }));
-      break;
-    default:
-      status = Status.disconnected();
-  }
-  // The library's own text (e.g. `listen EADDRINUSE 127.0.0.1:1884`) follows the reason as it is.
+  const seconds = Math.max(1, Math.round((state.retryMs ?? 0) / 1000));
+  const words =
+    state.phase === 'waiting'
+      ? RED._('sg-broker.state.waiting', { reason, seconds })
+      : state.phase === 'failed'
+        ? RED._('sg-broker.state.failed', { reason })
+        : undefined;
+  const status = statusOf(state, words);
   const log = state.reason ? `${reason}${state.detail ? ` (${state.detail})` : ''}` : '';
   return { status, log };
 }

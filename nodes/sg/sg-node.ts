@@ -1,6 +1,6 @@
 // What sg-resource and sg-app share: finding the broker, joining the connection of a name, formatting values.
 import type { Node, NodeAPI, NodeMessage } from '../lib/red';
-import type { SgBrokerNode } from './sg-broker-api';
+import { isSgBrokerNode } from './sg-broker-api';
 import type { SgConnection, SgIncoming, SgUser } from '../../src/sg/connection';
 import { nameProblem, SgDeclaration } from '../../src/sg/plan';
 import { FormatOptions, NumberFormat, ObjectFormat, pythonStr, pythonStrip } from '../../src/sg/python';
@@ -45,8 +45,8 @@ export function joinConnection(
   declaration: () => SgDeclaration,
   deliver: (message: SgIncoming) => void,
 ): SgConnection | Error {
-  const broker = brokerId ? (RED.nodes.getNode(brokerId) as SgBrokerNode | null) : null;
-  if (!broker || typeof broker.sgConnection !== 'function') {
+  const broker = brokerId ? RED.nodes.getNode(brokerId) : undefined;
+  if (!isSgBrokerNode(broker)) {
     node.status(Status.error(`${type}.status.no-broker`));
     return new Error(`no sg-broker configured for this ${type}`);
   }

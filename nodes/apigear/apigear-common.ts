@@ -4,6 +4,7 @@ import type { Node, NodeAPI, NodeDef, AdminRequest, AdminResponse } from '../lib
 import { isSgBrokerNode, SgBrokerNode } from '../sg/sg-broker-api';
 import { compilePlan, HandMember, InterfacePlan, Module, moduleFromMembers, parseModule } from '../../src/apigear';
 import type { ManagedMqttClient } from '../../src/mqtt/managed-client';
+import { messageOf, qosOf as mqttQos } from '../../src/common/guards';
 
 /** Flow JSON shared by both ApiGear node types. */
 export interface ApiGearDef extends NodeDef {
@@ -26,9 +27,7 @@ export type QoS = 0 | 1 | 2;
  * 2, but the embedded aedes 2.0.0-beta.1 broker now and then acknowledges a QoS 2 publish without delivering it.
  */
 export function qosOf(value: unknown): QoS {
-  if (value === undefined || value === null || value === '') return 1;
-  const n = Number(value);
-  return n === 0 || n === 2 ? n : 1;
+  return mqttQos(value);
 }
 
 /** Compiles the node's declaration; throws an error naming the declaration at fault. */
@@ -151,7 +150,7 @@ export function registerAdmin(RED: NodeAPI): void {
       if (!body || typeof body.yaml !== 'string') throw new Error('no module YAML was sent');
       res.json(summarise(parseModule(body.yaml)));
     } catch (err) {
-      res.status(400).json({ error: err instanceof Error ? err.message : String(err) });
+      res.status(400).json({ error: messageOf(err) });
     }
   });
 }

@@ -97,7 +97,4 @@ export interface AdminResponse {
   send(body?: unknown): void;
 }
 
-/** Turns a possibly-thrown value into an Error whose message a Catch node can show. */
-export function asError(err: unknown): Error {
-  return err instanceof Error ? err : new Error(String(err));
-}
+export { asError } from '../../src/common/guards';

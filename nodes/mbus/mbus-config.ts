@@ -6,6 +6,7 @@ import { RetryTimer } from '../../src/common/backoff';
 import { BurstCounter, ChangeWarner } from '../../src/common/warn';
 import { DEFAULTS, DEFAULT_TIMERS, Entity, MbusCredentials, MbusSettings, OpenFailure, RpcCall, RpcEndpoint, RpcHandler, entityOptions, isExampleKey, loadMbusFile } from '../../src/mbus';
 import { isMbusConfigNode, MbusConfigNode, MbusUser } from './mbus-api';
+import { asError, messageOf } from '../../src/common/guards';
 
 type MbusConfigDef = NodeDef & MbusSettings;
 
@@ -79,8 +80,9 @@ export = function (RED: NodeAPI): void {
           showPeers();
         });
       } catch (err) {
-        node.configError = err instanceof Error ? err : new Error(String(err));
-        node.error(RED._('mbus-config.error.config', { error: node.configError.message }));
+        const error = asError(err);
+        node.configError = error;
+        node.error(RED._('mbus-config.error.config', { error: error.message }));
       }
 
       const compileHandlers = (users: MbusUser[]): void => {
@@ -107,7 +109,7 @@ export = function (RED: NodeAPI): void {
           const d = err.detail;
           return RED._(`mbus-config.openFailure.${err.reason}`, { interface: d.interface ?? '', port: d.port ?? '', group: d.group ?? '', address: d.interface ?? d.group ?? '', errno: d.errno ?? '', message: err.message });
         }
-        return err instanceof Error ? err.message : String(err);
+        return messageOf(err);
       };
 
       // One start attempt; a failure is retried with backoff until it works or the users go away — no redeploy.

@@ -4,6 +4,7 @@ import { asError } from '../lib/red';
 import { isMbusConfigNode, MbusUser } from './mbus-api';
 import type { NodeStatus } from '../lib/status';
 import { Address, Command, Entity, EntityEvents, MbusError, argsFromPlain, compileFilter, toPlain, toTyped } from '../../src/mbus';
+import { MBUS_SYMBOL } from '../../src/common/guards';
 
 interface MbusEntityDef extends NodeDef {
   config?: string;
@@ -13,7 +14,7 @@ interface MbusEntityDef extends NodeDef {
   unknownEvents?: boolean;
 }
 
-const SYMBOL = /^[A-Za-z][A-Za-z0-9_.-]*$/;
+const SYMBOL = MBUS_SYMBOL;
 
 function commandsOf(msg: NodeMessage): Command[] {
   if (Array.isArray(msg.commands)) {

@@ -14,6 +14,7 @@ import { ConfigurationError, ConnectionState } from '../../src/mqtt/connection-s
 import { claimClientId } from '../../src/mqtt/client-ids';
 import { ManagedMqttClient, QueueOptions } from '../../src/mqtt/managed-client';
 import { SgConnection, SgQos } from '../../src/sg/connection';
+import { messageOf, qosOf } from '../../src/common/guards';
 
 interface TlsConfigNode {
   addTLSOptions(opts: TlsSettings): TlsSettings;
@@ -43,8 +44,7 @@ export = function (RED: NodeAPI): void {
       const config = def as SgBrokerDef;
       const node = this as SgBrokerNode & { mode: SgBrokerMode; qos: SgQos; protocol: MqttProtocol; clean: boolean };
       node.mode = config.mode === 'external' ? 'external' : 'embedded';
-      const qos = toInt(config.qos, 1);
-      node.qos = (qos === 0 || qos === 2 ? qos : 1) as SgQos;
+      node.qos = qosOf(config.qos);
       node.protocol = MQTT_PROTOCOLS.includes(config.protocol as MqttProtocol) ? (config.protocol as MqttProtocol) : '3.1.1';
       node.clean = config.clean !== false;
       const keepalive = toInt(config.keepalive, 10);
@@ -137,7 +137,7 @@ export = function (RED: NodeAPI): void {
         } catch (err) {
           // Settings that do not validate will not get better by retrying.
           if (err instanceof ConfigurationError) throw err;
-          throw new ConfigurationError(err instanceof Error ? err.message : String(err));
+          throw new ConfigurationError(messageOf(err));
         }
       };
 

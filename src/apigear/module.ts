@@ -1,5 +1,6 @@
 // ApiGear module IDL (`schema: apigear.module/1.0`): parsed from YAML into a checked, typed model.
 import { parse as parseYaml } from 'yaml';
+import { isRecord, messageOf } from '../common/guards';
 
 /** A type reference as the IDL writes it: a primitive, an enum, a struct or an extern, optionally an array. */
 export interface TypeRef {
@@ -73,9 +74,6 @@ export class ModuleError extends Error {
 
 type Raw = Record<string, unknown>;
 
-function isRecord(v: unknown): v is Raw {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 function list(v: unknown, where: string): Raw[] {
   if (v === undefined || v === null) return [];
@@ -236,7 +234,7 @@ export function parseModule(text: string): Module {
   try {
     doc = parseYaml(text);
   } catch (err) {
-    throw new ModuleError(`module YAML does not parse: ${err instanceof Error ? err.message : String(err)}`);
+    throw new ModuleError(`module YAML does not parse: ${messageOf(err)}`);
   }
   return moduleFromObject(doc);
 }

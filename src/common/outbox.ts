@@ -11,6 +11,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { crc32 } from 'zlib';
+import { asError } from './guards';
 
 export interface OutboxOptions {
   /** At most this many entries; pushing more drops the oldest. */
@@ -258,7 +259,7 @@ export class Outbox {
           if (waiters.length > 0) await datasync(this.fd);
           for (const w of waiters) w.resolve();
         } catch (err) {
-          const error = err instanceof Error ? err : new Error(String(err));
+          const error = asError(err);
           this.options.onWarning?.(`could not write the store ${this.file}: ${error.message}`);
           for (const w of waiters) w.reject(error);
         }

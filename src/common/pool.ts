@@ -1,4 +1,5 @@
 // The users registry every config node owns: connect on the first user, re-plan once per change, fan one value
+import { asError } from './guards';
 // (the adapter's status) out, disconnect when the last user is removed (the core MQTT broker node's pattern, typed).
 
 /** A user of a pool; `status` receives whatever the owner fans out (nodes/ fans out Node-RED status objects). */
@@ -113,7 +114,7 @@ export class ConnectionPool<U extends PoolUser<S>, S = ShownBy<U>> {
   }
 
   private reportError(err: unknown): void {
-    const error = err instanceof Error ? err : new Error(String(err));
+    const error = asError(err);
     if (this.hooks.onError) this.hooks.onError(error);
   }
 }

@@ -12,6 +12,7 @@ import { Outbox, OutboxEntry } from '../common/outbox';
 import { BurstCounter, ChangeWarner } from '../common/warn';
 import { ConnectionReason, ConnectionState, ENDPOINT_REASONS, refusalReason, SESSION_TAKEN_OVER } from './connection-state';
 import type { MqttEndpoint } from './endpoint';
+import { asError, messageOf } from '../common/guards';
 
 export type QoS = 0 | 1 | 2;
 
@@ -284,9 +285,9 @@ export class ManagedMqttClient extends EventEmitter<ManagedClientEvents> {
       (err: unknown) => {
         if (generation !== this.generation || this.closing) return;
         const named = err as { permanent?: unknown; reason?: unknown; code?: unknown } | null;
-        if (named?.permanent === true) return this.failed('config', undefined, errorText(err), true);
+        if (named?.permanent === true) return this.failed('config', undefined, messageOf(err), true);
         const reason = ENDPOINT_REASONS.find((r) => r === named?.reason) ?? 'broker';
-        this.failed(reason, typeof named?.code === 'number' ? named.code : undefined, errorText(err));
+        this.failed(reason, typeof named?.code === 'number' ? named.code : undefined, messageOf(err));
       },
     );
   }
@@ -305,7 +306,7 @@ export class ManagedMqttClient extends EventEmitter<ManagedClientEvents> {
     try {
       client = mqtt.connect(endpoint.url, options);
     } catch (err) {
-      this.failed('config', undefined, errorText(err), true);
+      this.failed('config', undefined, messageOf(err), true);
       return;
     }
     const hooks = new ListenerSet(client as unknown as ConstructorParameters<typeof ListenerSet>[0]);
@@ -420,7 +421,7 @@ export class ManagedMqttClient extends EventEmitter<ManagedClientEvents> {
     if (this.outbox.durable) {
       stored.then(
         () => this.settle(item),
-        (err: unknown) => this.settle(item, err instanceof Error ? err : new Error(String(err))),
+        (err: unknown) => this.settle(item, asError(err)),
       );
     } else stored.catch(() => undefined);
     this.pump();
@@ -521,10 +522,6 @@ export class ManagedMqttClient extends EventEmitter<ManagedClientEvents> {
 /** The bytes of a payload in a Buffer object of this message's own: the memory queue keys its entries by identity. */
 function ownBuffer(payload: string | Buffer): Buffer {
   return typeof payload === 'string' ? Buffer.from(payload, 'utf8') : payload.subarray(0);
-}
-
-function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }
 
 /** A durable queue record: u32 length of a JSON header (topic, qos, retain, v5 properties), the header, the payload. */

@@ -9,6 +9,7 @@ import { RetryTimer } from '../common/backoff';
 import { BurstCounter } from '../common/warn';
 import { decodeServerFrame, formatMessage, parseMessage } from './framing';
 import { coerceParameterValue, ConfigParameterValue, SelfDescription, simpleTypeOfParameter } from './selfdescription';
+import { isRecord } from '../common/guards';
 
 export type ClientState = 'disconnected' | 'connecting' | 'connected' | 'registered' | 'closed';
 export type Priority = 0 | 1 | 2;
@@ -865,6 +866,3 @@ class Fifo<T> {
   }
 }
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}

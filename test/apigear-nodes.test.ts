@@ -228,7 +228,7 @@ describe('apigear nodes' + (process.env.MQTT_URL ? ` (${process.env.MQTT_URL})` 
       ['cli', { topic: 'rpc/say', payload: { msg: { content: 'x' }, when: 7 } }, /Hello\.say\(when\): must be a When value: 0 \(Now\), 1 \(Soon\), 2 \(Never\) \(got 7\)/],
       ['cli', { topic: 'rpc/say', payload: [{ content: 'x' }] }, /Hello\.say: expects 2 arguments \(msg, when\), got 1/],
       ['cli', { topic: 'set/last', payload: { content: 'x', extra: true } }, /Hello\.last: has no field extra/],
-      ['cli', { topic: 'whatever/else' }, /names no member of Hello/],
+      ['cli', { topic: 'whatever/else' }, /apigear-client\.error\.noMember/],
     ];
     for (const [id, msg, rule] of cases) {
       const caught = next('caught');
@@ -280,7 +280,7 @@ describe('apigear nodes' + (process.env.MQTT_URL ? ` (${process.env.MQTT_URL})` 
   it('refuses a client id that cannot be a topic level, without connecting', async () => {
     await start([clientDef({ clientId: 'a/b' })]);
     assert.deepStrictEqual(lastStatus('cli'), { fill: 'red', shape: 'ring', text: 'apigear-client.status.invalid' });
-    assert.match(String(callsOf('cli', 'error')[0][0]), /client id "a\/b": up to 128 characters, no spaces, \+, # or \//);
+    assert.match(String(callsOf('cli', 'error')[0][0]), /apigear\.error\.clientId/);
   });
 
   it('reports a broker that cannot start (embedded port in use) in status and log, and keeps the runtime up', async function () {

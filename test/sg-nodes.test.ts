@@ -263,7 +263,7 @@ describe('sg-resource and sg-app on a broker', function () {
     const errors = await caught.next(2);
     const messages = errors.map((m) => String((m.error as { message: string }).message)).sort();
     assert.match(messages[0] ?? '', /"missing" is not a declared data signal/);
-    assert.match(messages[1] ?? '', /msg\.payload is missing/);
+    assert.match(messages[1] ?? '', /sg\.error\.noPayload/);
     const seen = await observer.waitFor(() => true, 3);
     assert.deepStrictEqual(seen.map(line), [`data/${name}/counter 3.5 q1 r0`, `data/${name}/on True q1 r1`, `data/${name}/counter 1e-05 q1 r0`]);
   });

@@ -4,6 +4,7 @@ import type { DoneFunction, Node, NodeAPI, NodeDef, NodeMessage, SendFunction } 
 import { asError } from '../lib/red';
 import { ApiGearClient, argsFromPayload, namedArgs } from '../../src/apigear';
 import { Status } from '../lib/status';
+import { catalogError } from '../lib/errors';
 import { ApiGearDef, brokerOf, clientIdOf, openClient, planOf, qosOf, registerAdmin, topicOf } from './apigear-common';
 
 interface ClientDef extends ApiGearDef {
@@ -23,10 +24,10 @@ export = function (RED: NodeAPI): void {
     let connection: ReturnType<typeof openClient> | undefined;
 
     try {
-      const plan = planOf(config);
+      const plan = planOf(RED, config);
       const broker = brokerOf(RED, config);
-      if (!broker) throw new Error('no MQTT broker (sg-broker) is configured');
-      connection = openClient(node, broker, clientIdOf(node, config, 'nr-apigear-cli'), (client) => {
+      if (!broker) throw catalogError(RED, 'apigear.error.noBroker', {}, 'broker');
+      connection = openClient(node, broker, clientIdOf(RED, node, config, 'nr-apigear-cli'), (client) => {
         // The id really used (unique in this Node-RED) is the one in the reply topics.
         core = new ApiGearClient(plan, client, { clientId: client.clientId, qos: qosOf(config.qos), timeoutMs });
         core.on('ready', (g) => node.status(Status.connected(g.grantedQos < g.requestedQos ? 'apigear-client.status.qos-limited' : undefined)));
@@ -51,8 +52,8 @@ export = function (RED: NodeAPI): void {
 
     function handle(msg: NodeMessage, send: SendFunction, done: DoneFunction): void {
       const target = topicOf(msg.topic);
-      if (!core) return done(new Error('the interface is not available (see the node status and log)'));
-      if (!target) return done(new Error('msg.topic must name a member: set/<property> or rpc/<operation>'));
+      if (!core) return done(catalogError(RED, 'apigear.error.unavailable'));
+      if (!target) return done(catalogError(RED, 'apigear-client.error.topic', {}, 'msg.topic'));
       const client = core;
       const plan = client.plan;
       const verb = target.verb ?? (plan.properties.has(target.member) ? 'set' : plan.operations.has(target.member) ? 'rpc' : undefined);
@@ -61,7 +62,7 @@ export = function (RED: NodeAPI): void {
         if (verb === 'set' || verb === 'prop') work = client.setProperty(target.member, msg.payload);
         else if (verb === 'rpc') {
           const op = plan.operations.get(target.member);
-          if (!op) throw new Error(`${plan.interface} has no operation ${target.member} (operations: ${[...plan.operations.keys()].join(', ') || 'none'})`);
+          if (!op) throw catalogError(RED, 'apigear-client.error.noOperation', { interface: plan.interface, member: target.member, operations: [...plan.operations.keys()].join(', ') || '-' }, 'msg.topic');
           const args = argsFromPayload(plan.interface, op.name, op.params, msg.payload);
           const msgTimeout = Number(msg.timeout);
           work = client.invoke(op.name, args, Number.isFinite(msgTimeout) && msgTimeout > 0 ? msgTimeout : timeoutMs).then((result) => {
@@ -70,7 +71,7 @@ export = function (RED: NodeAPI): void {
             send([null, null, msg]);
           });
         } else {
-          throw new Error(`msg.topic ${JSON.stringify(msg.topic)} names no member of ${plan.interface}: use set/<property> or rpc/<operation>`);
+          throw catalogError(RED, 'apigear-client.error.noMember', { topic: JSON.stringify(msg.topic), interface: plan.interface }, 'msg.topic');
         }
       } catch (err) {
         return done(asError(err));

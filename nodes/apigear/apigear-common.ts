@@ -1,6 +1,7 @@
 // What apigear-service and apigear-client share: reading the declared interface, the node's managed MQTT v5 client
 // from the sg-broker config node with its state shown as status, the editor's parse endpoint, and msg-topic parsing.
 import type { Node, NodeAPI, NodeDef, AdminRequest, AdminResponse } from '../lib/red';
+import { catalogError } from '../lib/errors';
 import { isSgBrokerNode, SgBrokerNode } from '../sg/sg-broker-api';
 import { compilePlan, HandMember, InterfacePlan, Module, moduleFromMembers, parseModule } from '../../src/apigear';
 import type { ManagedMqttClient } from '../../src/mqtt/managed-client';
@@ -31,21 +32,21 @@ export function qosOf(value: unknown): QoS {
 }
 
 /** Compiles the node's declaration; throws an error naming the declaration at fault. */
-export function planOf(def: ApiGearDef): InterfacePlan {
+export function planOf(RED: NodeAPI, def: ApiGearDef): InterfacePlan {
   let mod: Module;
   if (def.source === 'members') mod = moduleFromMembers((def.module ?? '').trim(), (def.interface ?? '').trim(), def.members ?? []);
   else {
-    if (!def.moduleYaml || !def.moduleYaml.trim()) throw new Error('no ApiGear module YAML is given');
+    if (!def.moduleYaml || !def.moduleYaml.trim()) throw catalogError(RED, 'apigear.error.noYaml', {}, 'moduleYaml');
     mod = parseModule(def.moduleYaml);
   }
   return compilePlan(mod, (def.interface ?? '').trim());
 }
 
 /** The node's MQTT client id: as configured, else derived from the node id, which stays the same across deploys. */
-export function clientIdOf(node: Node, def: ApiGearDef, prefix: string): string {
+export function clientIdOf(RED: NodeAPI, node: Node, def: ApiGearDef, prefix: string): string {
   const id = (def.clientId ?? '').trim();
   // The id becomes a topic level of every reply topic, so it cannot hold MQTT separators or wildcards.
-  if (id && !/^[^\s+#/]{1,128}$/.test(id)) throw new Error(`client id ${JSON.stringify(id)}: up to 128 characters, no spaces, +, # or /`);
+  if (id && !/^[^\s+#/]{1,128}$/.test(id)) throw catalogError(RED, 'apigear.error.clientId', { id: JSON.stringify(id) }, 'clientId');
   return id || `${prefix}-${node.id.replace(/[^A-Za-z0-9_-]/g, '')}`;
 }
 
@@ -147,7 +148,7 @@ export function registerAdmin(RED: NodeAPI): void {
   RED.httpAdmin.post('/busbar/apigear/module', RED.auth.needsPermission('apigear.read'), (req: AdminRequest, res: AdminResponse) => {
     const body = req.body as { yaml?: unknown } | undefined;
     try {
-      if (!body || typeof body.yaml !== 'string') throw new Error('no module YAML was sent');
+      if (!body || typeof body.yaml !== 'string') throw catalogError(RED, 'apigear.error.noYamlSent', {}, 'yaml');
       res.json(summarise(parseModule(body.yaml)));
     } catch (err) {
       res.status(400).json({ error: messageOf(err) });

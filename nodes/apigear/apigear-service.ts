@@ -4,6 +4,7 @@ import type { DoneFunction, Node, NodeAPI, NodeDef, NodeMessage, SendFunction } 
 import { asError } from '../lib/red';
 import { ApiGearService, argsFromPayload, Call, namedArgs } from '../../src/apigear';
 import { Status } from '../lib/status';
+import { catalogError } from '../lib/errors';
 import { ApiGearDef, brokerOf, bytesOf, clientIdOf, openClient, planOf, qosOf, registerAdmin, topicOf } from './apigear-common';
 
 interface ServiceDef extends ApiGearDef {
@@ -22,10 +23,10 @@ export = function (RED: NodeAPI): void {
     let connection: ReturnType<typeof openClient> | undefined;
 
     try {
-      const plan = planOf(config);
+      const plan = planOf(RED, config);
       const broker = brokerOf(RED, config);
-      if (!broker) throw new Error('no MQTT broker (sg-broker) is configured');
-      connection = openClient(node, broker, clientIdOf(node, config, 'nr-apigear-svc'), (client) => {
+      if (!broker) throw catalogError(RED, 'apigear.error.noBroker', {}, 'broker');
+      connection = openClient(node, broker, clientIdOf(RED, node, config, 'nr-apigear-svc'), (client) => {
         service = new ApiGearService(plan, client, { qos: qosOf(config.qos), applySet: config.applySet !== false });
         service.on('ready', (g) => node.status(Status.connected(g.grantedQos < g.requestedQos ? 'apigear-service.status.qos-limited' : undefined)));
         service.on('warning', (text) => node.warn(text));
@@ -59,8 +60,8 @@ export = function (RED: NodeAPI): void {
 
     function handle(msg: NodeMessage, send: SendFunction, done: DoneFunction): void {
       const target = topicOf(msg.topic);
-      if (!service) return done(new Error('the interface is not available (see the node status and log)'));
-      if (!target) return done(new Error('msg.topic must name a member: prop/<property>, sig/<signal> or rpc/<operation> (a reply)'));
+      if (!service) return done(catalogError(RED, 'apigear.error.unavailable'));
+      if (!target) return done(catalogError(RED, 'apigear-service.error.topic', {}, 'msg.topic'));
       const plan = service.plan;
       const verb = target.verb ?? (plan.properties.has(target.member) ? 'prop' : plan.signals.has(target.member) ? 'sig' : plan.operations.has(target.member) ? 'rpc' : undefined);
       let work: Promise<unknown>;
@@ -68,7 +69,7 @@ export = function (RED: NodeAPI): void {
         if (verb === 'prop' || verb === 'set') work = service.setProperty(target.member, msg.payload);
         else if (verb === 'sig') {
           const sig = plan.signals.get(target.member);
-          if (!sig) throw new Error(`${plan.interface} has no signal ${target.member} (signals: ${[...plan.signals.keys()].join(', ') || 'none'})`);
+          if (!sig) throw catalogError(RED, 'apigear-service.error.noSignal', { interface: plan.interface, member: target.member, signals: [...plan.signals.keys()].join(', ') || '-' }, 'msg.topic');
           work = service.emitSignal(target.member, argsFromPayload(plan.interface, sig.name, sig.params, msg.payload));
         } else if (verb === 'rpc') {
           const call: Call = {
@@ -81,7 +82,7 @@ export = function (RED: NodeAPI): void {
             if (!answered) node.warn(`${plan.interface}.${target.member}: the call carried no ResponseTopic, so no reply was sent`);
           });
         } else {
-          throw new Error(`msg.topic ${JSON.stringify(msg.topic)} names no member of ${plan.interface}: use prop/<property>, sig/<signal> or rpc/<operation>`);
+          throw catalogError(RED, 'apigear-service.error.noMember', { topic: JSON.stringify(msg.topic), interface: plan.interface }, 'msg.topic');
         }
       } catch (err) {
         return done(asError(err));

@@ -1,10 +1,11 @@
 // mbus-entity: sends Mbus commands as the configured entity; emits received commands (output 1) and bus events (output 2).
 import type { NodeAPI, Node, NodeDef, NodeMessage } from '../lib/red';
-import { asError } from '../lib/red';
+import { catalogError, closeWith, onInput } from '../lib/errors';
+import { Status } from '../lib/status';
 import { isMbusConfigNode, MbusUser } from './mbus-api';
 import type { NodeStatus } from '../lib/status';
-import { Address, Command, Entity, EntityEvents, MbusError, argsFromPlain, compileFilter, toPlain, toTyped } from '../../src/mbus';
-import { MBUS_SYMBOL } from '../../src/common/guards';
+import { Address, Command, Entity, EntityEvents, argsFromPlain, compileFilter, toPlain, toTyped } from '../../src/mbus';
+import { MBUS_SYMBOL, messageOf } from '../../src/common/guards';
 
 interface MbusEntityDef extends NodeDef {
   config?: string;
@@ -16,17 +17,17 @@ interface MbusEntityDef extends NodeDef {
 
 const SYMBOL = MBUS_SYMBOL;
 
-function commandsOf(msg: NodeMessage): Command[] {
+function commandsOf(RED: NodeAPI, msg: NodeMessage): Command[] {
   if (Array.isArray(msg.commands)) {
-    return (msg.commands as Array<{ name?: unknown; topic?: unknown; args?: unknown; payload?: unknown }>).map((c, i) => {
+    return (msg.commands as Array<{ name?: unknown; topic?: unknown; args?: unknown; payload?: unknown }>).map((c, index) => {
       const name = String(c?.name ?? c?.topic ?? '');
-      if (!SYMBOL.test(name)) throw new MbusError(`msg.commands[${i}].name "${name}" is not a command name like "app.cmd"`);
+      if (!SYMBOL.test(name)) throw catalogError(RED, 'mbus-entity.error.commandName', { index, name }, `msg.commands[${index}].name`);
       return { name, args: argsFromPlain(c.args ?? c.payload) };
     });
   }
   const name = typeof msg.topic === 'string' ? msg.topic.trim() : '';
-  if (!name) throw new MbusError('msg.topic must hold the command name (e.g. "app.ping")');
-  if (!SYMBOL.test(name)) throw new MbusError(`msg.topic "${name}" is not a command name: a letter, then letters, digits, _ - . (e.g. "app.ping")`);
+  if (!name) throw catalogError(RED, 'mbus-entity.error.noTopic', {}, 'msg.topic');
+  if (!SYMBOL.test(name)) throw catalogError(RED, 'mbus-entity.error.topicName', { name }, 'msg.topic');
   return [{ name, args: argsFromPlain(msg.payload) }];
 }
 
@@ -44,9 +45,22 @@ export = function (RED: NodeAPI): void {
     const config = found;
     const entity: Entity | undefined = config.entity;
     const accept = compileFilter(cfg.filters);
-    const defaultDestination = cfg.destination ? Address.parse(cfg.destination) : Address.empty;
+    // A saved destination that does not parse (an old flow, a hand edit) is said once and fails every message that
+    // does not bring its own msg.destination; the node still receives.
+    let defaultDestination = Address.empty;
+    let destinationError: Error | undefined;
+    try {
+      if (cfg.destination) defaultDestination = Address.parse(cfg.destination);
+    } catch (err) {
+      destinationError = catalogError(RED, 'mbus-entity.error.destination', { destination: cfg.destination, error: messageOf(err) }, 'destination');
+      node.error(destinationError.message);
+    }
 
-    const user: MbusUser = { id: node.id, status: (s: NodeStatus) => node.status(s) };
+    const user: MbusUser = {
+      id: node.id,
+      status: (s: NodeStatus) => node.status(destinationError ? Status.failed('mbus-entity.status.badDestination') : s),
+    };
+    if (destinationError) node.status(Status.failed('mbus-entity.status.badDestination'));
     config.register(user);
 
     const event = (topic: string, payload: Record<string, unknown>): void => node.send([null, { topic, payload }]);
@@ -78,29 +92,19 @@ export = function (RED: NodeAPI): void {
     listen('waiting', (c, m) => event('waiting', { condition: c, source: m.source.toString() }));
     listen('go', (c, m) => event('go', { condition: c, source: m.source.toString() }));
 
-    node.on('input', (msg, _send, done) => {
-      if (!entity) return done(new Error(RED._('mbus-entity.error.notRunning')));
-      let commands: Command[];
-      let destination: Address;
-      try {
-        commands = commandsOf(msg);
-        destination = msg.destination !== undefined && msg.destination !== '' ? Address.from(msg.destination) : defaultDestination;
-      } catch (err) {
-        return done(asError(err));
-      }
+    onInput(node, async (msg) => {
+      if (!entity) throw new Error(RED._('mbus-entity.error.notRunning'));
+      const commands = commandsOf(RED, msg);
+      const own = msg.destination !== undefined && msg.destination !== '';
+      if (!own && destinationError) throw destinationError;
+      const destination = own ? Address.from(msg.destination) : defaultDestination;
       const reliable = typeof msg.reliable === 'boolean' ? msg.reliable : !!cfg.reliable;
-      entity.send(destination, commands, { reliable }).then(
-        () => done(),
-        (err: unknown) => done(asError(err)),
-      );
+      await entity.send(destination, commands, { reliable });
     });
 
-    node.on('close', (removed, done) => {
+    closeWith(node, async (removed) => {
       for (const [ev, fn] of listeners) entity?.off(ev, fn as never);
-      config
-        .deregister(user, removed)
-        .catch((err: unknown) => node.error(err))
-        .finally(() => done());
+      await config.deregister(user, removed);
     });
   });
 };

@@ -1,6 +1,7 @@
 // mbus-rpc: calls a guidelines RPC (call mode) or serves procedures to the bus with replies from the flow (serve mode).
 import type { NodeAPI, Node, NodeDef, NodeMessage } from '../lib/red';
 import { asError } from '../lib/red';
+import { catalogError, closeWith } from '../lib/errors';
 import { isMbusConfigNode, MbusUser } from './mbus-api';
 import type { NodeStatus } from '../lib/status';
 import { Address, MbusError, RpcCall, RpcError, RpcReturn, argsFromPlain, toPlain, toTyped } from '../../src/mbus';
@@ -34,9 +35,11 @@ export = function (RED: NodeAPI): void {
     const config = found;
     const serveMode = cfg.mode === 'serve';
     const timeout = Number(cfg.timeout) > 0 ? Number(cfg.timeout) : 2000;
-    const procedures = serveMode
-      ? [...(cfg.procedures ?? []), ...(cfg.procedure ? [cfg.procedure] : [])].map((p) => String(p).trim()).filter((p) => SYMBOL.test(p))
-      : [];
+    const named = serveMode ? [...(cfg.procedures ?? []), ...(cfg.procedure ? [cfg.procedure] : [])].map((p) => String(p).trim()) : [];
+    const procedures = named.filter((p) => SYMBOL.test(p));
+    // A name that is not a symbol cannot be called over Mbus: not served, and said so once.
+    const invalid = named.filter((p) => !SYMBOL.test(p));
+    if (invalid.length > 0) node.warn(RED._('mbus-rpc.warn.invalidProcedures', { procedures: invalid.map((p) => JSON.stringify(p)).join(', ') }));
 
     const user: MbusUser = {
       id: node.id,
@@ -87,10 +90,10 @@ export = function (RED: NodeAPI): void {
       let args;
       try {
         procedure = (typeof msg.topic === 'string' && msg.topic.trim()) || cfg.procedure || '';
-        if (!SYMBOL.test(procedure)) throw new MbusError(`procedure "${procedure}" (msg.topic or the node's procedure) is not a command name like "math.sum"`);
+        if (!SYMBOL.test(procedure)) throw catalogError(RED, 'mbus-rpc.error.procedure', { procedure }, 'msg.topic');
         const d = msg.destination !== undefined && msg.destination !== '' ? msg.destination : cfg.destination;
         destination = Address.from(d);
-        if (destination.size === 0) throw new MbusError('an RPC needs a destination address (msg.destination or the node setting), e.g. "(app:calc module:server)"');
+        if (destination.size === 0) throw catalogError(RED, 'mbus-rpc.error.noDestination', {}, 'msg.destination');
         args = argsFromPlain(msg.payload);
       } catch (err) {
         return done(asError(err));
@@ -116,11 +119,6 @@ export = function (RED: NodeAPI): void {
       );
     });
 
-    node.on('close', (removed, done) => {
-      config
-        .deregister(user, removed)
-        .catch((err: unknown) => node.error(err))
-        .finally(() => done());
-    });
+    closeWith(node, (removed) => config.deregister(user, removed));
   });
 };

@@ -87,7 +87,11 @@ export = function (RED: NodeAPI) {
         done();
         return;
       }
-      config.deregister(user, removed).then(done, () => done());
+      // A failed deregistration is reported, not swallowed; done() either way.
+      config.deregister(user, removed).then(done, (err: unknown) => {
+        node.error(asError(err).message);
+        done();
+      });
     });
   });
 };

@@ -5,6 +5,7 @@ import type { ConfigurationChange, FunctionCall } from '../../src/msb/client';
 import { compileDataFormat, FunctionDeclaration } from '../../src/msb/selfdescription';
 import { PayloadValidator, validatorFor } from '../../src/msb/validate';
 import { dataFormatFromProps, DataFormatProps, isMsbConfigNode, MsbConfigNode, MsbUser } from './msb-api';
+import { closeWith } from '../lib/errors';
 import { asError, Node, NodeAPI, NodeDef, NodeMessage } from '../lib/red';
 
 interface FunctionInDef extends NodeDef, DataFormatProps {
@@ -73,8 +74,6 @@ export = function (RED: NodeAPI) {
     }
 
     config.register(user);
-    node.on('close', (removed: boolean, done: () => void) => {
-      config.deregister(user, removed).then(done, () => done());
-    });
+    closeWith(node, (removed) => config.deregister(user, removed));
   });
 };

@@ -2,6 +2,7 @@
 // subscribed to; no will and nothing published on connect, exactly as an sgframework 0.2.x App.
 import type { Node, NodeAPI, NodeDef, NodeMessage } from '../lib/red';
 import { asError } from '../lib/red';
+import { catalogError } from '../lib/errors';
 import { formatOptions, joinConnection, payloadText, SgFormatDef } from './sg-node';
 import type { AvailabilityPrefix, SgDeclaration, SubscriptionDeclaration } from '../../src/sg/plan';
 import { PAYLOAD_TRUE } from '../../src/sg/plan';
@@ -69,16 +70,16 @@ export = function (RED: NodeAPI): void {
       if (typeof msg.topic === 'string' && msg.topic.trim() !== '') {
         target = commandTarget(msg.topic);
         if (!target) {
-          done(new Error(`msg.topic "${msg.topic}" must be <service>/<signal> (or command/<service>/<signal>); nothing was sent`));
+          done(catalogError(RED, 'sg-app.error.topic', { topic: msg.topic }, 'msg.topic'));
           return;
         }
       } else if (config.service && config.signal) {
         target = [config.service, config.signal];
       } else {
-        done(new Error('msg.topic must be <service>/<signal>, or set a default service and signal in the node; nothing was sent'));
+        done(catalogError(RED, 'sg-app.error.noTopic', {}, 'msg.topic'));
         return;
       }
-      const text = payloadText(msg, format, () => node.warn(RED._('sg-app.warn.not-utf8')));
+      const text = payloadText(RED, msg, format, () => node.warn(RED._('sg-app.warn.not-utf8')));
       if (text instanceof Error) {
         done(text);
         return;

@@ -6,6 +6,7 @@ import { nameProblem, SgDeclaration } from '../../src/sg/plan';
 import { FormatOptions, NumberFormat, ObjectFormat, pythonStr, pythonStrip } from '../../src/sg/python';
 import { isUtf8 } from 'buffer';
 import { Status } from '../lib/status';
+import { catalogError } from '../lib/errors';
 
 export interface SgFormatDef {
   objectFormat?: ObjectFormat;
@@ -23,8 +24,8 @@ export function formatOptions(def: SgFormatDef): FormatOptions {
  * Text for a payload, or an Error naming what is wrong. A Buffer goes out as its bytes; sgframework decodes every
  * payload as UTF-8, so bytes that are not UTF-8 are sent with a warning (`warnNotUtf8`), not silently replaced.
  */
-export function payloadText(msg: NodeMessage, options: FormatOptions, warnNotUtf8?: () => void): string | Buffer | Error {
-  if (msg.payload === undefined || msg.payload === null) return new Error('msg.payload is missing; nothing was published');
+export function payloadText(RED: NodeAPI, msg: NodeMessage, options: FormatOptions, warnNotUtf8?: () => void): string | Buffer | Error {
+  if (msg.payload === undefined || msg.payload === null) return catalogError(RED, 'sg.error.noPayload', {}, 'msg.payload');
   if (Buffer.isBuffer(msg.payload)) {
     if (!isUtf8(msg.payload)) warnNotUtf8?.();
     return msg.payload;
@@ -48,7 +49,7 @@ export function joinConnection(
   const broker = brokerId ? RED.nodes.getNode(brokerId) : undefined;
   if (!isSgBrokerNode(broker)) {
     node.status(Status.error(`${type}.status.no-broker`));
-    return new Error(`no sg-broker configured for this ${type}`);
+    return catalogError(RED, 'sg.error.noBroker', {}, 'broker');
   }
   const problem = nameProblem(pythonStrip(name), type === 'sg-resource' ? 'resource name' : 'app name');
   if (problem) {

@@ -2,6 +2,7 @@
 // into it, presence/availability and echo on the wire exactly as an sgframework 0.2.x Resource.
 import type { Node, NodeAPI, NodeDef, NodeMessage } from '../lib/red';
 import { asError } from '../lib/red';
+import { catalogError } from '../lib/errors';
 import { formatOptions, joinConnection, payloadText, SgFormatDef } from './sg-node';
 import type { AdminRequest, AdminResponse } from '../lib/red';
 import type { CommandDeclaration, DataDeclaration, SgDeclaration, SgQos } from '../../src/sg/plan';
@@ -132,10 +133,10 @@ export = function (RED: NodeAPI): void {
         return;
       }
       if (typeof msg.topic !== 'string' || msg.topic.trim() === '') {
-        done(new Error('msg.topic must name a declared data signal; nothing was published'));
+        done(catalogError(RED, 'sg-resource.error.topic', {}, 'msg.topic'));
         return;
       }
-      const text = payloadText(msg, format, () => node.warn(RED._('sg-resource.warn.not-utf8')));
+      const text = payloadText(RED, msg, format, () => node.warn(RED._('sg-resource.warn.not-utf8')));
       if (text instanceof Error) {
         done(text);
         return;

@@ -14,10 +14,10 @@ interface ClientDef extends ApiGearDef {
 
 export = function (RED: NodeAPI): void {
   registerAdmin(RED);
-  RED.nodes.registerType('apigear-client', function (this: Node, def: NodeDef) {
+  RED.nodes.registerType('apigear-client', function (this: Node, def: ClientDef) {
     RED.nodes.createNode(this, def);
     const node = this;
-    const config = def as ClientDef;
+    const config = def;
     const timeoutSeconds = Number(config.timeout);
     const timeoutMs = Number.isFinite(timeoutSeconds) && timeoutSeconds > 0 ? timeoutSeconds * 1000 : 30000;
     let core: ApiGearClient | undefined;

@@ -1,5 +1,6 @@
 // What apigear-service and apigear-client share: reading the declared interface, the node's managed MQTT v5 client
 // from the sg-broker config node with its state shown as status, the editor's parse endpoint, and msg-topic parsing.
+import { configNode } from '../lib/red';
 import type { Node, NodeAPI, NodeDef, AdminRequest, AdminResponse } from '../lib/red';
 import { catalogError } from '../lib/errors';
 import { isSgBrokerNode, SgBrokerNode } from '../sg/sg-broker-api';
@@ -107,8 +108,7 @@ export function openClient(node: Node, broker: SgBrokerNode, clientId: string, o
 }
 
 export function brokerOf(RED: NodeAPI, def: ApiGearDef): SgBrokerNode | undefined {
-  const broker = def.broker ? RED.nodes.getNode(def.broker) : undefined;
-  return isSgBrokerNode(broker) ? broker : undefined;
+  return configNode(RED, def.broker, isSgBrokerNode);
 }
 
 export interface InterfaceSummary {

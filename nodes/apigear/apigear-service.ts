@@ -15,10 +15,10 @@ interface ServiceDef extends ApiGearDef {
 
 export = function (RED: NodeAPI): void {
   registerAdmin(RED);
-  RED.nodes.registerType('apigear-service', function (this: Node, def: NodeDef) {
+  RED.nodes.registerType('apigear-service', function (this: Node, def: ServiceDef) {
     RED.nodes.createNode(this, def);
     const node = this;
-    const config = def as ServiceDef;
+    const config = def;
     let service: ApiGearService | undefined;
     let connection: ReturnType<typeof openClient> | undefined;
 

@@ -22,12 +22,12 @@ export = function (RED: NodeAPI): void {
 
   RED.nodes.registerType(
     'mbus-config',
-    function (this: Node<MbusCredentials>, def: NodeDef) {
+    function (this: MbusConfigNode, def: MbusConfigDef) {
       RED.nodes.createNode(this, def);
-      const node = this as MbusConfigNode;
+      const node = this;
       let pool!: ConnectionPool<MbusUser>;
       let shown!: ConfigNodeState<MbusUser>;
-      const cfg = def as MbusConfigDef;
+      const cfg = def;
       const served = new Map<string, { call: RpcCall; at: number }>();
       let handleCounter = 0;
       let sweep: NodeJS.Timeout | undefined;

@@ -1,5 +1,6 @@
 // mbus-entity: sends Mbus commands as the configured entity; emits received commands (output 1) and bus events (output 2).
 import type { NodeAPI, Node, NodeDef, NodeMessage } from '../lib/red';
+import { configNode } from '../lib/red';
 import { catalogError, closeWith, onInput } from '../lib/errors';
 import { Status } from '../lib/status';
 import { isMbusConfigNode, MbusUser } from './mbus-api';
@@ -32,12 +33,12 @@ function commandsOf(RED: NodeAPI, msg: NodeMessage): Command[] {
 }
 
 export = function (RED: NodeAPI): void {
-  RED.nodes.registerType('mbus-entity', function (this: Node, def: NodeDef) {
+  RED.nodes.registerType('mbus-entity', function (this: Node, def: MbusEntityDef) {
     RED.nodes.createNode(this, def);
     const node = this;
-    const cfg = def as MbusEntityDef;
-    const found = cfg.config ? RED.nodes.getNode(cfg.config) : undefined;
-    if (!isMbusConfigNode(found)) {
+    const cfg = def;
+    const found = configNode(RED, cfg.config, isMbusConfigNode);
+    if (!found) {
       node.status({ fill: 'red', shape: 'ring', text: 'mbus-entity.status.noConfig' });
       node.on('input', (_msg, _send, done) => done(new Error(RED._('mbus-entity.error.noConfig'))));
       return;

@@ -1,5 +1,6 @@
 // mbus-rpc: calls a guidelines RPC (call mode) or serves procedures to the bus with replies from the flow (serve mode).
 import type { NodeAPI, Node, NodeDef, NodeMessage } from '../lib/red';
+import { configNode } from '../lib/red';
 import { asError } from '../lib/red';
 import { catalogError, closeWith } from '../lib/errors';
 import { isMbusConfigNode, MbusUser } from './mbus-api';
@@ -22,12 +23,12 @@ function statusOf(r: RpcReturn): Record<string, unknown> {
 }
 
 export = function (RED: NodeAPI): void {
-  RED.nodes.registerType('mbus-rpc', function (this: Node, def: NodeDef) {
+  RED.nodes.registerType('mbus-rpc', function (this: Node, def: MbusRpcDef) {
     RED.nodes.createNode(this, def);
     const node = this;
-    const cfg = def as MbusRpcDef;
-    const found = cfg.config ? RED.nodes.getNode(cfg.config) : undefined;
-    if (!isMbusConfigNode(found)) {
+    const cfg = def;
+    const found = configNode(RED, cfg.config, isMbusConfigNode);
+    if (!found) {
       node.status({ fill: 'red', shape: 'ring', text: 'mbus-rpc.status.noConfig' });
       node.on('input', (_msg, _send, done) => done(new Error(RED._('mbus-rpc.error.noConfig'))));
       return;

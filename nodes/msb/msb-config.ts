@@ -20,7 +20,7 @@ import {
   SimpleType,
 } from '../../src/msb/selfdescription';
 import { dataFormatFromProps, DataFormatProps, isMsbConfigNode, MsbConfigNode, MsbUser } from './msb-api';
-import { AdminRequest, AdminResponse, asError, Node, NodeAPI, NodeDef } from '../lib/red';
+import { AdminRequest, AdminResponse, asError, configNode, isTlsConfigNode, Node, NodeAPI, NodeDef } from '../lib/red';
 
 interface MsbConfigDef extends NodeDef {
   uuid?: string;
@@ -52,10 +52,6 @@ interface EventProps extends DataFormatProps {
 interface FunctionProps extends EventProps {
   functionId?: string;
   responseEvents?: string[];
-}
-
-interface TlsConfigNode {
-  addTLSOptions(opts: ConnectionOptions): void;
 }
 
 const MIN_RECONNECT_S = 3;
@@ -177,9 +173,9 @@ export = function (RED: NodeAPI) {
 
   RED.nodes.registerType(
     'msb-config',
-    function (this: Node<{ token?: string }>, def: MsbConfigDef) {
+    function (this: MsbConfigNode & Node<{ token?: string }>, def: MsbConfigDef) {
       RED.nodes.createNode(this, def);
-      const node = this as unknown as MsbConfigNode & Node<{ token?: string }>;
+      const node = this;
       const service = serviceFrom(def, this.credentials?.token);
       const reconnectSeconds = Math.max(MIN_RECONNECT_S, Number(def.reconnectInterval ?? 10) || 10);
       const cacheSize = Math.max(0, Math.floor(Number(def.eventCacheSize ?? 1000)));
@@ -198,7 +194,7 @@ export = function (RED: NodeAPI) {
       }
       const tls: ConnectionOptions = {};
       if (def.tls) {
-        const tlsNode = RED.nodes.getNode(def.tls) as TlsConfigNode | null;
+        const tlsNode = configNode(RED, def.tls, isTlsConfigNode);
         if (tlsNode && typeof tlsNode.addTLSOptions === 'function') tlsNode.addTLSOptions(tls);
       }
       const contextKey = (def.contextKey ?? '').trim();

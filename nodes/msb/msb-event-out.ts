@@ -4,7 +4,7 @@ import { msbDate, parsePostDate, parsePriority } from '../../src/msb/client';
 import { compileDataFormat, DataFormat, EventDeclaration } from '../../src/msb/selfdescription';
 import { PayloadValidator, toWireValue, validatorFor } from '../../src/msb/validate';
 import { dataFormatFromProps, DataFormatProps, isMsbConfigNode, MsbConfigNode, MsbUser } from './msb-api';
-import { asError, DoneFunction, Node, NodeAPI, NodeDef, NodeMessage, SendFunction } from '../lib/red';
+import { asError, configNode, DoneFunction, Node, NodeAPI, NodeDef, NodeMessage, SendFunction } from '../lib/red';
 
 interface EventOutDef extends NodeDef, DataFormatProps {
   service?: string;
@@ -18,11 +18,11 @@ export = function (RED: NodeAPI) {
   RED.nodes.registerType('msb-event-out', function (this: Node, def: EventOutDef) {
     RED.nodes.createNode(this, def);
     const node = this;
-    const service = def.service ? RED.nodes.getNode(def.service) : undefined;
+    const service = configNode(RED, def.service, isMsbConfigNode);
     const eventId = String(def.eventId ?? '').trim();
     const defaultPriority = parsePriority(def.priority ?? 'LOW') ?? 0;
     const defaultCached = def.cached === true;
-    if (!isMsbConfigNode(service)) {
+    if (!service) {
       node.status({ fill: 'red', shape: 'ring', text: 'msb.status.noService' });
       node.on('input', (_msg: NodeMessage, _send: SendFunction, done: DoneFunction) => done(new Error(RED._('msb-event-out.error.noService'))));
       return;

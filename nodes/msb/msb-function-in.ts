@@ -6,7 +6,7 @@ import { compileDataFormat, FunctionDeclaration } from '../../src/msb/selfdescri
 import { PayloadValidator, validatorFor } from '../../src/msb/validate';
 import { dataFormatFromProps, DataFormatProps, isMsbConfigNode, MsbConfigNode, MsbUser } from './msb-api';
 import { closeWith } from '../lib/errors';
-import { asError, Node, NodeAPI, NodeDef, NodeMessage } from '../lib/red';
+import { asError, configNode, Node, NodeAPI, NodeDef, NodeMessage } from '../lib/red';
 
 interface FunctionInDef extends NodeDef, DataFormatProps {
   service?: string;
@@ -21,8 +21,8 @@ export = function (RED: NodeAPI) {
   RED.nodes.registerType('msb-function-in', function (this: Node, def: FunctionInDef) {
     RED.nodes.createNode(this, def);
     const node = this;
-    const service = def.service ? RED.nodes.getNode(def.service) : undefined;
-    if (!isMsbConfigNode(service)) {
+    const service = configNode(RED, def.service, isMsbConfigNode);
+    if (!service) {
       node.status({ fill: 'red', shape: 'ring', text: 'msb.status.noService' });
       return;
     }

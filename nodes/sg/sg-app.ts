@@ -34,10 +34,10 @@ function commandTarget(topic: string): [string, string] | undefined {
 }
 
 export = function (RED: NodeAPI): void {
-  RED.nodes.registerType('sg-app', function (this: Node, def: NodeDef) {
+  RED.nodes.registerType('sg-app', function (this: Node, def: SgAppDef) {
     RED.nodes.createNode(this, def);
     const node = this;
-    const config = def as SgAppDef;
+    const config = def;
     const format = formatOptions(config);
     const subscriptions: SubscriptionDeclaration[] = (config.subscriptions ?? []).map((s) =>
       s.type === 'commandavailable' || s.type === 'dataavailable' || s.type === 'resourceavailable'

@@ -63,7 +63,7 @@ export interface MqttClientRequest {
 
 /**
  * What other nodes (sg-resource, sg-app, apigear-*) use of an sg-broker instance, obtained with
- * `RED.nodes.getNode(config.broker) as SgBrokerNode`.
+ * `configNode(RED, config.broker, isSgBrokerNode)`.
  */
 export interface SgBrokerNode extends BusConfigNode<BusUser, SgBrokerCredentials> {
   readonly mode: SgBrokerMode;

@@ -2,7 +2,8 @@
 // embedded in-process broker as the zero-setup default. Owns the sg connections (one per resource/app name), hands
 // out managed MQTT clients to the ApiGear nodes, and turns connection states into status and log text.
 import path from 'path';
-import type { Node, NodeAPI, NodeDef } from '../lib/red';
+import type { NodeAPI } from '../lib/red';
+import { configNode, isTlsConfigNode } from '../lib/red';
 import type { MqttClientRequest, SgBrokerCredentials, SgBrokerDef, SgBrokerMode, SgBrokerNode, StateView } from './sg-broker-api';
 import { statusOf } from '../lib/status';
 import { BusUser, Counters, noCounters } from '../lib/config-node';
@@ -15,10 +16,6 @@ import { claimClientId } from '../../src/mqtt/client-ids';
 import { ManagedMqttClient, QueueOptions } from '../../src/mqtt/managed-client';
 import { SgConnection, SgQos } from '../../src/sg/connection';
 import { messageOf, qosOf } from '../../src/common/guards';
-
-interface TlsConfigNode {
-  addTLSOptions(opts: TlsSettings): TlsSettings;
-}
 
 function toInt(value: unknown, fallback: number): number {
   if (value === undefined || value === null || value === '') return fallback;
@@ -39,10 +36,10 @@ function fileSafe(text: string): string {
 export = function (RED: NodeAPI): void {
   RED.nodes.registerType(
     'sg-broker',
-    function (this: Node<SgBrokerCredentials>, def: NodeDef) {
+    function (this: SgBrokerNode & { mode: SgBrokerMode; qos: SgQos; protocol: MqttProtocol; clean: boolean }, def: SgBrokerDef) {
       RED.nodes.createNode(this, def);
-      const config = def as SgBrokerDef;
-      const node = this as SgBrokerNode & { mode: SgBrokerMode; qos: SgQos; protocol: MqttProtocol; clean: boolean };
+      const config = def;
+      const node = this;
       node.mode = config.mode === 'external' ? 'external' : 'embedded';
       node.qos = qosOf(config.qos);
       node.protocol = MQTT_PROTOCOLS.includes(config.protocol as MqttProtocol) ? (config.protocol as MqttProtocol) : '3.1.1';
@@ -119,7 +116,7 @@ export = function (RED: NodeAPI): void {
           password: node.credentials.password || undefined,
         };
         if (config.tls) {
-          const tlsNode = RED.nodes.getNode(config.tls) as TlsConfigNode | null;
+          const tlsNode = configNode(RED, config.tls, isTlsConfigNode);
           // Never weaker than configured: a TLS reference that does not resolve is an error, not plain MQTT.
           if (!tlsNode || typeof tlsNode.addTLSOptions !== 'function') throw new ConfigurationError(RED._('sg-broker.errors.tls-missing', { id: config.tls }));
           s.tls = tlsNode.addTLSOptions({});

@@ -1,5 +1,6 @@
 // What sg-resource and sg-app share: finding the broker, joining the connection of a name, formatting values.
 import type { Node, NodeAPI, NodeMessage } from '../lib/red';
+import { configNode } from '../lib/red';
 import { isSgBrokerNode } from './sg-broker-api';
 import type { SgConnection, SgIncoming, SgUser } from '../../src/sg/connection';
 import { nameProblem, SgDeclaration } from '../../src/sg/plan';
@@ -46,8 +47,8 @@ export function joinConnection(
   declaration: () => SgDeclaration,
   deliver: (message: SgIncoming) => void,
 ): SgConnection | Error {
-  const broker = brokerId ? RED.nodes.getNode(brokerId) : undefined;
-  if (!isSgBrokerNode(broker)) {
+  const broker = configNode(RED, brokerId, isSgBrokerNode);
+  if (!broker) {
     node.status(Status.error(`${type}.status.no-broker`));
     return catalogError(RED, 'sg.error.noBroker', {}, 'broker');
   }

@@ -98,10 +98,10 @@ export = function (RED: NodeAPI): void {
     });
   });
 
-  RED.nodes.registerType('sg-resource', function (this: Node, def: NodeDef) {
+  RED.nodes.registerType('sg-resource', function (this: Node, def: SgResourceDef) {
     RED.nodes.createNode(this, def);
     const node = this;
-    const config = def as SgResourceDef;
+    const config = def;
     const format = formatOptions(config);
     const answerTimeout = Number(config.answerTimeout) > 0 ? Number(config.answerTimeout) : DEFAULT_ANSWER_TIMEOUT;
     const commands = commandsOf(config.commands, answerTimeout);

@@ -24,7 +24,7 @@ async function startNodeRed(): Promise<{ RED: EmbeddedRed; deploy(flow: Flow): P
   fs.mkdirSync(path.join(userDir, 'node_modules', '@busbar'), { recursive: true });
   fs.symlinkSync(root, path.join(userDir, 'node_modules', '@busbar', 'node-red-buses'), 'dir');
   fs.writeFileSync(path.join(userDir, 'package.json'), JSON.stringify({ name: 'bench', version: '1.0.0', dependencies: { '@busbar/node-red-buses': '*' } }));
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
+   
   const RED = require('node-red') as EmbeddedRed;
   RED.init(http.createServer(), {
     userDir,
@@ -270,7 +270,7 @@ export async function run(): Promise<string> {
     '',
     `msb-event-out throughput through the Node-RED runtime (an embedded Node-RED runtime with this package installed; a junction node's \`send\` wired to msb-event-out, payload validated as double) into the in-process MSB emulator, against a raw \`ws\` client sending the same E messages (one websocket frame each, built per event) to the same emulator in the same run. ${EVENTS} events per round, ${ROUNDS} alternating rounds, median; a round ends when the emulator has answered every event with IO_PUBLISHED. Over SockJS the client coalesces the events published in one event-loop turn into one SockJS frame (a JSON array of messages, which SockJS servers split); on the raw path every event is its own frame, like the baseline.`,
     '',
-    '| framing | raw \`ws\` client, events/s | Node-RED → msb-event-out, events/s | ratio to raw |',
+    '| framing | raw `ws` client, events/s | Node-RED → msb-event-out, events/s | ratio to raw |',
     '|---|---:|---:|---:|',
     `| SockJS | ${Math.round(viaSockJs.raw)} | ${Math.round(viaSockJs.nr)} | **${f(viaSockJs.nr / viaSockJs.raw)}** (goal ≥ 0.70) |`,
     `| raw path | ${Math.round(viaRawPath.raw)} | ${Math.round(viaRawPath.nr)} | **${f(viaRawPath.nr / viaRawPath.raw)}** (goal ≥ 0.70) |`,

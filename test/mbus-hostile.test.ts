@@ -532,7 +532,7 @@ describe('mbus on a hostile network', function () {
       const inj = await injector();
       const random = rng(20261202);
       const stranger = Address.parse('(app:hostile module:stranger id:777-1@127.0.0.1)');
-      const rpcCall = (id: string): string => `math.sum (((\"ID\" \"${id}\" ) (\"RPC-TYPE\" \"UNICAST\" ) ) (5 3 ) )`;
+      const rpcCall = (id: string): string => `math.sum ((("ID" "${id}" ) ("RPC-TYPE" "UNICAST" ) ) (5 3 ) )`;
       const templates = [
         text({ seq: 5, reliable: false, source: stranger, destination: Address.empty, acks: [], commands: [{ name: 'mbus.hello', args: [] }] }),
         text({ seq: 6, reliable: true, source: stranger, destination: a.address, acks: [3], commands: [] }).trimEnd() + `\n${rpcCall('1')}\n`,

@@ -5,15 +5,15 @@ import helper from 'node-red-node-test-helper';
 import { Address, encryptionKey, formatMessage, hashKey, openDatagram, parseMessage, sealDatagram } from '../src/mbus';
 import { poller } from './support/until';
 
-// eslint-disable-next-line @typescript-eslint/no-var-requires
+ 
 const mbusConfig = require('../nodes/mbus/mbus-config');
-// eslint-disable-next-line @typescript-eslint/no-var-requires
+ 
 const mbusEntity = require('../nodes/mbus/mbus-entity');
-// eslint-disable-next-line @typescript-eslint/no-var-requires
+ 
 const mbusRpc = require('../nodes/mbus/mbus-rpc');
-// eslint-disable-next-line @typescript-eslint/no-var-requires
+ 
 const catchNode = require('@node-red/nodes/core/common/25-catch.js');
-// eslint-disable-next-line @typescript-eslint/no-var-requires
+ 
 const completeNode = require('@node-red/nodes/core/common/24-complete.js');
 
 helper.init(require.resolve('node-red'));

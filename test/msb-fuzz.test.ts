@@ -10,7 +10,7 @@ import helper from 'node-red-node-test-helper';
 import { MsbEmulator } from '../src/msb';
 import { poller } from './support/until';
 
-/* eslint-disable @typescript-eslint/no-require-imports */
+ 
 const nodes = [require('../nodes/msb/msb-config'), require('../nodes/msb/msb-event-out'), require('../nodes/msb/msb-function-in')];
 
 helper.init(require.resolve('node-red'));
@@ -76,6 +76,7 @@ function generator(random: () => number) {
       case 7:
         return `C {"uuid":"${A}","functionId":"F","functionParameters":{"dataObject":${JSON.stringify(text())}}}`;
       default:
+        // eslint-disable-next-line no-control-regex -- strips the control characters a JSON key must not hold
         return `K {"uuid":"${A}","params":{"${pick(NAMES).replace(/["\\\u0000-\u001f]/g, '')}":${JSON.stringify(value(3))}}}`;
     }
   };

@@ -8,7 +8,7 @@ import helper from 'node-red-node-test-helper';
 import { MsbEmulator, SelfDescription, TrafficRecord } from '../src/msb';
 import { poller } from './support/until';
 
-/* eslint-disable @typescript-eslint/no-require-imports */
+ 
 const msbConfig = require('../nodes/msb/msb-config');
 const msbEventOut = require('../nodes/msb/msb-event-out');
 const msbFunctionIn = require('../nodes/msb/msb-function-in');

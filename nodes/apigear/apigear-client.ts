@@ -1,6 +1,6 @@
 // apigear-client: uses a remote ApiGear interface — property changes and signals out, set and invoke in, the
 // operation's result coming out on the same msg.
-import type { DoneFunction, Node, NodeAPI, NodeDef, NodeMessage, SendFunction } from '../lib/red';
+import type { DoneFunction, Node, NodeAPI, NodeMessage, SendFunction } from '../lib/red';
 import { asError } from '../lib/red';
 import { ApiGearClient, argsFromPayload, namedArgs } from '../../src/apigear';
 import { Status } from '../lib/status';

@@ -1,6 +1,6 @@
 // apigear-service: implements an ApiGear interface in the flow — properties and signals in, set requests and
 // operation calls out, replies returned to the node published to the caller's ResponseTopic.
-import type { DoneFunction, Node, NodeAPI, NodeDef, NodeMessage, SendFunction } from '../lib/red';
+import type { DoneFunction, Node, NodeAPI, NodeMessage, SendFunction } from '../lib/red';
 import { asError } from '../lib/red';
 import { ApiGearService, argsFromPayload, Call, namedArgs } from '../../src/apigear';
 import { Status } from '../lib/status';

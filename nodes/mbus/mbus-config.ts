@@ -1,10 +1,10 @@
 // mbus-config: one Mbus entity (address, group/port/scope, keys, timers) shared by every mbus-entity and mbus-rpc node.
-import type { NodeAPI, Node, NodeDef } from '../lib/red';
+import type { NodeAPI, NodeDef } from '../lib/red';
 import { ConnectionPool } from '../../src/common/pool';
 import { ConfigNodeState, noCounters } from '../lib/config-node';
 import { RetryTimer } from '../../src/common/backoff';
 import { BurstCounter, ChangeWarner } from '../../src/common/warn';
-import { DEFAULTS, DEFAULT_TIMERS, Entity, MbusCredentials, MbusSettings, OpenFailure, RpcCall, RpcEndpoint, RpcHandler, entityOptions, isExampleKey, loadMbusFile } from '../../src/mbus';
+import { DEFAULTS, DEFAULT_TIMERS, Entity, MbusSettings, OpenFailure, RpcCall, RpcEndpoint, RpcHandler, entityOptions, isExampleKey, loadMbusFile } from '../../src/mbus';
 import { isMbusConfigNode, MbusConfigNode, MbusUser } from './mbus-api';
 import { asError, messageOf } from '../../src/common/guards';
 
@@ -25,8 +25,6 @@ export = function (RED: NodeAPI): void {
     function (this: MbusConfigNode, def: MbusConfigDef) {
       RED.nodes.createNode(this, def);
       const node = this;
-      let pool!: ConnectionPool<MbusUser>;
-      let shown!: ConfigNodeState<MbusUser>;
       const cfg = def;
       const served = new Map<string, { call: RpcCall; at: number }>();
       let handleCounter = 0;
@@ -143,7 +141,7 @@ export = function (RED: NodeAPI): void {
         }, 10000);
       };
 
-      pool = new ConnectionPool<MbusUser>({
+      const pool: ConnectionPool<MbusUser> = new ConnectionPool<MbusUser>({
         connect: async () => {
           const entity = node.entity;
           if (!entity) {
@@ -169,7 +167,7 @@ export = function (RED: NodeAPI): void {
         onError: (err) => node.error(err),
       });
 
-      shown = new ConfigNodeState(pool);
+      const shown = new ConfigNodeState(pool);
       node.register = (user) => pool.register(user);
       node.deregister = (user, removed) => pool.deregister(user, removed);
       Object.defineProperty(node, 'state', { get: () => shown.state });

@@ -5,7 +5,7 @@ import { asError } from '../lib/red';
 import { catalogError, closeWith } from '../lib/errors';
 import { isMbusConfigNode, MbusUser } from './mbus-api';
 import type { NodeStatus } from '../lib/status';
-import { Address, MbusError, RpcCall, RpcError, RpcReturn, argsFromPlain, toPlain, toTyped } from '../../src/mbus';
+import { Address, RpcCall, RpcError, RpcReturn, argsFromPlain, toPlain, toTyped } from '../../src/mbus';
 
 interface MbusRpcDef extends NodeDef {
   config?: string;

@@ -16,7 +16,7 @@ export function dataFormatFromProps(props: DataFormatProps): DataFormatDeclarati
   const type = props.dataType ?? 'string';
   if (type === 'none') return { kind: 'none' };
   if (type === 'complex') return { kind: 'complex', schema: props.schema ?? '', isArray: props.isArray === true };
-  if (isSimpleType(type)) return { kind: 'simple', type: type as SimpleType, isArray: props.isArray === true };
+  if (isSimpleType(type)) return { kind: 'simple', type: type, isArray: props.isArray === true };
   return { kind: 'simple', type: type as SimpleType }; // the compiler names the bad type
 }
 

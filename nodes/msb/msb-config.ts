@@ -347,9 +347,9 @@ export = function (RED: NodeAPI) {
       };
 
       const dispatchCall = (call: FunctionCall): void => {
-        let targets = pool.list().filter((u) => u.function?.functionId === call.functionId && u.onCall);
+        let targets = pool.list().filter((u) => u.function?.functionId === call.functionId && u.onCall !== undefined);
         // Like the Python client: "/name" from the MSB also reaches a function declared as "name".
-        if (targets.length === 0 && /^\/[^/]/.test(call.functionId)) targets = pool.list().filter((u) => u.function?.functionId === call.functionId.slice(1) && u.onCall);
+        if (targets.length === 0 && /^\/[^/]/.test(call.functionId)) targets = pool.list().filter((u) => u.function?.functionId === call.functionId.slice(1) && u.onCall !== undefined);
         if (targets.length === 0) {
           warnBurst('unknownFunction', RED._('msb-config.warn.unknownFunction', { functionId: call.functionId.slice(0, 80) }));
           return;

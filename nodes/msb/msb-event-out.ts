@@ -76,7 +76,7 @@ export = function (RED: NodeAPI) {
       }
       const correlationId = typeof msg.correlationId === 'string' || typeof msg.correlationId === 'number' ? String(msg.correlationId) : undefined;
       // done() only once the event is acknowledged by the MSB or held in the event cache (on disk when durable).
-      config.publish({ eventId, dataObject, priority, postDate, correlationId, cached: (msg.cached as boolean | undefined) ?? defaultCached }).then(
+      config.publish({ eventId, dataObject, priority, postDate, correlationId, cached: (msg.cached) ?? defaultCached }).then(
         () => done(),
         (err: unknown) => done(asError(err)),
       );

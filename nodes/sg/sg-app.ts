@@ -28,8 +28,8 @@ interface SgAppDef extends NodeDef, SgFormatDef {
 /** `<service>/<signal>` or `command/<service>/<signal>` from msg.topic. */
 function commandTarget(topic: string): [string, string] | undefined {
   const parts = topic.split('/');
-  if (parts.length === 2) return [parts[0] as string, parts[1] as string];
-  if (parts.length === 3 && pythonStrip(parts[0] as string) === 'command') return [parts[1] as string, parts[2] as string];
+  if (parts.length === 2) return [parts[0], parts[1]];
+  if (parts.length === 3 && pythonStrip(parts[0]) === 'command') return [parts[1], parts[2]];
   return undefined;
 }
 

@@ -4,13 +4,13 @@
 import path from 'path';
 import type { NodeAPI } from '../lib/red';
 import { configNode, isTlsConfigNode } from '../lib/red';
-import type { MqttClientRequest, SgBrokerCredentials, SgBrokerDef, SgBrokerMode, SgBrokerNode, StateView } from './sg-broker-api';
+import type { MqttClientRequest, SgBrokerDef, SgBrokerMode, SgBrokerNode, StateView } from './sg-broker-api';
 import { statusOf } from '../lib/status';
 import { BusUser, Counters, noCounters } from '../lib/config-node';
 import type { StateSince } from '../../src/common/connection-state';
 import { ConnectionPool, PoolUser } from '../../src/common/pool';
 import { DEFAULT_EMBEDDED_PORT, PortInUseError, SharedEmbeddedBroker } from '../../src/mqtt/embedded-broker';
-import { BrokerSettings, MqttEndpoint, MqttProtocol, MQTT_PROTOCOLS, resolveEndpoint, TlsSettings } from '../../src/mqtt/endpoint';
+import { BrokerSettings, MqttEndpoint, MqttProtocol, MQTT_PROTOCOLS, resolveEndpoint } from '../../src/mqtt/endpoint';
 import { ConfigurationError, ConnectionState } from '../../src/mqtt/connection-state';
 import { claimClientId } from '../../src/mqtt/client-ids';
 import { ManagedMqttClient, QueueOptions } from '../../src/mqtt/managed-client';

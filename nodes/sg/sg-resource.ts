@@ -83,7 +83,7 @@ export = function (RED: NodeAPI): void {
   // The edit dialog shows what this node will put on the wire, computed by the same compiler the runtime uses.
   RED.httpAdmin.post('/sg-resource/plan', RED.auth.needsPermission('sg-resource.read'), (req: AdminRequest, res: AdminResponse) => {
     const body = (req.body ?? {}) as { resource?: string; commands?: CommandDef[]; data?: DataDef[]; qos?: number; clean?: boolean };
-    const qos = (body.qos === 0 || body.qos === 2 ? body.qos : 1) as SgQos;
+    const qos = (body.qos === 0 || body.qos === 2 ? body.qos : 1);
     const resource = String(body.resource ?? '');
     const commands = commandsOf(body.commands, DEFAULT_ANSWER_TIMEOUT);
     const data = dataOf(body.data);

@@ -309,15 +309,15 @@ export class ManagedMqttClient extends EventEmitter<ManagedClientEvents> {
       this.failed('config', undefined, messageOf(err), true);
       return;
     }
-    const hooks = new ListenerSet(client as unknown as ConstructorParameters<typeof ListenerSet>[0]);
+    const hooks = new ListenerSet(client);
     this.client = client;
     this.hooks = hooks;
     let lastError: Error | undefined;
     let disconnectCode: number | undefined;
     let connectedAt = 0;
-    hooks.on('error', ((err: Error) => (lastError = err)) as never);
-    hooks.on('disconnect', ((packet: IDisconnectPacket) => (disconnectCode = packet.reasonCode)) as never);
-    hooks.on('message', ((topic: string, payload: Buffer, packet: IPublishPacket) => this.emit('message', topic, payload, packet)) as never);
+    hooks.on('error', ((err: Error) => (lastError = err)));
+    hooks.on('disconnect', ((packet: IDisconnectPacket) => (disconnectCode = packet.reasonCode)));
+    hooks.on('message', ((topic: string, payload: Buffer, packet: IPublishPacket) => this.emit('message', topic, payload, packet)));
     hooks.on('connect', (() => {
       if (this.client !== client) return;
       connectedAt = Date.now();
@@ -334,7 +334,7 @@ export class ManagedMqttClient extends EventEmitter<ManagedClientEvents> {
       this.stableTimer.unref?.();
       this.emit('connect');
       this.pump();
-    }) as never);
+    }));
     hooks.on('close', (() => {
       if (this.client !== client) return;
       const wasUp = connectedAt > 0;
@@ -353,7 +353,7 @@ export class ManagedMqttClient extends EventEmitter<ManagedClientEvents> {
         if (this.shortLived >= 2) this.failed('closed-early', disconnectCode, 'closed by the broker');
         else this.failed(wasUp ? 'lost' : 'unreachable', disconnectCode, lastError?.message);
       }
-    }) as never);
+    }));
   }
 
   /** Forgets a client: our listeners off (a no-op error listener stays so a late socket error cannot throw). */

@@ -7,7 +7,7 @@ import WebSocket from 'ws';
 import { Outbox, OutboxEntry } from '../common/outbox';
 import { RetryTimer } from '../common/backoff';
 import { BurstCounter } from '../common/warn';
-import { decodeServerFrame, formatMessage, parseMessage } from './framing';
+import { decodeServerFrame, parseMessage } from './framing';
 import { coerceParameterValue, ConfigParameterValue, SelfDescription, simpleTypeOfParameter } from './selfdescription';
 import { isRecord } from '../common/guards';
 

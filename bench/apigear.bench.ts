@@ -5,7 +5,7 @@ import helper from 'node-red-node-test-helper';
 import type { TestNodeInitializer } from 'node-red-node-test-helper';
 import mqtt, { MqttClient } from 'mqtt';
 import { helloYaml } from '../test/support/hello';
-import { startBroker } from '../test/support/v5-broker';
+import { startTestBroker as startBroker } from '../test/lib/mqtt-peer';
 import { green } from '../test/support/node-calls';
 import { mosquittoBinary, PrivateMosquitto, startMosquitto } from './mosquitto';
 import { alternate, Comparison, mmm, Measures, progress, RoundResults } from './rounds';

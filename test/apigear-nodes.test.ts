@@ -6,7 +6,7 @@ import type { TestNodeInitializer } from 'node-red-node-test-helper';
 import { MqttClient } from 'mqtt';
 import { helloYaml } from './support/hello';
 import { connectV5, endClient, Inbox, publish, subscribe } from './support/mqtt-peer';
-import { uniqueModule } from './support/v5-broker';
+import { uniqueModule } from './lib/mqtt-peer';
 import { callsOf, green, lastStatus } from './support/node-calls';
 import type { SgBrokerNode } from '../nodes/sg/sg-broker-api';
 import { skipBecause } from './support/skip';

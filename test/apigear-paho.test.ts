@@ -8,7 +8,7 @@ import helper from 'node-red-node-test-helper';
 import { green } from './support/node-calls';
 import type { TestNodeInitializer } from 'node-red-node-test-helper';
 import { helloYaml } from './support/hello';
-import { uniqueModule } from './support/v5-broker';
+import { uniqueModule } from './lib/mqtt-peer';
 import type { SgBrokerNode } from '../nodes/sg/sg-broker-api';
 import { skipBecause } from './support/skip';
 

@@ -5,7 +5,7 @@ import helper from 'node-red-node-test-helper';
 import type { TestNodeInitializer } from 'node-red-node-test-helper';
 import { helloYaml } from './support/hello';
 import { green } from './support/node-calls';
-import { uniqueModule } from './support/v5-broker';
+import { uniqueModule } from './lib/mqtt-peer';
 import { StrictJsonPeer } from './support/strict-json-peer';
 import type { SgBrokerNode } from '../nodes/sg/sg-broker-api';
 import { clearRetained } from './lib/mqtt-peer';

@@ -9,7 +9,7 @@ import { randomBytes } from 'crypto';
 import { EmbeddedBroker } from '../src/mqtt/embedded-broker';
 import { helloYaml } from './support/hello';
 import { callsOf, lastStatus } from './support/node-calls';
-import { uniqueModule } from './support/v5-broker';
+import { uniqueModule } from './lib/mqtt-peer';
 import { until } from './support/until';
 import { clearRetained, KillableProxy } from './lib/mqtt-peer';
 

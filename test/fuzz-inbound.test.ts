@@ -9,7 +9,7 @@ import type { TestNodeInitializer } from 'node-red-node-test-helper';
 import mqtt from 'mqtt';
 import { helloYaml } from './support/hello';
 import { callsOf, green } from './support/node-calls';
-import { uniqueModule } from './support/v5-broker';
+import { uniqueModule } from './lib/mqtt-peer';
 import { until } from './support/until';
 import type { SgBrokerNode } from '../nodes/sg/sg-broker-api';
 

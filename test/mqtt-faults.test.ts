@@ -10,7 +10,7 @@ import path from 'path';
 import type { TestNodeInitializer } from 'node-red-node-test-helper';
 import { FaultBroker, uniqueName } from './lib/mqtt-peer';
 import { helloYaml } from './support/hello';
-import { uniqueModule } from './support/v5-broker';
+import { uniqueModule } from './lib/mqtt-peer';
 import { callsOf, lastStatus } from './support/node-calls';
 import { poller } from './support/until';
 

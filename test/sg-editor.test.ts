@@ -7,6 +7,7 @@ import helper from 'node-red-node-test-helper';
 import type { NodeMessage } from '../nodes/lib/red';
 import { coreInjectFunctionDebug, load, sgNodes } from './lib/nodes';
 import { editorSection, sourceFiles } from './lib/package-facts';
+import { poller } from './support/until';
 
 helper.init(require.resolve('node-red'));
 
@@ -125,19 +126,16 @@ describe('sg-resource plan preview and examples', () => {
     const debug = flow.find((n) => n.type === 'helper')?.id as string;
     const seen: NodeMessage[] = [];
     (helper.getNode(debug) as unknown as { on(e: 'input', l: (m: NodeMessage) => void): void }).on('input', (m) => seen.push(m));
-    const until = async (cond: () => boolean): Promise<void> => {
-      for (let i = 0; i < 500 && !cond(); i++) await new Promise((r) => setTimeout(r, 10));
-      assert.ok(cond(), `seen: ${JSON.stringify(seen)}`);
-    };
-    await until(() => seen.some((m) => m.messagetype === 'resourceavailable' && m.payload === true));
-    await until(() => seen.some((m) => m.messagetype === 'data' && m.payload === 'False'));
+    const until = poller(8000, 10);
+    await until(() => seen.some((m) => m.messagetype === 'resourceavailable' && m.payload === true), 'the resource is available');
+    await until(() => seen.some((m) => m.messagetype === 'data' && m.payload === 'False'), 'the sign starts off');
     const inject = (name: string): void => {
       const id = flow.find((n) => n.type === 'inject' && n.name === name)?.id as string;
       (helper.getNode(id) as unknown as { receive(m: object): void }).receive({});
     };
     inject('sign on');
-    await until(() => seen.some((m) => m.messagetype === 'data' && m.payload === 'True'));
+    await until(() => seen.some((m) => m.messagetype === 'data' && m.payload === 'True'), 'the sign turned on');
     inject('sign off');
-    await until(() => seen.filter((m) => m.messagetype === 'data' && m.payload === 'False').length === 2);
+    await until(() => seen.filter((m) => m.messagetype === 'data' && m.payload === 'False').length === 2, 'the sign turned off again');
   });
 });

@@ -10,6 +10,7 @@ import { uniqueModule } from './lib/mqtt-peer';
 import { callsOf, green, lastStatus } from './support/node-calls';
 import type { SgBrokerNode } from '../nodes/sg/sg-broker-api';
 import { skipBecause } from './support/skip';
+import { until } from './support/until';
 
 helper.init(require.resolve('node-red'));
 
@@ -291,7 +292,7 @@ describe('apigear nodes' + (process.env.MQTT_URL ? ` (${process.env.MQTT_URL})` 
     const port = (blocker.address() as { port: number }).port;
     try {
       await helper.load(nodes as never, [{ id: 'b1', type: 'sg-broker', mode: 'embedded', embeddedPort: port }, clientDef({ wires: [[], [], []] })] as never);
-      for (let i = 0; i < 250 && callsOf('cli', 'warn').length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+      await until(() => callsOf('cli', 'warn').length > 0, 'a warning from the client', 5000, 20);
       assert.match(String(callsOf('cli', 'warn')[0]?.[0]), /EADDRINUSE|port \d+ is in use by another program/);
       assert.strictEqual(lastStatus('cli')?.fill, 'red');
     } finally {

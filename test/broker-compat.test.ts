@@ -11,6 +11,7 @@ import { helloYaml } from './support/hello';
 import { callsOf, lastStatus } from './support/node-calls';
 import { uniqueModule } from './lib/mqtt-peer';
 import { until } from './support/until';
+import { skipBecause } from './support/skip';
 import { clearRetained, KillableProxy } from './lib/mqtt-peer';
 
 helper.init(require.resolve('node-red'));
@@ -104,8 +105,7 @@ describe(`broker compatibility: sg and ApiGear essentials on ${brokerName}`, fun
   /** Skips the running test, saying why, when the broker lacks what it needs. */
   function need(ctx: Mocha.Context, feature: keyof Omit<Features, 'v5Refusal'>, why: string): void {
     if (features[feature]) return;
-    console.log(`      skipped on ${brokerName}: ${why}`);
-    ctx.skip();
+    skipBecause(ctx, `${brokerName}: ${why}`);
   }
 
   function brokerNode(extra: object = {}): object {
@@ -258,8 +258,7 @@ describe(`broker compatibility: sg and ApiGear essentials on ${brokerName}`, fun
 
   it('ApiGear on a broker without MQTT 5: the node shows a red status and says why where the broker does', async function () {
     if (features.v5) {
-      console.log(`      skipped on ${brokerName}: the broker speaks MQTT 5`);
-      this.skip();
+      skipBecause(this, `${brokerName}: the broker speaks MQTT 5`);
     }
     const moduleName = uniqueModule('bc.mod');
     await helper.load(nodes as never, [

@@ -11,6 +11,7 @@ import { helloYaml } from './support/hello';
 import { callsOf, green } from './support/node-calls';
 import { uniqueModule } from './lib/mqtt-peer';
 import { until } from './support/until';
+import { mulberry32 } from './support/random';
 import type { SgBrokerNode } from '../nodes/sg/sg-broker-api';
 
 helper.init(require.resolve('node-red'));
@@ -20,17 +21,7 @@ const nodes = [require('../nodes/sg/sg-broker'), require('../nodes/sg/sg-resourc
 const SEED = Number(process.env.FUZZ_SEED ?? 0x5eed11);
 const INPUTS = Number(process.env.FUZZ_INPUTS ?? 10000);
 
-/** mulberry32: a tiny deterministic PRNG, so a failing seed can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const prng = mulberry32;
 
 type Target = 'svc-set' | 'svc-rpc' | 'cli-prop' | 'cli-sig' | 'res-cmd' | 'app-data' | 'app-avail';
 

@@ -5,7 +5,7 @@ import helper from 'node-red-node-test-helper';
 import type { TestNodeInitializer } from 'node-red-node-test-helper';
 import mqtt, { MqttClient } from 'mqtt';
 import { helloYaml } from '../test/support/hello';
-import { startBroker } from '../test/support/v5-broker';
+import { startTestBroker as startBroker } from '../test/lib/mqtt-peer';
 import { green } from '../test/support/node-calls';
 import { mosquittoBinary, PrivateMosquitto, startMosquitto } from './mosquitto';
 import { alternate, Comparison, mmm, Measures, progress, RoundResults } from './rounds';
@@ -130,7 +130,7 @@ function unspy(ids: string[]): void {
 
 /** The nodes: apigear-client → (broker) → apigear-service → a flow answering say → back to the client's output 3. */
 async function nodePair(url: string, qos: QoS): Promise<{ call: Call }> {
-  const nodes = [require('../nodes/sg-broker'), require('../nodes/apigear-service'), require('../nodes/apigear-client')] as TestNodeInitializer[];
+  const nodes = [require('../nodes/sg/sg-broker'), require('../nodes/apigear/apigear-service'), require('../nodes/apigear/apigear-client')] as TestNodeInitializer[];
   const yaml = helloYaml('bench.nodes');
   const flow = [
     { id: 'f1', type: 'tab' },

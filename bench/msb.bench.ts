@@ -28,7 +28,7 @@ async function startNodeRed(): Promise<{ RED: EmbeddedRed; deploy(flow: Flow): P
   fs.mkdirSync(path.join(userDir, 'node_modules', '@busbar'), { recursive: true });
   fs.symlinkSync(root, path.join(userDir, 'node_modules', '@busbar', 'node-red-buses'), 'dir');
   fs.writeFileSync(path.join(userDir, 'package.json'), JSON.stringify({ name: 'bench', version: '1.0.0', dependencies: { '@busbar/node-red-buses': '*' } }));
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
+   
   const RED = require('node-red') as EmbeddedRed;
   RED.init(http.createServer(), {
     userDir,
@@ -306,7 +306,7 @@ export async function run(): Promise<string> {
     '',
     `msb-event-out throughput through the Node-RED runtime (an embedded Node-RED runtime with this package installed; a junction node's \`send\` wired to msb-event-out, payload validated as double) into the in-process MSB emulator, against a raw \`ws\` client sending the same E messages (one websocket frame each, built per event with \`new Date().toISOString()\` and \`JSON.stringify\`) to the same emulator in the same run. ${EVENTS} events per round, ${ROUNDS} alternating rounds (the side that goes first swaps every round); a round ends when the emulator has answered every event with IO_PUBLISHED. Figures are min / **median** / max over the rounds; the ratio is taken per round (Node-RED / raw of the same round). Over SockJS the client coalesces the events published in one event-loop turn into one SockJS frame (a JSON array of messages, which SockJS servers split); on the raw path every event is its own frame, like the baseline, and the frames of one turn leave in one write. The emulator keeps no traffic record here and writes the answers of one turn at once (still one frame per answer), so that its own cost, paid alike by both sides, pulls the ratio less toward 1. Each comparison runs twice: with the emulator on the measured thread (its parsing and answering share the event loop with both sides, as in earlier versions of this bench) and with the emulator on a worker thread of its own (like a real MSB on another machine: its work is off the measured event loop; acknowledgement counts reach the bench through shared memory, refreshed every millisecond). Before the measured rounds each side runs one unmeasured warm-up round.`,
     '',
-    '| MSB emulator | framing | raw \`ws\` client, events/s | Node-RED → msb-event-out, events/s | ratio to raw | goal (median) |',
+    '| MSB emulator | framing | raw `ws` client, events/s | Node-RED → msb-event-out, events/s | ratio to raw | goal (median) |',
     '|---|---|---:|---:|---:|---|',
     `| on the measured thread | SockJS | ${mmm(viaSockJs.baseline)} | ${mmm(viaSockJs.candidate)} | ${mmm(viaSockJs.ratio, 2)} | ${goal(viaSockJs.ratio, 1.2)} |`,
     `| on the measured thread | raw path | ${mmm(viaRawPath.baseline)} | ${mmm(viaRawPath.candidate)} | ${mmm(viaRawPath.ratio, 2)} | ${goal(viaRawPath.ratio, 1.0)} |`,

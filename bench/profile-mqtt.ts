@@ -6,7 +6,7 @@ import mqtt, { MqttClient } from 'mqtt';
 import { ManagedMqttClient } from '../src/mqtt/managed-client';
 import { helloYaml } from '../test/support/hello';
 import { green } from '../test/support/node-calls';
-import { startBroker } from '../test/support/v5-broker';
+import { startTestBroker as startBroker } from '../test/lib/mqtt-peer';
 import { startMosquitto } from './mosquitto';
 
 type Mode = 'nodes' | 'raw' | 'managed' | 'mqttjs';
@@ -40,7 +40,7 @@ class Waiting {
 async function nodesCall(url: string, qos: 1 | 2): Promise<() => Promise<void>> {
   helper.init(require.resolve('node-red'));
   await helper.startServer();
-  const types = [require('../nodes/sg-broker'), require('../nodes/apigear-service'), require('../nodes/apigear-client')] as TestNodeInitializer[];
+  const types = [require('../nodes/sg/sg-broker'), require('../nodes/apigear/apigear-service'), require('../nodes/apigear/apigear-client')] as TestNodeInitializer[];
   const yaml = helloYaml('bench.nodes');
   const flow = [
     { id: 'f1', type: 'tab' },

@@ -7,7 +7,7 @@
     // Validators of the fields both nodes declare; node is the validated node (this), ns its type, whose catalog
     // holds the messages.
     function message(node, ns, key, args) {
-        return node._ ? node._(ns + '.errors.' + key, args) : RED._('@busbar/node-red-buses/' + ns + ':' + ns + '.errors.' + key, args);
+        return node._ ? node._(ns + '.errors.' + key, args) : RED._('@busbar/node-red-buses/apigear:' + ns + '.errors.' + key, args);
     }
 
     var validate = {

@@ -6,7 +6,7 @@ import { helloYaml } from './support/hello';
 import { connectManaged, connectV5, endClient, Inbox, once, publish, subscribe } from './support/mqtt-peer';
 import type { ManagedMqttClient } from '../src/mqtt/managed-client';
 import { KillableProxy } from './lib/mqtt-peer';
-import { startBroker, TestBroker, uniqueModule } from './support/v5-broker';
+import { startTestBroker as startBroker, TestBroker, uniqueModule } from './lib/mqtt-peer';
 
 describe('apigear cores over MQTT v5' + (process.env.MQTT_URL ? ` (${process.env.MQTT_URL})` : ' (in-process aedes 2)'), () => {
   let broker: TestBroker;

@@ -12,9 +12,9 @@ helper.init(require.resolve('node-red'));
 const core = (file: string): TestNodeInitializer => require(path.join(path.dirname(require.resolve('@node-red/nodes/package.json')), 'core', file));
 
 const nodes = [
-  require('../nodes/sg-broker'),
-  require('../nodes/apigear-service'),
-  require('../nodes/apigear-client'),
+  require('../nodes/sg/sg-broker'),
+  require('../nodes/apigear/apigear-service'),
+  require('../nodes/apigear/apigear-client'),
   core('common/20-inject.js'),
   core('common/90-comment.js'),
   core('function/10-function.js'),

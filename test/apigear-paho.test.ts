@@ -8,13 +8,13 @@ import helper from 'node-red-node-test-helper';
 import { green } from './support/node-calls';
 import type { TestNodeInitializer } from 'node-red-node-test-helper';
 import { helloYaml } from './support/hello';
-import { uniqueModule } from './support/v5-broker';
-import type { SgBrokerNode } from '../nodes/lib/sg-broker-api';
+import { uniqueModule } from './lib/mqtt-peer';
+import type { SgBrokerNode } from '../nodes/sg/sg-broker-api';
 import { skipBecause } from './support/skip';
 
 helper.init(require.resolve('node-red'));
 
-const nodes = [require('../nodes/sg-broker'), require('../nodes/apigear-service'), require('../nodes/apigear-client')] as TestNodeInitializer[];
+const nodes = [require('../nodes/sg/sg-broker'), require('../nodes/apigear/apigear-service'), require('../nodes/apigear/apigear-client')] as TestNodeInitializer[];
 const script = path.join(__dirname, '..', '..', 'test', 'support', 'apigear_paho_peer.py');
 
 /** The first Python on this machine that can import paho-mqtt (Debian: apt-get install python3-paho-mqtt). */

@@ -5,14 +5,14 @@ import helper from 'node-red-node-test-helper';
 import type { TestNodeInitializer } from 'node-red-node-test-helper';
 import { helloYaml } from './support/hello';
 import { green } from './support/node-calls';
-import { uniqueModule } from './support/v5-broker';
+import { uniqueModule } from './lib/mqtt-peer';
 import { StrictJsonPeer } from './support/strict-json-peer';
-import type { SgBrokerNode } from '../nodes/lib/sg-broker-api';
+import type { SgBrokerNode } from '../nodes/sg/sg-broker-api';
 import { clearRetained } from './lib/mqtt-peer';
 
 helper.init(require.resolve('node-red'));
 
-const nodes = [require('../nodes/sg-broker'), require('../nodes/apigear-service')] as TestNodeInitializer[];
+const nodes = [require('../nodes/sg/sg-broker'), require('../nodes/apigear/apigear-service')] as TestNodeInitializer[];
 
 function brokerDef(): Record<string, unknown> {
   if (process.env.MQTT_URL) {

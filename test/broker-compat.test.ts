@@ -9,14 +9,13 @@ import { randomBytes } from 'crypto';
 import { EmbeddedBroker } from '../src/mqtt/embedded-broker';
 import { helloYaml } from './support/hello';
 import { callsOf, lastStatus } from './support/node-calls';
-import { uniqueModule } from './support/v5-broker';
 import { until } from './support/until';
-import { clearRetained, KillableProxy } from './lib/mqtt-peer';
 import { skipBecause } from './support/skip';
+import { clearRetained, KillableProxy, uniqueModule } from './lib/mqtt-peer';
 
 helper.init(require.resolve('node-red'));
 
-const nodes = [require('../nodes/sg-broker'), require('../nodes/sg-resource'), require('../nodes/sg-app'), require('../nodes/apigear-service'), require('../nodes/apigear-client')] as TestNodeInitializer[];
+const nodes = [require('../nodes/sg/sg-broker'), require('../nodes/sg/sg-resource'), require('../nodes/sg/sg-app'), require('../nodes/apigear/apigear-service'), require('../nodes/apigear/apigear-client')] as TestNodeInitializer[];
 
 interface Features {
   v31: boolean;

@@ -14,8 +14,8 @@ import { load, sgNodes } from './lib/nodes';
 import { startTestBroker, TestBroker, uniqueName } from './lib/mqtt-peer';
 
 /* eslint-disable @typescript-eslint/no-require-imports */
-const msbNodes = [require('../nodes/msb-config'), require('../nodes/msb-event-out')];
-const mbusNodes = [require('../nodes/mbus-config'), require('../nodes/mbus-entity')];
+const msbNodes = [require('../nodes/msb/msb-config'), require('../nodes/msb/msb-event-out')];
+const mbusNodes = [require('../nodes/mbus/mbus-config'), require('../nodes/mbus/mbus-entity')];
 const sidebarPlugin = require('../nodes/busbar-sidebar');
 const redEvents = (require('@node-red/util') as { events: NodeJS.EventEmitter }).events;
 

@@ -4,6 +4,7 @@ import assert from 'assert';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { until } from './support/until';
 import { Outbox, OutboxEntry } from '../src/common/outbox';
 
 const b = (s: string): Buffer => Buffer.from(s);
@@ -88,8 +89,7 @@ describe('Outbox', () => {
       void reader.close();
       return left;
     };
-    const deadline = Date.now() + 5000;
-    while (afterCut().length !== 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    await until(() => afterCut().length === 1, 'the log compacted to one entry', 5000, 10);
     assert.deepStrictEqual(afterCut(), ['c']);
     await box.close();
   });

@@ -1,6 +1,7 @@
 // The shared recovery policy and warning helpers: backoff bounds and growth, burst counting, warn on change.
 import assert from 'assert';
 import { Backoff, RetryTimer } from '../src/common/backoff';
+import { until } from './support/until';
 import { BurstCounter, ChangeWarner } from '../src/common/warn';
 
 describe('Backoff', () => {
@@ -37,7 +38,11 @@ describe('Backoff', () => {
     timer.schedule(() => runs++);
     timer.schedule(() => runs++);
     assert.ok(timer.pending);
-    await new Promise((r) => setTimeout(r, 30));
+    await until(() => runs > 0, 'the retry', 5000, 5);
+    // A later marker: a fresh timer of the same delay has fired, so the replaced schedule would have run by now too.
+    let later = false;
+    new RetryTimer({ initialMs: 5, maxMs: 5 }).schedule(() => (later = true));
+    await until(() => later, 'a later timer of the same delay', 5000, 5);
     assert.strictEqual(runs, 1);
     assert.ok(!timer.pending);
     timer.schedule(() => runs++);
@@ -56,7 +61,7 @@ describe('BurstCounter', () => {
       ['overflow', 1],
       ['bad frame', 1],
     ]);
-    await new Promise((r) => setTimeout(r, 60));
+    await until(() => lines.length > 2, 'the counted line of the burst', 5000, 5);
     assert.deepStrictEqual(lines.slice(2), [['overflow', 999]]);
     assert.strictEqual(counter.total('overflow'), 1000);
     counter.note('overflow', 5);

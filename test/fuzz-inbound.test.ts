@@ -9,28 +9,19 @@ import type { TestNodeInitializer } from 'node-red-node-test-helper';
 import mqtt from 'mqtt';
 import { helloYaml } from './support/hello';
 import { callsOf, green } from './support/node-calls';
-import { uniqueModule } from './support/v5-broker';
+import { uniqueModule } from './lib/mqtt-peer';
 import { until } from './support/until';
-import type { SgBrokerNode } from '../nodes/lib/sg-broker-api';
+import { mulberry32 } from './support/random';
+import type { SgBrokerNode } from '../nodes/sg/sg-broker-api';
 
 helper.init(require.resolve('node-red'));
 
-const nodes = [require('../nodes/sg-broker'), require('../nodes/sg-resource'), require('../nodes/sg-app'), require('../nodes/apigear-service'), require('../nodes/apigear-client')] as TestNodeInitializer[];
+const nodes = [require('../nodes/sg/sg-broker'), require('../nodes/sg/sg-resource'), require('../nodes/sg/sg-app'), require('../nodes/apigear/apigear-service'), require('../nodes/apigear/apigear-client')] as TestNodeInitializer[];
 
 const SEED = Number(process.env.FUZZ_SEED ?? 0x5eed11);
 const INPUTS = Number(process.env.FUZZ_INPUTS ?? 10000);
 
-/** mulberry32: a tiny deterministic PRNG, so a failing seed can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const prng = mulberry32;
 
 type Target = 'svc-set' | 'svc-rpc' | 'cli-prop' | 'cli-sig' | 'res-cmd' | 'app-data' | 'app-avail';
 

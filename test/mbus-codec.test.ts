@@ -36,6 +36,7 @@ import {
   DEFAULT_TIMERS,
 } from '../src/mbus';
 import { desCbc } from '../src/mbus/des';
+import { mulberry32 } from './support/random';
 import { buildCall, buildReturn, readCall, readReturn } from '../src/mbus/rpc';
 
 const KEYS: Record<string, string> = { K1: 'MTIzNDU2Nzg5MDEy', K2: 'MTIzMTU2MTg5MTEy' };
@@ -375,17 +376,7 @@ describe('mbus timers (RFC 3259 §7, §8 arithmetic)', () => {
   });
 });
 
-// A deterministic PRNG keeps the fuzz reproducible.
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = mulberry32;
 
 describe('mbus parser fuzz (bounded)', () => {
   const s = sec({ key: 'K1' });

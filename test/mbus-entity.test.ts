@@ -129,10 +129,12 @@ describe('mbus entities on loopback multicast', function () {
     const a = await entity({ name: 'a' });
     const other = await entity({ name: 'other', group: '224.255.222.240' });
     const b = await entity({ name: 'b' });
+    const other2 = await entity({ name: 'other2', group: '224.255.222.240' });
     await until(() => a.entities.some((p) => p.address.equals(b.address)), 'same-group discovery');
-    await sleep(300); // several hello intervals of the other group's entity
+    // The other group's hellos are on the wire (its second entity heard them): only now is silence at `a` meaningful.
+    await until(() => other2.entities.some((p) => p.address.equals(other.address)), 'the other group hearing itself');
     assert.ok(!a.entities.some((p) => p.address.equals(other.address)), 'a must not hear the other group');
-    assert.ok(!other.entities.length, 'the other group hears nobody');
+    assert.ok(!other.entities.some((p) => p.address.equals(a.address) || p.address.equals(b.address)), 'the other group hears nobody of ours');
   });
 
   it('loses a silent entity after the RFC timeout', async () => {

@@ -6,11 +6,11 @@ import path from 'path';
 import helper from 'node-red-node-test-helper';
 import { poller } from './support/until';
 
-/* eslint-disable @typescript-eslint/no-var-requires */
+ 
 const nodes = [
-  require('../nodes/mbus-config'),
-  require('../nodes/mbus-entity'),
-  require('../nodes/mbus-rpc'),
+  require('../nodes/mbus/mbus-config'),
+  require('../nodes/mbus/mbus-entity'),
+  require('../nodes/mbus/mbus-rpc'),
   require('@node-red/nodes/core/common/20-inject.js'),
   require('@node-red/nodes/core/common/21-debug.js'),
   require('@node-red/nodes/core/common/25-catch.js'),
@@ -18,7 +18,7 @@ const nodes = [
   require('@node-red/nodes/core/function/10-function.js'),
   require('@node-red/nodes/core/function/15-change.js'),
 ];
-/* eslint-enable @typescript-eslint/no-var-requires */
+ 
 
 helper.init(require.resolve('node-red'));
 

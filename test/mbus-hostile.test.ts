@@ -22,6 +22,7 @@ import {
   retransmitSchedule,
   sealDatagram,
 } from '../src/mbus';
+import { mulberry32 } from './support/random';
 import { poller } from './support/until';
 
 const KEY = '(HMAC-MD5-96,MTIzNDU2Nzg5MDEy)';
@@ -30,17 +31,7 @@ const SEC = { hash: hashKey(KEY), encryption: encryptionKey('(NOENCR)') };
 const FAST = { helloMin: 200, helloFactor: 20 };
 const until = poller(10000, 10);
 
-/** A deterministic PRNG (mulberry32): the loss pattern and the fuzz are reproducible from their seeds. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = mulberry32;
 
 function text(m: Omit<Message, 'timestamp'> & { timestamp?: number }): string {
   return formatMessage({ timestamp: Date.now(), ...m });
@@ -532,7 +523,7 @@ describe('mbus on a hostile network', function () {
       const inj = await injector();
       const random = rng(20261202);
       const stranger = Address.parse('(app:hostile module:stranger id:777-1@127.0.0.1)');
-      const rpcCall = (id: string): string => `math.sum (((\"ID\" \"${id}\" ) (\"RPC-TYPE\" \"UNICAST\" ) ) (5 3 ) )`;
+      const rpcCall = (id: string): string => `math.sum ((("ID" "${id}" ) ("RPC-TYPE" "UNICAST" ) ) (5 3 ) )`;
       const templates = [
         text({ seq: 5, reliable: false, source: stranger, destination: Address.empty, acks: [], commands: [{ name: 'mbus.hello', args: [] }] }),
         text({ seq: 6, reliable: true, source: stranger, destination: a.address, acks: [3], commands: [] }).trimEnd() + `\n${rpcCall('1')}\n`,

@@ -5,15 +5,15 @@ import helper from 'node-red-node-test-helper';
 import { Address, encryptionKey, formatMessage, hashKey, openDatagram, parseMessage, sealDatagram } from '../src/mbus';
 import { poller } from './support/until';
 
-// eslint-disable-next-line @typescript-eslint/no-var-requires
-const mbusConfig = require('../nodes/mbus-config');
-// eslint-disable-next-line @typescript-eslint/no-var-requires
-const mbusEntity = require('../nodes/mbus-entity');
-// eslint-disable-next-line @typescript-eslint/no-var-requires
-const mbusRpc = require('../nodes/mbus-rpc');
-// eslint-disable-next-line @typescript-eslint/no-var-requires
+ 
+const mbusConfig = require('../nodes/mbus/mbus-config');
+ 
+const mbusEntity = require('../nodes/mbus/mbus-entity');
+ 
+const mbusRpc = require('../nodes/mbus/mbus-rpc');
+ 
 const catchNode = require('@node-red/nodes/core/common/25-catch.js');
-// eslint-disable-next-line @typescript-eslint/no-var-requires
+ 
 const completeNode = require('@node-red/nodes/core/common/24-complete.js');
 
 helper.init(require.resolve('node-red'));
@@ -97,7 +97,7 @@ describe('mbus nodes in Node-RED', function () {
     await until(() => ev2.find((m) => m.topic === 'unknown' && (m.payload as Msg).command === 'other.thing'), 'unknown event');
     // Bad input is a catchable error and nothing is sent.
     e1.receive({ topic: '9 bad name', payload: [] });
-    await until(() => caught.find((m) => /not a command name/.test(String((m.error as Msg).message))), 'catchable bad input');
+    await until(() => caught.find((m) => /mbus-entity\.error\.topicName/.test(String((m.error as Msg).message))), 'catchable bad input');
     e1.receive({ topic: 'chat.x', payload: [], destination: '(module:nobody)', reliable: true });
     await until(() => caught.find((m) => /no known entity/.test(String((m.error as Msg).message))), 'unknown destination');
     assert.ok(!in2.some((m) => m.topic === 'chat.x'));
@@ -248,8 +248,59 @@ describe('mbus nodes in Node-RED', function () {
   });
 
   type Spied = { args: unknown[][] };
-  const spy = (id: string, method: 'warn' | 'status' | 'log'): Spied => (helper.getNode(id) as unknown as Record<string, Spied>)[method];
+  const spy = (id: string, method: 'warn' | 'status' | 'log' | 'error'): Spied => (helper.getNode(id) as unknown as Record<string, Spied>)[method];
   const texts = (calls: Spied): string[] => calls.args.map((a) => (typeof a[0] === 'string' ? a[0] : String((a[0] as { text?: string })?.text)));
+
+  /** The calls of a spied method made by node `id` itself (the helper spies on the shared prototype). */
+  const own = (id: string, method: 'warn' | 'status' | 'error'): Spied => {
+    const all = spy(id, method) as Spied & { thisValues: unknown[] };
+    const node = helper.getNode(id);
+    return { args: all.args.filter((_, i) => all.thisValues[i] === node) };
+  };
+
+  it('says what is wrong instead of throwing: bad saved destination, invalid and duplicate procedures; msg.commands sends each command', async () => {
+    const port = holder.address().port;
+    const flow = [
+      ...configs(port),
+      // A destination saved by hand or by an old version that does not parse: the node still loads and receives.
+      { id: 'e1', type: 'mbus-entity', config: 'c1', filters: ['chat.*'], destination: '((bad', wires: [['in1'], ['ev1']] },
+      { id: 'e2', type: 'mbus-entity', config: 'c2', filters: ['chat.*'], wires: [['in2'], ['ev2']] },
+      { id: 's1', type: 'mbus-rpc', config: 'c2', mode: 'serve', procedure: 'math.sum', procedures: ['bad name'], wires: [['calls']] },
+      { id: 's2', type: 'mbus-rpc', config: 'c2', mode: 'serve', procedure: 'math.sum', wires: [['calls']] },
+      { id: 'in1', type: 'helper' },
+      { id: 'ev1', type: 'helper' },
+      { id: 'in2', type: 'helper' },
+      { id: 'ev2', type: 'helper' },
+      { id: 'calls', type: 'helper' },
+      { id: 'catcher', type: 'catch', scope: null, uncaught: false, wires: [['caught']] },
+      { id: 'caught', type: 'helper' },
+    ];
+    await helper.load([mbusConfig, mbusEntity, mbusRpc, catchNode], flow as never, creds);
+    const [in2, ev1, caught] = ['in2', 'ev1', 'caught'].map((id) => collect(helper.getNode(id) as TestNode));
+    const e1 = helper.getNode('e1') as TestNode;
+    // The bad destination is an error in the log and a red status that the config node's status does not paint over.
+    assert.ok(texts(own('e1', 'error')).some((t) => /mbus-entity\.error\.destination/.test(t)), 'the bad destination is reported');
+    await until(() => ev1.find((m) => m.topic === 'new-entity'), 'e1 sees c2');
+    const shown = texts(own('e1', 'status'));
+    assert.strictEqual(shown[shown.length - 1], 'mbus-entity.status.badDestination');
+    // A msg without its own destination fails catchably, naming the saved destination; nothing is sent.
+    e1.receive({ topic: 'chat.lost', payload: [] });
+    await until(() => caught.find((m) => m.topic === 'chat.lost' && /mbus-entity\.error\.destination/.test(String((m.error as Msg).message))), 'bad destination is catchable');
+    // msg.commands: every command arrives, in order, at the destination the msg names.
+    e1.receive({ commands: [{ name: 'chat.a', args: [1] }, { name: 'chat.b', payload: ['x'] }], destination: '(module:two)' });
+    await until(() => in2.find((m) => m.topic === 'chat.b'), 'chat.b at e2');
+    assert.deepStrictEqual(in2.map((m) => [m.topic, m.payload]), [['chat.a', [1]], ['chat.b', ['x']]]);
+    // A bad name in msg.commands fails the msg, naming the entry.
+    e1.receive({ commands: [{ name: 'chat.ok' }, { name: '9 bad' }], destination: '(module:two)' });
+    await until(() => caught.find((m) => /mbus-entity\.error\.commandName/.test(String((m.error as Msg).message))), 'bad msg.commands entry');
+    // Procedure names: an invalid one is said by its node, one served twice by its config node.
+    assert.ok(texts(own('s1', 'warn')).some((t) => t === 'mbus-rpc.warn.invalidProcedures'), 'invalid procedure name said');
+    await until(() => texts(own('c2', 'warn')).includes('mbus-config.warn.duplicateProcedure'), 'duplicate procedure said');
+    // Nothing of the failed msgs went out: only the two commands of the good msg arrived.
+    e1.receive({ topic: 'chat.last', payload: [], destination: '(module:two)' });
+    await until(() => in2.find((m) => m.topic === 'chat.last'), 'a later good msg arrives');
+    assert.deepStrictEqual(in2.map((m) => m.topic), ['chat.a', 'chat.b', 'chat.last']);
+  });
 
   it('starts by itself once the port is free: status says why meanwhile, one warning per reason, no redeploy', async () => {
     // A program that holds the port without SO_REUSEADDR (so our reuseAddr bind fails with EADDRINUSE).

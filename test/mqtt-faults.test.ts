@@ -10,18 +10,18 @@ import path from 'path';
 import type { TestNodeInitializer } from 'node-red-node-test-helper';
 import { FaultBroker, uniqueName } from './lib/mqtt-peer';
 import { helloYaml } from './support/hello';
-import { uniqueModule } from './support/v5-broker';
+import { uniqueModule } from './lib/mqtt-peer';
 import { callsOf, lastStatus } from './support/node-calls';
 import { poller } from './support/until';
 
 helper.init(require.resolve('node-red'));
 
 const nodes = [
-  require('../nodes/sg-broker'),
-  require('../nodes/sg-resource'),
-  require('../nodes/sg-app'),
-  require('../nodes/apigear-service'),
-  require('../nodes/apigear-client'),
+  require('../nodes/sg/sg-broker'),
+  require('../nodes/sg/sg-resource'),
+  require('../nodes/sg/sg-app'),
+  require('../nodes/apigear/apigear-service'),
+  require('../nodes/apigear/apigear-client'),
   require('@node-red/nodes/core/common/24-complete.js'),
   require('@node-red/nodes/core/common/25-catch.js'),
 ] as TestNodeInitializer[];

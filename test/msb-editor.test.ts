@@ -7,6 +7,7 @@ import path from 'path';
 import vm from 'vm';
 import { webcrypto } from 'crypto';
 import { demoFlows, STATUS_KEYWORDS } from '../src/msb';
+import { editorSection, sourceFiles } from './lib/package-facts';
 
 const root = path.join(__dirname, '..', '..');
 const TYPES = ['msb-config', 'msb-event-out', 'msb-function-in'];
@@ -22,7 +23,7 @@ type Def = {
 };
 
 function editorScript(type: string): string {
-  const html = fs.readFileSync(path.join(root, 'nodes', `${type}.html`), 'utf8');
+  const html = editorSection(type);
   const m = /<script type="text\/javascript">([\s\S]*?)<\/script>/.exec(html);
   assert.ok(m, `${type}.html has a text/javascript block`);
   return m[1];
@@ -30,7 +31,7 @@ function editorScript(type: string): string {
 
 /** The package's resources/ scripts that a type's .html loads with <script src>, which Node-RED serves from resources/. */
 function resourceScripts(type: string): string[] {
-  const html = fs.readFileSync(path.join(root, 'nodes', `${type}.html`), 'utf8');
+  const html = editorSection(type);
   return [...html.matchAll(/<script src="resources\/@busbar\/node-red-buses\/([^"]+)"><\/script>/g)].map((m) =>
     fs.readFileSync(path.join(root, 'resources', m[1]), 'utf8'),
   );
@@ -83,7 +84,7 @@ describe('msb editor definitions', () => {
   it('msb-config validates uuid, URL, reconnect interval and parameters, and generates v4 UUIDs', () => {
     const { def, window } = definition('msb-config');
     const v = (prop: string, value: unknown, node: Record<string, unknown> = {}): boolean | string => def.defaults[prop].validate?.call(node, value, {}) ?? true;
-    const ns = '@busbar/node-red-buses/msb-config:msb-config.validation.';
+    const ns = '@busbar/node-red-buses/msb:msb-config.validation.';
     assert.strictEqual(v('uuid', '0f8fad5b-d9cb-469f-a165-70867728950e'), true);
     assert.strictEqual(v('uuid', 'not-a-uuid'), ns + 'uuid');
     assert.strictEqual(v('uuid', ''), ns + 'uuid', 'an empty UUID says so too (no bare required check)');
@@ -119,22 +120,22 @@ describe('msb editor definitions', () => {
   it('msb-config flags a UUID another msb-config already uses (a copied service)', () => {
     const taken = '0f8fad5b-d9cb-469f-a165-70867728950e';
     const { def } = definition('msb-config', [{ id: 'other', type: 'msb-config', uuid: taken }]);
-    assert.strictEqual(def.defaults.uuid.validate?.call({ id: 'mine' }, taken, {}), '@busbar/node-red-buses/msb-config:msb-config.validation.uuidTaken');
+    assert.strictEqual(def.defaults.uuid.validate?.call({ id: 'mine' }, taken, {}), '@busbar/node-red-buses/msb:msb-config.validation.uuidTaken');
     assert.strictEqual(def.defaults.uuid.validate?.call({ id: 'other' }, taken), true);
     assert.strictEqual(def.defaults.uuid.validate?.call({ id: 'mine' }, '1f8fad5b-d9cb-469f-a165-70867728950e'), true);
   });
 
   it('msb-event-out and msb-function-in check complex schemas and labels', () => {
     const ev = definition('msb-event-out').def;
-    assert.strictEqual(ev.defaults.schema.validate?.call({ dataType: 'complex' }, '{not json', {}), '@busbar/node-red-buses/msb-event-out:msb.validation.schema.json');
-    assert.strictEqual(ev.defaults.eventId.validate?.call({}, ' ', {}), '@busbar/node-red-buses/msb-event-out:msb-event-out.validation.eventId');
+    assert.strictEqual(ev.defaults.schema.validate?.call({ dataType: 'complex' }, '{not json', {}), '@busbar/node-red-buses/msb:msb.validation.schema.json');
+    assert.strictEqual(ev.defaults.eventId.validate?.call({}, ' ', {}), '@busbar/node-red-buses/msb:msb-event-out.validation.eventId');
     assert.strictEqual(ev.defaults.eventId.validate?.call({}, 'TEMP', {}), true);
     assert.strictEqual(ev.defaults.schema.validate?.call({ dataType: 'complex' }, '{"type":"object"}'), true);
     assert.strictEqual(ev.defaults.schema.validate?.call({ dataType: 'double' }, ''), true);
     assert.strictEqual(ev.label.call({ eventId: 'TEMP' }), 'TEMP');
     const fn = definition('msb-function-in').def;
-    assert.strictEqual(fn.defaults.functionId.validate?.call({ mode: 'function' }, '', {}), '@busbar/node-red-buses/msb-function-in:msb-function-in.validation.functionId');
-    assert.strictEqual(fn.defaults.schema.validate?.call({ mode: 'function', dataType: 'complex' }, '[1]', {}), '@busbar/node-red-buses/msb-function-in:msb.validation.schema.object');
+    assert.strictEqual(fn.defaults.functionId.validate?.call({ mode: 'function' }, '', {}), '@busbar/node-red-buses/msb:msb-function-in.validation.functionId');
+    assert.strictEqual(fn.defaults.schema.validate?.call({ mode: 'function', dataType: 'complex' }, '[1]', {}), '@busbar/node-red-buses/msb:msb.validation.schema.object');
     assert.strictEqual(fn.defaults.functionId.validate?.call({ mode: 'configuration' }, ''), true);
     assert.strictEqual(fn.label.call({ mode: 'configuration' }), 'msb configuration');
   });
@@ -143,7 +144,7 @@ describe('msb editor definitions', () => {
 describe('msb catalogs, help and examples', () => {
   const catalogs: Record<string, Record<string, unknown>> = {};
   before(() => {
-    for (const lang of LANGS) for (const type of TYPES) catalogs[`${lang}/${type}`] = JSON.parse(fs.readFileSync(path.join(root, 'nodes', 'locales', lang, `${type}.json`), 'utf8'));
+    for (const lang of LANGS) for (const type of TYPES) catalogs[`${lang}/${type}`] = JSON.parse(fs.readFileSync(sourceFiles.catalog(type, lang), 'utf8'));
   });
 
   it('every i18n key the editor and the runtime use exists in en-US and de', () => {
@@ -151,8 +152,8 @@ describe('msb catalogs, help and examples', () => {
     const statusKeys = ['connecting', 'connected', 'registered', 'disconnected', 'invalid', 'noService', ...Object.keys(STATUS_KEYWORDS).filter((k) => k.startsWith('NIO_'))].map((k) => `msb.status.${k}`);
     const dataTypes = ['string', 'int32', 'int64', 'float', 'double', 'boolean', 'date-time', 'byte', 'complex', 'none'].map((t) => `msb.dataType.${t}`);
     for (const type of TYPES) {
-      const html = fs.readFileSync(path.join(root, 'nodes', `${type}.html`), 'utf8');
-      const ts = fs.readFileSync(path.join(root, 'nodes', `${type}.ts`), 'utf8');
+      const html = editorSection(type);
+      const ts = fs.readFileSync(sourceFiles.code(type), 'utf8');
       const keys = new Set<string>([...statusKeys, ...dataTypes]);
       for (const m of html.matchAll(/data-i18n="(?:\[[a-z]+\])?([^"]+)"/g)) keys.add(m[1]);
       for (const m of html.matchAll(/node\._\('([^']+)'\)/g)) keys.add(m[1]);
@@ -174,7 +175,7 @@ describe('msb catalogs, help and examples', () => {
   it('help exists for every type in both languages', () => {
     for (const lang of LANGS) {
       for (const type of TYPES) {
-        const help = fs.readFileSync(path.join(root, 'nodes', 'locales', lang, `${type}.html`), 'utf8');
+        const help = fs.readFileSync(sourceFiles.help(type, lang), 'utf8');
         assert.ok(help.includes(`data-help-name="${type}"`), `${lang} help for ${type}`);
       }
     }

@@ -8,10 +8,11 @@ import path from 'path';
 import { monitorEventLoopDelay } from 'perf_hooks';
 import helper from 'node-red-node-test-helper';
 import { MsbEmulator } from '../src/msb';
+import { mulberry32 } from './support/random';
 import { poller } from './support/until';
 
-/* eslint-disable @typescript-eslint/no-require-imports */
-const nodes = [require('../nodes/msb-config'), require('../nodes/msb-event-out'), require('../nodes/msb-function-in')];
+ 
+const nodes = [require('../nodes/msb/msb-config'), require('../nodes/msb/msb-event-out'), require('../nodes/msb/msb-function-in')];
 
 helper.init(require.resolve('node-red'));
 
@@ -20,17 +21,7 @@ const INPUTS = 10000;
 const SEED = 0x5eed10;
 const until = poller(20000, 10);
 
-/** mulberry32: small, fast and the same on every machine, so a failing input can be replayed from the seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const prng = mulberry32;
 
 const KEYWORDS = ['IO', 'NIO', 'IO_CONNECTED', 'IO_REGISTERED', 'IO_PUBLISHED', 'NIO_REGISTRATION_ERROR', 'NIO_UNEXPECTED_REGISTRATION_ERROR', 'NIO_EVENT_FORWARDING_ERROR', 'NIO_UNEXPECTED_EVENT_FORWARDING_ERROR', 'ping', 'NIO_SOMETHING_NEW', 'pong'];
 const NAMES = ['__proto__', 'constructor', 'toString', 'hasOwnProperty', 'valueOf', 'limit', 'F', '/F', 'G', '', ' ', 'dataObject', 'a'.repeat(300), '\u0000', 'é€😀'];
@@ -76,6 +67,7 @@ function generator(random: () => number) {
       case 7:
         return `C {"uuid":"${A}","functionId":"F","functionParameters":{"dataObject":${JSON.stringify(text())}}}`;
       default:
+        // eslint-disable-next-line no-control-regex -- strips the control characters a JSON key must not hold
         return `K {"uuid":"${A}","params":{"${pick(NAMES).replace(/["\\\u0000-\u001f]/g, '')}":${JSON.stringify(value(3))}}}`;
     }
   };

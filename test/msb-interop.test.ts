@@ -38,7 +38,7 @@ describe('msb interop with the official VFK Node.js client', function () {
     // The client reads require.main.filename at load; under mocha's ESM entry there is no main module.
     const proc = process as unknown as { mainModule?: NodeModule };
     proc.mainModule ??= module;
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
+     
     const Official = require(location as string) as new (type: string, uuid: string, name: string, description: string, token: string) => OfficialClient;
     const emulator = new MsbEmulator({ heartbeatInterval: 200 });
     const { url } = await emulator.start({ port: 0 });

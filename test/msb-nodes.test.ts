@@ -8,10 +8,10 @@ import helper from 'node-red-node-test-helper';
 import { MsbEmulator, SelfDescription, TrafficRecord } from '../src/msb';
 import { poller } from './support/until';
 
-/* eslint-disable @typescript-eslint/no-require-imports */
-const msbConfig = require('../nodes/msb-config');
-const msbEventOut = require('../nodes/msb-event-out');
-const msbFunctionIn = require('../nodes/msb-function-in');
+ 
+const msbConfig = require('../nodes/msb/msb-config');
+const msbEventOut = require('../nodes/msb/msb-event-out');
+const msbFunctionIn = require('../nodes/msb/msb-function-in');
 const changeNode = require('@node-red/nodes/core/function/15-change.js');
 const nodes = [msbConfig, msbEventOut, msbFunctionIn];
 
@@ -306,7 +306,9 @@ describe('msb nodes in Node-RED', function () {
     const refused = lastStatus('ev')?.text === 'msb.status.NIO_ALREADY_CONNECTED' ? 'ev' : 'ev2';
     const accepted = refused === 'ev' ? 'ev2' : 'ev';
     await until(() => emulator.sessionCount === 1, 'the refused session closed');
-    await new Promise((r) => setTimeout(r, 100));
+    // A later positive marker: an event of the accepted service gets through; the refusal is still shown after it.
+    node(accepted).receive({ payload: 'after the refusal' });
+    await until(() => messages(emulator, 'E ').some((m) => body(m).dataObject === 'after the refusal'), 'an event of the accepted service');
     assert.deepStrictEqual(lastStatus(refused), { fill: 'red', shape: 'ring', text: 'msb.status.NIO_ALREADY_CONNECTED' });
     assert.strictEqual(lastStatus(accepted)?.text, 'msb.status.registered');
   });
@@ -332,7 +334,9 @@ describe('msb nodes in Node-RED', function () {
     await until(() => emulator.services().has(A), 'registration');
     await helper.setFlows([fixed[0], ev('SECOND'), fixed[2]], 'nodes');
     await until(() => messages(emulator, 'R ').length === 2, 'second registration');
-    await new Promise((r) => setTimeout(r, 100));
+    // A later positive marker on the same connection: an event sent after the redeploy arrives, still after two R.
+    node('ev').receive({ payload: 'after the redeploy' });
+    await until(() => messages(emulator, 'E ').some((m) => body(m).dataObject === 'after the redeploy'), 'an event after the redeploy');
     assert.strictEqual(messages(emulator, 'R ').length, 2);
     assert.deepStrictEqual((emulator.services().get(A) as unknown as SelfDescription).events.map((e) => e.eventId), ['SECOND']);
   });

@@ -9,8 +9,8 @@ import helper from 'node-red-node-test-helper';
 import { MsbEmulator } from '../src/msb';
 import { poller } from './support/until';
 
-/* eslint-disable @typescript-eslint/no-require-imports */
-const nodes = [require('../nodes/msb-config'), require('../nodes/msb-event-out'), require('../nodes/msb-function-in')];
+ 
+const nodes = [require('../nodes/msb/msb-config'), require('../nodes/msb/msb-event-out'), require('../nodes/msb/msb-function-in')];
 
 helper.init(require.resolve('node-red'));
 

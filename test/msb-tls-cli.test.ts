@@ -9,8 +9,8 @@ import { compileSelfDescription, MsbClient, MsbClientOptions, MsbEmulator } from
 import { poller } from './support/until';
 import { skipBecause } from './support/skip';
 
-/* eslint-disable @typescript-eslint/no-require-imports */
-const nodes = [require('../nodes/msb-config'), require('../nodes/msb-event-out'), require('@node-red/nodes/core/network/05-tls.js')];
+ 
+const nodes = [require('../nodes/msb/msb-config'), require('../nodes/msb/msb-event-out'), require('@node-red/nodes/core/network/05-tls.js')];
 helper.init(require.resolve('node-red'));
 
 const UUID = '22222222-3333-4444-8555-666666666666';

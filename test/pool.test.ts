@@ -1,7 +1,7 @@
 // ConnectionPool: connect on first user, one re-plan per burst, status fan-out, disconnect on last removal.
 import assert from 'assert';
 import { ConnectionPool, PoolUser } from '../src/common/pool';
-import { NodeStatus, Status } from '../src/common/status';
+import { NodeStatus, Status } from '../nodes/lib/status';
 
 class User implements PoolUser {
   seen: NodeStatus[] = [];

@@ -143,26 +143,41 @@ describe('Editor plugins declared in package.json node-red.plugins', () => {
 });
 
 describe('Node types declared in package.json node-red.nodes', () => {
-  it('registers only types named by set, each pointing at dist/nodes/<type>.js', () => {
-    for (const t of types) {
-      assert.strictEqual(
-        path.relative(packageRoot, t.js),
-        path.join('dist', 'nodes', `${t.type}.js`),
-        `node-red.nodes["${t.type}"] should be "dist/nodes/${t.type}.js"`,
-      );
-    }
+  it('lists one node set per bus, each at dist/nodes/<bus>/<bus>.js', () => {
+    const sets = pkg['node-red']?.nodes ?? {};
+    assert.deepStrictEqual(Object.keys(sets).sort(), ['apigear', 'mbus', 'msb', 'sg']);
+    for (const [set, js] of Object.entries(sets)) assert.strictEqual(js, `dist/nodes/${set}/${set}.js`);
+  });
+
+  it('registers every type under its old name, each in its own bus\'s set', () => {
+    assert.deepStrictEqual(
+      types.map((t) => `${t.set}/${t.type}`).sort(),
+      [
+        'apigear/apigear-client',
+        'apigear/apigear-service',
+        'mbus/mbus-config',
+        'mbus/mbus-entity',
+        'mbus/mbus-rpc',
+        'msb/msb-config',
+        'msb/msb-event-out',
+        'msb/msb-function-in',
+        'sg/sg-app',
+        'sg/sg-broker',
+        'sg/sg-resource',
+      ],
+    );
   });
 
   for (const t of types) {
     describe(t.type, () => {
       it('has a compiled .js and an editor .html beside it', () => {
-        assert.ok(fs.existsSync(t.js), `${path.relative(packageRoot, t.js)} missing (is nodes/${t.type}.ts built?)`);
-        assert.ok(fs.existsSync(t.html), `${path.relative(packageRoot, t.html)} missing (nodes/${t.type}.html?)`);
+        assert.ok(fs.existsSync(t.js), `${path.relative(packageRoot, t.js)} missing (is nodes/${t.set}/${t.set}.ts built?)`);
+        assert.ok(fs.existsSync(t.html), `${path.relative(packageRoot, t.html)} missing (nodes/${t.set}/${t.set}.html?)`);
       });
 
       it("has a literal RED.nodes.registerType('<type>', {…}) in a text/javascript script", () => {
-        assert.strictEqual(t.parseError, undefined, `acorn cannot parse ${t.type}.html: ${t.parseError}`);
-        assert.ok(t.definition, `no literal registerType('${t.type}', { … }) in ${t.type}.html`);
+        assert.strictEqual(t.parseError, undefined, `acorn cannot parse ${t.set}.html: ${t.parseError}`);
+        assert.ok(t.definition, `no literal registerType('${t.type}', { … }) in ${t.set}.html`);
         assert.ok(t.definition.category, `${t.type}: no literal category`);
         assert.ok(t.definition.defaults, `${t.type}: no inline defaults object`);
       });
@@ -195,10 +210,10 @@ describe('Node types declared in package.json node-red.nodes', () => {
       for (const lang of LOCALES) {
         it(`has ${lang} help and message catalog`, () => {
           const dir = path.join(path.dirname(t.js), 'locales', lang);
-          const helpFile = path.join(dir, `${t.type}.html`);
-          const catalogFile = path.join(dir, `${t.type}.json`);
-          assert.ok(fs.existsSync(helpFile), `nodes/locales/${lang}/${t.type}.html missing`);
-          assert.ok(fs.existsSync(catalogFile), `nodes/locales/${lang}/${t.type}.json missing`);
+          const helpFile = path.join(dir, `${t.set}.html`);
+          const catalogFile = path.join(dir, `${t.set}.json`);
+          assert.ok(fs.existsSync(helpFile), `nodes/${t.set}/locales/${lang}/${t.set}.html missing`);
+          assert.ok(fs.existsSync(catalogFile), `nodes/${t.set}/locales/${lang}/${t.set}.json missing`);
           const help = fs.readFileSync(helpFile, 'utf8');
           assert.ok(namedBlocks(help, 'data-help-name').includes(t.type), `${lang} help has no data-help-name="${t.type}"`);
           const catalog = JSON.parse(fs.readFileSync(catalogFile, 'utf8')) as Record<string, unknown>;
@@ -208,7 +223,7 @@ describe('Node types declared in package.json node-red.nodes', () => {
 
       it('has the same message keys in de as in en-US', () => {
         const keys = (lang: string): string[] => {
-          const file = path.join(path.dirname(t.js), 'locales', lang, `${t.type}.json`);
+          const file = path.join(path.dirname(t.js), 'locales', lang, `${t.set}.json`);
           if (!fs.existsSync(file)) return [];
           return flatKeys(JSON.parse(fs.readFileSync(file, 'utf8'))).sort();
         };

@@ -6,7 +6,7 @@ import helper from 'node-red-node-test-helper';
 import mqtt from 'mqtt';
 import { EmbeddedBroker, PortInUseError, SharedEmbeddedBroker } from '../src/mqtt/embedded-broker';
 import { resolveEndpoint } from '../src/mqtt/endpoint';
-import type { SgBrokerNode } from '../nodes/lib/sg-broker-api';
+import type { SgBrokerNode } from '../nodes/sg/sg-broker-api';
 import { load, sgBroker, sgNodes } from './lib/nodes';
 import { poller } from './support/until';
 

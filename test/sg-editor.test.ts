@@ -6,6 +6,8 @@ import path from 'path';
 import helper from 'node-red-node-test-helper';
 import type { NodeMessage } from '../nodes/lib/red';
 import { coreInjectFunctionDebug, load, sgNodes } from './lib/nodes';
+import { editorSection, sourceFiles } from './lib/package-facts';
+import { poller } from './support/until';
 
 helper.init(require.resolve('node-red'));
 
@@ -20,7 +22,7 @@ function keys(obj: unknown, prefix = ''): string[] {
 describe('sg editor files', () => {
   for (const type of types) {
     it(`${type}.html registers the type literally and its script compiles`, () => {
-      const html = fs.readFileSync(path.join(root, 'nodes', `${type}.html`), 'utf8');
+      const html = editorSection(type);
       const script = /<script type="text\/javascript">([\s\S]*?)<\/script>/.exec(html)?.[1] ?? '';
       assert.ok(script.includes(`RED.nodes.registerType('${type}', {`), 'literal registerType with an inline object');
       let registered: { category?: string; color?: string; icon?: string; defaults?: object } | undefined;
@@ -32,14 +34,14 @@ describe('sg editor files', () => {
     });
 
     it(`${type} has help and a catalog in en-US and de with the same keys`, () => {
-      const en = JSON.parse(fs.readFileSync(path.join(root, 'nodes', 'locales', 'en-US', `${type}.json`), 'utf8')) as object;
-      const de = JSON.parse(fs.readFileSync(path.join(root, 'nodes', 'locales', 'de', `${type}.json`), 'utf8')) as object;
+      const en = JSON.parse(fs.readFileSync(sourceFiles.catalog(type, 'en-US'), 'utf8')) as object;
+      const de = JSON.parse(fs.readFileSync(sourceFiles.catalog(type, 'de'), 'utf8')) as object;
       assert.deepStrictEqual(keys(de).sort(), keys(en).sort());
       for (const lang of ['en-US', 'de']) {
-        const help = fs.readFileSync(path.join(root, 'nodes', 'locales', lang, `${type}.html`), 'utf8');
+        const help = fs.readFileSync(sourceFiles.help(type, lang), 'utf8');
         assert.ok(help.includes(`data-help-name="${type}"`));
       }
-      const html = fs.readFileSync(path.join(root, 'nodes', `${type}.html`), 'utf8');
+      const html = editorSection(type);
       for (const key of html.matchAll(/data-i18n="(?:\[[a-z]+\])?([a-z-]+\.[a-zA-Z.-]+)"/g)) {
         if (!key[1]?.startsWith(type)) continue;
         assert.ok(keys(en).includes(key[1]), `catalog has ${key[1]}`);
@@ -104,7 +106,7 @@ describe('sg-resource plan preview and examples', () => {
     assert.deepStrictEqual((await post({ resource: 'a+b' })).issues, [{ key: 'name-bad', args: { name: 'a+b' } }]);
     // Every key the endpoint can send has a text in both catalogs.
     for (const lang of ['en-US', 'de']) {
-      const catalog = JSON.parse(fs.readFileSync(path.join(root, 'nodes', 'locales', lang, 'sg-resource.json'), 'utf8'))['sg-resource'].plan;
+      const catalog = JSON.parse(fs.readFileSync(sourceFiles.catalog('sg-resource', lang), 'utf8'))['sg-resource'].plan;
       for (const key of ['client-id', 'will', 'no-will', 'subscribe', 'publish', 'publish-retained', 'name-empty', 'name-bad', 'data-bad', 'command-bad', 'twice', 'echo-and-data']) {
         assert.ok(typeof catalog[key] === 'string', `${lang} sg-resource.plan.${key}`);
       }
@@ -124,19 +126,16 @@ describe('sg-resource plan preview and examples', () => {
     const debug = flow.find((n) => n.type === 'helper')?.id as string;
     const seen: NodeMessage[] = [];
     (helper.getNode(debug) as unknown as { on(e: 'input', l: (m: NodeMessage) => void): void }).on('input', (m) => seen.push(m));
-    const until = async (cond: () => boolean): Promise<void> => {
-      for (let i = 0; i < 500 && !cond(); i++) await new Promise((r) => setTimeout(r, 10));
-      assert.ok(cond(), `seen: ${JSON.stringify(seen)}`);
-    };
-    await until(() => seen.some((m) => m.messagetype === 'resourceavailable' && m.payload === true));
-    await until(() => seen.some((m) => m.messagetype === 'data' && m.payload === 'False'));
+    const until = poller(8000, 10);
+    await until(() => seen.some((m) => m.messagetype === 'resourceavailable' && m.payload === true), 'the resource is available');
+    await until(() => seen.some((m) => m.messagetype === 'data' && m.payload === 'False'), 'the sign starts off');
     const inject = (name: string): void => {
       const id = flow.find((n) => n.type === 'inject' && n.name === name)?.id as string;
       (helper.getNode(id) as unknown as { receive(m: object): void }).receive({});
     };
     inject('sign on');
-    await until(() => seen.some((m) => m.messagetype === 'data' && m.payload === 'True'));
+    await until(() => seen.some((m) => m.messagetype === 'data' && m.payload === 'True'), 'the sign turned on');
     inject('sign off');
-    await until(() => seen.filter((m) => m.messagetype === 'data' && m.payload === 'False').length === 2);
+    await until(() => seen.filter((m) => m.messagetype === 'data' && m.payload === 'False').length === 2, 'the sign turned off again');
   });
 });

@@ -6,6 +6,7 @@ import net from 'net';
 import path from 'path';
 import tls from 'tls';
 import helper from 'node-red-node-test-helper';
+import { until } from './support/until';
 import type { NodeMessage } from '../nodes/lib/red';
 import { coreTls, load, sgNodes } from './lib/nodes';
 import { clearRetained, clearUsedNames, KillableProxy, Observer, Seen, startTestBroker, TestBroker, uniqueName } from './lib/mqtt-peer';
@@ -50,19 +51,9 @@ function collect(id: string): { msgs: NodeMessage[]; next(count: number, ms?: nu
   };
 }
 
-function waitUntil(cond: () => boolean, what: string, ms = 5000): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const started = Date.now();
-    const poll = setInterval(() => {
-      if (cond()) {
-        clearInterval(poll);
-        resolve();
-      } else if (Date.now() - started > ms) {
-        clearInterval(poll);
-        reject(new Error(`timed out waiting for ${what}`));
-      }
-    }, 10);
-  });
+/** The one polling helper, with this suite's default bound. */
+async function waitUntil(cond: () => boolean, what: string, ms = 5000): Promise<void> {
+  await until(() => cond() || undefined, what, ms, 20);
 }
 
 describe('sg-resource and sg-app on a broker', function () {
@@ -263,7 +254,7 @@ describe('sg-resource and sg-app on a broker', function () {
     const errors = await caught.next(2);
     const messages = errors.map((m) => String((m.error as { message: string }).message)).sort();
     assert.match(messages[0] ?? '', /"missing" is not a declared data signal/);
-    assert.match(messages[1] ?? '', /msg\.payload is missing/);
+    assert.match(messages[1] ?? '', /sg\.error\.noPayload/);
     const seen = await observer.waitFor(() => true, 3);
     assert.deepStrictEqual(seen.map(line), [`data/${name}/counter 3.5 q1 r0`, `data/${name}/on True q1 r1`, `data/${name}/counter 1e-05 q1 r0`]);
   });

@@ -1,6 +1,7 @@
 // What the Busbar sidebar sees: a registry of the package's config nodes, their state/counters/detail and trace,
 // the admin endpoints that read and switch them, and throttled comms pushes while an editor has the tab open.
 import type { TrafficCounts } from '../../src/common/counters';
+import type { StateSince } from '../../src/common/connection-state';
 import { TraceRing } from '../../src/common/trace';
 import type { AdminRequest, AdminResponse, NodeAPI } from './red';
 
@@ -40,6 +41,15 @@ export interface ProbeView {
   counters: TrafficCounts;
   snapshot: Record<string, unknown>;
   trace: { enabled: boolean; size: number };
+}
+
+/**
+ * A config node's contract state as the sidebar shows it: phase and since as the node keeps them, and the reason in
+ * words (`words`, or the state's detail) while the link is not up.
+ */
+export function probeState(state: StateSince, words?: string): ProbeState {
+  const reason = state.phase === 'waiting' || state.phase === 'failed' ? (words ?? state.detail) : undefined;
+  return { phase: state.phase, since: state.since, ...(reason ? { reason } : {}) };
 }
 
 /** Remembers when the phase changed, so "since" survives repeated reports of the same phase. */

@@ -4,7 +4,8 @@ import type { Address, Entity, Message } from '../../src/mbus';
 import { formatMessage } from '../../src/mbus/codec';
 import { newCounts } from '../../src/common/counters';
 import { TraceRing } from '../../src/common/trace';
-import { BusbarProbe, PhaseClock } from './busbar-admin';
+import type { StateSince } from '../../src/common/connection-state';
+import { BusbarProbe, probeState } from './busbar-admin';
 
 /** Lost entities remembered for the sidebar (newest first). */
 const MAX_LOST = 50;
@@ -12,11 +13,16 @@ const MAX_LOST = 50;
 export interface MbusProbe extends BusbarProbe {
   /** Hooks the entity's events and tap; call once the entity exists. */
   attach(entity: Entity): void;
-  clock: PhaseClock;
 }
 
-export function mbusProbe(id: string, name: () => string, entity: () => Entity | undefined, error: () => string | undefined): MbusProbe {
-  const clock = new PhaseClock();
+/** `state` and `error` are the config node's (its contract state; its configuration or start failure). */
+export function mbusProbe(
+  id: string,
+  name: () => string,
+  entity: () => Entity | undefined,
+  state: () => StateSince,
+  error: () => string | undefined,
+): MbusProbe {
   const traffic = newCounts();
   const trace = new TraceRing();
   const lost: Array<{ address: string; at: number; why: string }> = [];
@@ -27,10 +33,9 @@ export function mbusProbe(id: string, name: () => string, entity: () => Entity |
     type: 'mbus-config',
     bus: 'mbus',
     trace,
-    clock,
     name,
-    state: () => clock.state,
-    lastError: () => error() ?? clock.lastError,
+    state: () => probeState(state()),
+    lastError: error,
     counters: () => {
       const e = entity();
       const dropped = e ? [...e.counters.values()].reduce((n, v) => n + v, 0) : 0;

@@ -1,5 +1,5 @@
 // The slice of the Node-RED runtime API our adapters use, typed once so no node needs `any`.
-import type { NodeStatus } from '../../src/common/status';
+import type { NodeStatus } from './status';
 
 export interface NodeMessage {
   _msgid?: string;
@@ -57,9 +57,10 @@ export interface CredentialsDef {
 export interface NodeAPI {
   nodes: {
     createNode(node: object, def: NodeDef): void;
-    registerType(
+    /** `Def` is the node's flow JSON, `Self` the node as its constructor completes it (a config node's API). */
+    registerType<Def extends NodeDef, Self extends object = Node>(
       type: string,
-      constructor: (this: Node, def: NodeDef) => void,
+      constructor: (this: Self, def: Def) => void,
       options?: { credentials?: CredentialsDef; settings?: Record<string, { value: unknown; exportable?: boolean }> },
     ): void;
     getNode(id: string): unknown;
@@ -97,7 +98,20 @@ export interface AdminResponse {
   send(body?: unknown): void;
 }
 
-/** Turns a possibly-thrown value into an Error whose message a Catch node can show. */
-export function asError(err: unknown): Error {
-  return err instanceof Error ? err : new Error(String(err));
+export { asError } from '../../src/common/guards';
+
+/** A config node looked up by id and checked by `guard`: undefined when the id is empty, unknown or of another kind. */
+export function configNode<T>(RED: NodeAPI, id: unknown, guard: (node: unknown) => node is T): T | undefined {
+  if (typeof id !== 'string' || id === '') return undefined;
+  const node = RED.nodes.getNode(id);
+  return guard(node) ? node : undefined;
+}
+
+/** Node-RED's core tls-config node, as far as we use it. */
+export interface TlsConfigNode {
+  addTLSOptions<T extends object>(options: T): T;
+}
+
+export function isTlsConfigNode(node: unknown): node is TlsConfigNode {
+  return typeof node === 'object' && node !== null && typeof (node as Partial<TlsConfigNode>).addTLSOptions === 'function';
 }

@@ -8,6 +8,7 @@ import { encodeJson, Listeners, publish, QoS, subscribeAll } from './wire';
 import { decodePayload } from './inbound';
 import { RejectedInput } from '../common/rejects';
 import type { Grant } from './service';
+import { asError } from '../common/guards';
 
 export interface ClientOptions {
   /** Our MQTT client id: it is part of every reply topic, so it must be the id the connection really uses. */
@@ -154,7 +155,7 @@ export class ApiGearClient extends EventEmitter<ClientEvents> {
       () => {
         if (op.void) this.settle(key, (p) => p.resolve(null));
       },
-      (err: unknown) => this.settle(key, (p) => p.reject(err instanceof Error ? err : new Error(String(err)))),
+      (err: unknown) => this.settle(key, (p) => p.reject(asError(err))),
     );
     return result;
   }
@@ -195,7 +196,7 @@ export class ApiGearClient extends EventEmitter<ClientEvents> {
         this.emit('ready', { requestedQos: this.qos, grantedQos });
       })
       .catch((err: unknown) => {
-        if (this.started) this.emit('error', err instanceof Error ? err : new Error(String(err)));
+        if (this.started) this.emit('error', asError(err));
       });
   }
 

@@ -1,4 +1,5 @@
 // Decoding ApiGear payloads from the network defensively: strict UTF-8, bounded nesting, then JSON.
+import { messageOf } from '../common/guards';
 /** Deepest array/object nesting accepted from the wire; IDL structs nest a few levels, a hostile payload thousands. */
 export const MAX_JSON_DEPTH = 64;
 
@@ -40,6 +41,6 @@ export function decodePayload(payload: Uint8Array): Decoded | undefined {
   try {
     return { ok: true, value: JSON.parse(text) as unknown };
   } catch (err) {
-    return { ok: false, reason: 'not JSON', error: err instanceof Error ? err.message : String(err) };
+    return { ok: false, reason: 'not JSON', error: messageOf(err) };
   }
 }

@@ -1,5 +1,6 @@
 // ApiGear module IDL (`schema: apigear.module/1.0`): parsed from YAML into a checked, typed model.
 import { lazy } from '../common/lazy';
+import { isRecord, messageOf } from '../common/guards';
 
 /** yaml is loaded by the first module parsed, not by Node-RED's start. */
 const yaml = lazy(() => require('yaml') as typeof import('yaml'));
@@ -76,9 +77,6 @@ export class ModuleError extends Error {
 
 type Raw = Record<string, unknown>;
 
-function isRecord(v: unknown): v is Raw {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 function list(v: unknown, where: string): Raw[] {
   if (v === undefined || v === null) return [];
@@ -239,7 +237,7 @@ export function parseModule(text: string): Module {
   try {
     doc = yaml().parse(text);
   } catch (err) {
-    throw new ModuleError(`module YAML does not parse: ${err instanceof Error ? err.message : String(err)}`);
+    throw new ModuleError(`module YAML does not parse: ${messageOf(err)}`);
   }
   return moduleFromObject(doc);
 }

@@ -6,6 +6,7 @@ import { ApiGearValueError, InterfacePlan, OperationPlan } from './plan';
 import { encodeJson, Listeners, publish, QoS, subscribeAll } from './wire';
 import { decodePayload } from './inbound';
 import { RejectedInput } from '../common/rejects';
+import { asError } from '../common/guards';
 
 export interface SetRequest {
   property: string;
@@ -156,7 +157,7 @@ export class ApiGearService extends EventEmitter<ServiceEvents> {
         if (this.started) this.emit('ready', { requestedQos: this.qos, grantedQos });
       })
       .catch((err: unknown) => {
-        if (this.started) this.emit('error', err instanceof Error ? err : new Error(String(err)));
+        if (this.started) this.emit('error', asError(err));
       });
   }
 
@@ -181,7 +182,7 @@ export class ApiGearService extends EventEmitter<ServiceEvents> {
       return this.rejects.note('breaks the IDL', `set/${name}: ${(err as Error).message}`);
     }
     if (this.options.applySet) {
-      this.setProperty(name, decoded.value).catch((err: unknown) => this.emit('error', err instanceof Error ? err : new Error(String(err))));
+      this.setProperty(name, decoded.value).catch((err: unknown) => this.emit('error', asError(err)));
     }
     this.emit('set', { property: name, value: decoded.value });
   }

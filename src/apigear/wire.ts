@@ -1,5 +1,6 @@
 // Shared wire helpers for both adapters: JSON payload decoding, publish as a promise, subscribe-all readiness.
 import type { ManagedMqttClient, PublishOptions } from '../mqtt/managed-client';
+import { messageOf } from '../common/guards';
 export { ListenerSet as Listeners } from '../mqtt/managed-client';
 
 export type QoS = 0 | 1 | 2;
@@ -10,7 +11,7 @@ export function decodeJson(payload: Buffer): { ok: true; value: unknown } | { ok
   try {
     return { ok: true, value: JSON.parse(payload.toString('utf8')) as unknown };
   } catch (err) {
-    return { ok: false, error: err instanceof Error ? err.message : String(err) };
+    return { ok: false, error: messageOf(err) };
   }
 }
 

@@ -11,6 +11,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { crc32 } from 'zlib';
+import { asError } from './guards';
 
 export interface OutboxOptions {
   /** At most this many entries; pushing more drops the oldest. */
@@ -91,7 +92,7 @@ export class Outbox {
   /** Entries lent out by next() and neither acknowledged nor rewound. */
   get inFlight(): number {
     let n = 0;
-    for (let i = this.head; i < this.slots.length; i++) if (this.slots[i]!.inFlight) n++;
+    for (let i = this.head; i < this.slots.length; i++) if (this.slots[i].inFlight) n++;
     return n;
   }
 
@@ -114,7 +115,7 @@ export class Outbox {
   /** The oldest entry not lent out yet, now lent out; undefined when there is none. */
   next(): OutboxEntry | undefined {
     for (let i = this.head; i < this.slots.length; i++) {
-      const slot = this.slots[i]!;
+      const slot = this.slots[i];
       if (!slot.inFlight) {
         slot.inFlight = true;
         return slot;
@@ -128,7 +129,7 @@ export class Outbox {
     const index = this.indexOf(seq);
     if (index < 0) return;
     const [slot] = this.slots.splice(index, 1);
-    this.liveBytes -= slot!.data.length;
+    this.liveBytes -= slot.data.length;
     this.record(DELETE, seq);
     this.afterRemove();
     // Written soon (not synced): without it a delivered entry would stay on disk until the next push and come back
@@ -139,7 +140,7 @@ export class Outbox {
   /** Delivered in order (acknowledgements that name no entry): removes the oldest lent-out entry and returns it. */
   ackOldest(): OutboxEntry | undefined {
     for (let i = this.head; i < this.slots.length; i++) {
-      const slot = this.slots[i]!;
+      const slot = this.slots[i];
       if (slot.inFlight) {
         this.ack(slot.seq);
         return slot;
@@ -150,7 +151,7 @@ export class Outbox {
 
   /** The link dropped: everything lent out is pending again, in its place. */
   rewind(): void {
-    for (let i = this.head; i < this.slots.length; i++) this.slots[i]!.inFlight = false;
+    for (let i = this.head; i < this.slots.length; i++) this.slots[i].inFlight = false;
   }
 
   /** Every queued entry, oldest first, without lending them out (for state views and tests). */
@@ -176,7 +177,7 @@ export class Outbox {
     if (datas.length === 0) return Promise.resolve();
     const slots: Slot[] = datas.map((data) => ({ seq: 0, data, inFlight: false }));
     if (front) {
-      let seq = this.length > 0 ? this.slots[this.head]!.seq : this.nextSeq;
+      let seq = this.length > 0 ? this.slots[this.head].seq : this.nextSeq;
       for (let i = slots.length - 1; i >= 0; i--) (slots[i] as { seq: number }).seq = --seq;
       this.slots = [...slots, ...this.slots.slice(this.head)];
       this.head = 0;
@@ -200,7 +201,7 @@ export class Outbox {
 
   private enforceBounds(): void {
     while (this.length > this.options.maxEntries || (this.liveBytes > this.options.maxBytes && this.length > 1)) {
-      const slot = this.slots[this.head]!;
+      const slot = this.slots[this.head];
       this.head++;
       this.liveBytes -= slot.data.length;
       this.record(DELETE, slot.seq);
@@ -223,7 +224,7 @@ export class Outbox {
 
   private indexOf(seq: number): number {
     // Acknowledgements nearly always name the oldest entries: search from the front.
-    for (let i = this.head; i < this.slots.length; i++) if (this.slots[i]!.seq === seq) return i;
+    for (let i = this.head; i < this.slots.length; i++) if (this.slots[i].seq === seq) return i;
     return -1;
   }
 
@@ -258,7 +259,7 @@ export class Outbox {
           if (waiters.length > 0) await datasync(this.fd);
           for (const w of waiters) w.resolve();
         } catch (err) {
-          const error = err instanceof Error ? err : new Error(String(err));
+          const error = asError(err);
           this.options.onWarning?.(`could not write the store ${this.file}: ${error.message}`);
           for (const w of waiters) w.reject(error);
         }
@@ -288,11 +289,16 @@ export class Outbox {
     this.fileBytes = chunk.length;
   }
 
+  /** The write in progress (read through a call: a field narrowed to undefined above may be set again). */
+  private pendingWrite(): Promise<void> | undefined {
+    return this.writing;
+  }
+
   private async flushWrites(): Promise<void> {
     while (this.writing) await this.writing;
     if (this.fd !== undefined && this.writeBuffer.length > 0) {
       this.scheduleWrite();
-      await this.writing;
+      await this.pendingWrite();
     }
   }
 
@@ -334,7 +340,7 @@ export class Outbox {
       this.slots.push({ seq, data, inFlight: false });
       this.liveBytes += data.length;
     }
-    if (seqs.length > 0) this.nextSeq = seqs[seqs.length - 1]! + 1;
+    if (seqs.length > 0) this.nextSeq = seqs[seqs.length - 1] + 1;
     this.fd = fs.openSync(file, 'a');
     this.fileBytes = offset;
     // A smaller bound than last time applies at once; the dropped entries are reported like any other drop.

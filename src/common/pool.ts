@@ -1,11 +1,15 @@
-// The users registry every config node owns: connect on the first user, re-plan once per change, fan status out,
-// disconnect when the last user is removed (the core MQTT broker node's pattern, typed).
-import type { NodeStatus } from './status';
+// The users registry every config node owns: connect on the first user, re-plan once per change, fan one value
+import { asError } from './guards';
+// (the adapter's status) out, disconnect when the last user is removed (the core MQTT broker node's pattern, typed).
 
-export interface PoolUser {
+/** A user of a pool; `status` receives whatever the owner fans out (nodes/ fans out Node-RED status objects). */
+export interface PoolUser<Shown = unknown> {
   readonly id: string;
-  status(status: NodeStatus): void;
+  status(shown: Shown): void;
 }
+
+/** What a pool of `U` fans out: the parameter of its users' `status`. */
+export type ShownBy<U> = U extends PoolUser<infer S> ? S : never;
 
 export interface PoolHooks<U extends PoolUser> {
   /** Called when the first user registers (and again after a disconnect, when a user returns). */
@@ -21,9 +25,10 @@ export interface PoolHooks<U extends PoolUser> {
   onError?(err: Error): void;
 }
 
-export class ConnectionPool<U extends PoolUser> {
+/** A pool of users `U` that all show values of type `S` (by default, what `U`'s `status` takes). */
+export class ConnectionPool<U extends PoolUser<S>, S = ShownBy<U>> {
   private readonly users = new Map<string, U>();
-  private lastStatus: NodeStatus = {};
+  private lastStatus: S | undefined;
   private connected = false;
   private closing = false;
   private changeScheduled: NodeJS.Immediate | undefined;
@@ -38,14 +43,15 @@ export class ConnectionPool<U extends PoolUser> {
     return [...this.users.values()];
   }
 
-  get status(): NodeStatus {
+  /** The value last fanned out (undefined before the first). */
+  get status(): S | undefined {
     return this.lastStatus;
   }
 
   register(user: U): void {
     if (this.closing) return;
     this.users.set(user.id, user);
-    user.status(this.lastStatus);
+    if (this.lastStatus !== undefined) user.status(this.lastStatus);
     this.scheduleChange();
     if (!this.connected) {
       this.connected = true;
@@ -69,7 +75,7 @@ export class ConnectionPool<U extends PoolUser> {
   }
 
   /** Sends one status to every user and remembers it for users that register later. */
-  setStatus(status: NodeStatus): void {
+  setStatus(status: S): void {
     this.lastStatus = status;
     for (const user of this.users.values()) user.status(status);
   }
@@ -108,7 +114,7 @@ export class ConnectionPool<U extends PoolUser> {
   }
 
   private reportError(err: unknown): void {
-    const error = err instanceof Error ? err : new Error(String(err));
+    const error = asError(err);
     if (this.hooks.onError) this.hooks.onError(error);
   }
 }

@@ -1,5 +1,6 @@
 // Mbus message text (RFC 3259 §5): typed values, header and commands; emits conservatively, parses strictly where the RFC forbids.
 import { Address, MbusError } from './address';
+import { MBUS_SYMBOL } from '../common/guards';
 
 /** Why a well-formed-looking message is refused: what RFC 3259 forbids, named so receivers can count it. */
 export type Rejection = 'float' | 'empty-source' | 'seq-range';
@@ -46,7 +47,7 @@ export const M = {
   list: (...v: MValue[]): MValue => ({ type: 'list', value: v }),
 };
 
-const SYMBOL = /^[A-Za-z][A-Za-z0-9_.-]*$/;
+const SYMBOL = MBUS_SYMBOL;
 const MAX_DEPTH = 64;
 
 // ---------------------------------------------------------------- serialization

@@ -20,7 +20,7 @@ const S = [
 type Bits = number[];
 
 function toBits(b: Uint8Array, off: number, n: number): Bits {
-  const out: Bits = new Array(n * 8);
+  const out: Bits = new Array<number>(n * 8);
   for (let i = 0; i < n * 8; i++) out[i] = (b[off + (i >> 3)] >> (7 - (i & 7))) & 1;
   return out;
 }

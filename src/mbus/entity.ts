@@ -6,6 +6,7 @@ import { Address, MbusError } from './address';
 import { Command, Message, RejectedMessage, formatCommands, formatHeader, parseMessage } from './codec';
 import { DatagramError, DropReason, SecurityConfig, hashKey, openDatagram, sealDatagram, sealedSize } from './security';
 import { OpenFailure, Scope, Transport, hostId } from './transport';
+import { asError } from '../common/guards';
 
 export interface Timers {
   /** T_r: first retransmission after this many ms; the n-th waits n·T_r. */
@@ -569,7 +570,7 @@ export class Entity extends EventEmitter {
       this.handle(data, rinfo);
     } catch (err) {
       // A throwing listener must not take the socket (and the Node-RED process) down.
-      if (this.listenerCount('warning') > 0) this.emit('warning', err instanceof Error ? err : new Error(String(err)));
+      if (this.listenerCount('warning') > 0) this.emit('warning', asError(err));
     }
   }
 

@@ -2,6 +2,7 @@
 import { Address, MbusError } from './address';
 import { Command, M, MValue, Message } from './codec';
 import type { Entity } from './entity';
+import { MBUS_SYMBOL } from '../common/guards';
 
 export interface RpcReturn {
   /** appstatus OK (true) or FAILED (false). */
@@ -34,7 +35,7 @@ export interface RpcReply {
 
 export type RpcHandler = (call: RpcCall) => void;
 
-const SYMBOL = /^[A-Za-z][A-Za-z0-9_.-]*$/;
+const SYMBOL = MBUS_SYMBOL;
 
 function metaList(entries: Array<[string, MValue]>): MValue {
   return M.list(...entries.map(([k, v]) => M.list(M.str(k), v)));

@@ -1,6 +1,7 @@
 // Mbus UDP transport (spec §9): one shared receive socket per (group, port, interface), one send socket per entity.
 import dgram from 'dgram';
 import os from 'os';
+import { asError } from '../common/guards';
 import { MbusError } from './address';
 
 export type Scope = 'HOSTLOCAL' | 'LINKLOCAL';
@@ -113,7 +114,7 @@ async function openReceiver(group: string, port: number, iface: string | undefin
         sock.close();
         sock = dgram.createSocket({ type: 'udp4', reuseAddr: true });
         // A port held without SO_REUSEADDR fails both binds; the first error names the cause as well.
-        await bindSocket(sock, port).catch((second: unknown) => Promise.reject(classify(second).reason === 'other' ? first : second));
+        await bindSocket(sock, port).catch((second: unknown) => Promise.reject(asError(classify(second).reason === 'other' ? first : second)));
       }
       sock.addMembership(group, iface);
     } catch (err) {

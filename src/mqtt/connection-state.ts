@@ -1,7 +1,9 @@
 // What a managed MQTT connection reports about itself: a phase and, when it is not connected, the reason as data.
 // nodes/ turns these into status dots and catalog text; nothing here knows about Node-RED.
 
-export type ConnectionPhase = 'connecting' | 'connected' | 'waiting' | 'failed' | 'closed';
+import type { ConnectionState as BusConnectionState } from '../common/connection-state';
+
+export type { ConnectionPhase } from '../common/connection-state';
 
 /**
  * Why a connection is not up. `waiting` phases retry by themselves; `failed` ones (a configuration that cannot be
@@ -22,16 +24,8 @@ export type ConnectionReason =
   | 'broker' // the broker endpoint could not be provided for another reason
   | 'config'; // the settings cannot be honoured (permanent until the next deploy)
 
-export interface ConnectionState {
-  phase: ConnectionPhase;
-  reason?: ConnectionReason;
-  /** CONNACK/DISCONNECT reason code, when the broker gave one. */
-  code?: number;
-  /** The underlying error text (for logs), e.g. `connect ECONNREFUSED 127.0.0.1:1884`. */
-  detail?: string;
-  /** Milliseconds until the next attempt, for `waiting`. */
-  retryMs?: number;
-}
+/** The common connection state (src/common/connection-state.ts) with the MQTT reasons; `code` is a reason code. */
+export type ConnectionState = BusConnectionState<ConnectionReason> & { code?: number };
 
 /** The reasons a broker endpoint provider may name on its error (`reason`, and `code`), e.g. the embedded broker. */
 export const ENDPOINT_REASONS: readonly ConnectionReason[] = ['port-in-use', 'broker'];

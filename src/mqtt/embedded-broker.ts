@@ -32,6 +32,7 @@ type AedesModule = typeof import('aedes');
 
 // TypeScript compiles `import()` to `require()` under module=commonjs; a real dynamic import keeps working on every
 // Node.js that Node-RED supports, not only on those with require(esm).
+// eslint-disable-next-line @typescript-eslint/no-implied-eval -- a literal import(), not user input: see above
 const importEsm = new Function('specifier', 'return import(specifier)') as (specifier: string) => Promise<unknown>;
 
 let aedesModule: Promise<AedesModule> | undefined;

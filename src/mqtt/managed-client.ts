@@ -13,6 +13,7 @@ import { Outbox, OutboxEntry } from '../common/outbox';
 import { BurstCounter, ChangeWarner } from '../common/warn';
 import { ConnectionReason, ConnectionState, ENDPOINT_REASONS, refusalReason, SESSION_TAKEN_OVER } from './connection-state';
 import type { MqttEndpoint } from './endpoint';
+import { asError, messageOf } from '../common/guards';
 
 /** mqtt.js (40 ms, several MB) is loaded by the first connect, not by Node-RED's start. */
 const mqttLib = lazy(() => require('mqtt') as typeof import('mqtt'));
@@ -294,9 +295,9 @@ export class ManagedMqttClient extends EventEmitter<ManagedClientEvents> {
       (err: unknown) => {
         if (generation !== this.generation || this.closing) return;
         const named = err as { permanent?: unknown; reason?: unknown; code?: unknown } | null;
-        if (named?.permanent === true) return this.failed('config', undefined, errorText(err), true);
+        if (named?.permanent === true) return this.failed('config', undefined, messageOf(err), true);
         const reason = ENDPOINT_REASONS.find((r) => r === named?.reason) ?? 'broker';
-        this.failed(reason, typeof named?.code === 'number' ? named.code : undefined, errorText(err));
+        this.failed(reason, typeof named?.code === 'number' ? named.code : undefined, messageOf(err));
       },
     );
   }
@@ -315,21 +316,21 @@ export class ManagedMqttClient extends EventEmitter<ManagedClientEvents> {
     try {
       client = mqttLib().connect(endpoint.url, options);
     } catch (err) {
-      this.failed('config', undefined, errorText(err), true);
+      this.failed('config', undefined, messageOf(err), true);
       return;
     }
-    const hooks = new ListenerSet(client as unknown as ConstructorParameters<typeof ListenerSet>[0]);
+    const hooks = new ListenerSet(client);
     this.client = client;
     this.hooks = hooks;
     let lastError: Error | undefined;
     let disconnectCode: number | undefined;
     let connectedAt = 0;
-    hooks.on('error', ((err: Error) => (lastError = err)) as never);
-    hooks.on('disconnect', ((packet: IDisconnectPacket) => (disconnectCode = packet.reasonCode)) as never);
-    hooks.on('message', ((topic: string, payload: Buffer, packet: IPublishPacket) => {
+    hooks.on('error', (err: Error) => (lastError = err));
+    hooks.on('disconnect', (packet: IDisconnectPacket) => (disconnectCode = packet.reasonCode));
+    hooks.on('message', (topic: string, payload: Buffer, packet: IPublishPacket) => {
       this.options.tap?.('in', topic, payload);
       this.emit('message', topic, payload, packet);
-    }) as never);
+    });
     hooks.on('connect', (() => {
       if (this.client !== client) return;
       connectedAt = Date.now();
@@ -346,7 +347,7 @@ export class ManagedMqttClient extends EventEmitter<ManagedClientEvents> {
       this.stableTimer.unref?.();
       this.emit('connect');
       this.pump();
-    }) as never);
+    }));
     hooks.on('close', (() => {
       if (this.client !== client) return;
       const wasUp = connectedAt > 0;
@@ -365,7 +366,7 @@ export class ManagedMqttClient extends EventEmitter<ManagedClientEvents> {
         if (this.shortLived >= 2) this.failed('closed-early', disconnectCode, 'closed by the broker');
         else this.failed(wasUp ? 'lost' : 'unreachable', disconnectCode, lastError?.message);
       }
-    }) as never);
+    }));
   }
 
   /** Forgets a client: our listeners off (a no-op error listener stays so a late socket error cannot throw). */
@@ -433,7 +434,7 @@ export class ManagedMqttClient extends EventEmitter<ManagedClientEvents> {
     if (this.outbox.durable) {
       stored.then(
         () => this.settle(item),
-        (err: unknown) => this.settle(item, err instanceof Error ? err : new Error(String(err))),
+        (err: unknown) => this.settle(item, asError(err)),
       );
     } else stored.catch(() => undefined);
     this.pump();
@@ -543,10 +544,6 @@ function publishOptions(qos: QoS, retain: boolean, properties: PublishOptions['p
 /** The bytes of a payload in a Buffer object of this message's own: the memory queue keys its entries by identity. */
 function ownBuffer(payload: string | Buffer): Buffer {
   return typeof payload === 'string' ? Buffer.from(payload, 'utf8') : payload.subarray(0);
-}
-
-function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }
 
 /** A durable queue record: u32 length of a JSON header (topic, qos, retain, v5 properties), the header, the payload. */

@@ -13,6 +13,7 @@ import { EventFields, EventHead, EventTemplate, msbNow, Priority } from './event
 import { decodeServerFrame, parseMessage } from './framing';
 import { OutgoingBatch } from './outgoing';
 import { coerceParameterValue, ConfigParameterValue, SelfDescription, simpleTypeOfParameter } from './selfdescription';
+import { isRecord } from '../common/guards';
 
 /** ws is loaded by the first connect, not by Node-RED's start. */
 const WebSocketClass = lazy(() => require('ws') as typeof import('ws'));
@@ -928,6 +929,3 @@ class Fifo<T> {
   }
 }
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}

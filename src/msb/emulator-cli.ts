@@ -4,6 +4,7 @@ import fs from 'fs';
 import readline from 'readline';
 import { IntegrationFlow, MsbEmulator } from './emulator';
 import { demoFlows } from './demo';
+import { messageOf } from '../common/guards';
 
 const USAGE = `Usage: busbar-msb-emulator [--port 8085] [--host 127.0.0.1] [--flows flows.json] [--demo] [--heartbeat 25000] [--quiet]
 
@@ -130,7 +131,7 @@ async function main(): Promise<void> {
 
 if (require.main === module) {
   main().catch((err: unknown) => {
-    process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
+    process.stderr.write(`${messageOf(err)}\n`);
     process.exit(1);
   });
 }

@@ -9,6 +9,7 @@ import type { AddressInfo, Socket } from 'net';
 import type { Duplex } from 'stream';
 import WebSocket, { WebSocketServer } from 'ws';
 import { decodeClientFrame, formatMessage, parseMessage, serverFrame } from './framing';
+import { isRecord } from '../common/guards';
 
 /** Routes one event of one service to one function of another, as an MSB integration flow does. */
 export interface IntegrationFlow {
@@ -506,6 +507,3 @@ function setPointer(root: Record<string, unknown>, pointer: string, value: unkno
   node[parts[parts.length - 1]] = value;
 }
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}

@@ -42,7 +42,7 @@ export function decodeClientFrame(frame: string, sockJs: boolean): string[] | un
   if (!sockJs) return [frame];
   const body = parseJson(frame.trim());
   if (typeof body === 'string') return [body];
-  return Array.isArray(body) && body.every((m) => typeof m === 'string') ? (body as string[]) : undefined;
+  return Array.isArray(body) && body.every((m) => typeof m === 'string') ? (body) : undefined;
 }
 
 /** Server-side frames. */
@@ -80,7 +80,7 @@ export function formatMessage(type: 'R' | 'E' | 'C' | 'K', body: unknown): strin
 
 function parseStringArray(text: string): string[] | undefined {
   const body = parseJson(text);
-  return Array.isArray(body) && body.every((m) => typeof m === 'string') ? (body as string[]) : undefined;
+  return Array.isArray(body) && body.every((m) => typeof m === 'string') ? (body) : undefined;
 }
 
 function parseJson(text: string): unknown {

@@ -216,7 +216,7 @@ function hoistChildren(key: string, value: unknown, into: Record<string, SchemaO
     return props;
   }
   if ((key === 'items' || key === 'additionalProperties') && isObject(value)) return hoist(value, into, field);
-  if (key === 'allOf' && Array.isArray(value)) return value.map((sub, i) => (isObject(sub) ? hoist(sub, into, `${field}[${i}]`) : sub));
+  if (key === 'allOf' && Array.isArray(value)) return (value as unknown[]).map((sub, i) => (isObject(sub) ? hoist(sub, into, `${field}[${i}]`) : sub));
   return value;
 }
 

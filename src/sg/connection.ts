@@ -25,6 +25,7 @@ import {
   topicOf,
   willFor,
 } from './plan';
+import { messageOf } from '../common/guards';
 
 export type { SgQos } from './plan';
 
@@ -257,8 +258,8 @@ export class SgConnection {
         this.openNow();
       } catch (err) {
         // E.g. the durable queue file cannot be opened: say so; nothing is sent weaker than configured.
-        this.setState({ phase: 'failed', reason: 'config', detail: err instanceof Error ? err.message : String(err) });
-        this.options.log.error(`${this.name}: ${err instanceof Error ? err.message : String(err)}`);
+        this.setState({ phase: 'failed', reason: 'config', detail: messageOf(err) });
+        this.options.log.error(`${this.name}: ${messageOf(err)}`);
       }
     });
   }
@@ -313,7 +314,7 @@ export class SgConnection {
       this.restart(compilePlan(this.options.name, [])); // nothing was announced on this connection yet
       return;
     }
-    const failed = (err: unknown): void => this.options.log.warn(`${this.name}: ${err instanceof Error ? err.message : String(err)}`);
+    const failed = (err: unknown): void => this.options.log.warn(`${this.name}: ${messageOf(err)}`);
     for (const topic of subscriptionsOf(plan)) client.subscribe([topic], this.options.qos).catch(failed);
     for (const p of startupSequence(plan, this.options.qos, (topic, registered) => this.latestFor(topic, registered))) {
       client.publishNow(p.topic, p.payload, { qos: p.qos, retain: p.retain }).catch(() => undefined);
@@ -331,7 +332,7 @@ export class SgConnection {
     const oldTopics = new Set(subscriptionsOf(before));
     const newTopics = subscriptionsOf(after);
     const removed = [...oldTopics].filter((t) => !newTopics.includes(t));
-    const failed = (err: unknown): void => this.options.log.warn(`${this.name}: ${err instanceof Error ? err.message : String(err)}`);
+    const failed = (err: unknown): void => this.options.log.warn(`${this.name}: ${messageOf(err)}`);
     if (removed.length > 0) client.unsubscribe(removed).catch(failed);
     for (const topic of newTopics) if (!oldTopics.has(topic)) client.subscribe([topic], this.options.qos).catch(failed);
     const key = (p: Publication): string => `${p.topic}\u0000${p.payload}\u0000${p.retain}`;

@@ -169,7 +169,7 @@ export function compilePlan(rawName: string, declarations: SgDeclaration[]): SgP
       return;
     }
     if (!sameSettings(existing, entry)) warn(`${entry.topic} is declared twice with different settings; the later declaration wins`, 'twice', { topic: entry.topic });
-    const owners = existing.owners.includes(entry.owners[0] as string) ? existing.owners : [...existing.owners, ...entry.owners];
+    const owners = existing.owners.includes(entry.owners[0]) ? existing.owners : [...existing.owners, ...entry.owners];
     Object.assign(existing, entry, { owners });
   };
 

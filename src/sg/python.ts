@@ -8,16 +8,12 @@ const PY_WHITESPACE = new Set<string>([
   '\u2028', '\u2029', '\u202f', '\u205f', '\u3000',
 ]);
 
-export function isPythonWhitespace(ch: string): boolean {
-  return PY_WHITESPACE.has(ch);
-}
-
 /** Python `s.strip()`. */
 export function pythonStrip(text: string): string {
   let start = 0;
   let end = text.length;
-  while (start < end && PY_WHITESPACE.has(text[start] as string)) start++;
-  while (end > start && PY_WHITESPACE.has(text[end - 1] as string)) end--;
+  while (start < end && PY_WHITESPACE.has(text[start])) start++;
+  while (end > start && PY_WHITESPACE.has(text[end - 1])) end--;
   return start === 0 && end === text.length ? text : text.slice(start, end);
 }
 

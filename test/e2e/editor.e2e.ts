@@ -960,7 +960,7 @@ describe('editor in German (de-DE browser)', function () {
       assert.deepStrictEqual(report.untranslated, [], 'i18n keys shown instead of German text');
       assert.deepStrictEqual(report.pageErrors, [], 'script errors');
       assert.ok(help.trim().length > 0, 'no help in the sidebar');
-      const english = fs.readFileSync(path.join(path.dirname(t.js), 'locales', 'en-US', `${t.type}.html`), 'utf8');
+      const english = fs.readFileSync(path.join(path.dirname(t.js), 'locales', 'en-US', `${t.set}.html`), 'utf8');
       const firstEnglishLine = /<p>([^<]{12,})/.exec(english);
       if (firstEnglishLine) assert.ok(!help.includes(firstEnglishLine[1].trim()), 'the help sidebar shows the English help');
     });

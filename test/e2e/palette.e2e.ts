@@ -6,7 +6,7 @@ import assert from 'assert';
 import fs from 'fs';
 import os from 'os';
 import path from 'path';
-import { editorDefinitions, exampleFiles, packageRoot, readPackageJson } from '../lib/package-facts';
+import { editorDefinitions, exampleFiles, nodeTypes, packageRoot, readPackageJson } from '../lib/package-facts';
 import { RunningNodeRed, deployFlows, get, getJson, run, sleep, startNodeRed } from './lib';
 import { skipBecause } from '../support/skip';
 
@@ -121,6 +121,9 @@ for (const target of targets) {
     let nr: RunningNodeRed | undefined;
     let installed = '';
     let types: string[] = [];
+    /** Node set name -> its .js, relative to the installed package (one set per bus). */
+    let setFiles: Array<[string, string]> = [];
+    const setHtml = (js: string): string => fs.readFileSync(path.join(installed, js.replace(/\.js$/, '.html')), 'utf8');
     let nodeRedVersion = '';
 
     before(async function () {
@@ -141,7 +144,8 @@ for (const target of targets) {
       const userDir = freshUserDir(`userdir-${target.label.split(' ')[0]}`, tarball);
       installed = path.join(userDir, 'node_modules', ...pkg.name.split('/'));
       assert.ok(!fs.lstatSync(installed).isSymbolicLink(), 'the package must be an installed copy, not a link');
-      types = Object.keys(readPackageJson(installed)['node-red']?.nodes ?? {});
+      setFiles = Object.entries(readPackageJson(installed)['node-red']?.nodes ?? {});
+      types = nodeTypes(installed).map((t) => t.type);
       nr = await startNodeRed(prefix, userDir, settingsFile(userDir));
     });
 
@@ -167,6 +171,7 @@ for (const target of targets) {
       assert.deepStrictEqual(errors, [], 'node sets that failed to load');
       const loaded = new Set(sets.flatMap((s) => s.types));
       assert.deepStrictEqual(types.filter((t) => !loaded.has(t)), [], 'types declared but not loaded');
+      assert.deepStrictEqual(sets.map((s) => s.name).sort(), ['apigear', 'mbus', 'msb', 'sg'], 'one node set per bus');
       assert.ok(sets.every((s) => s.enabled), 'every set enabled');
       assert.ok(sets.every((s) => s.version === pkg.version), `module version ${sets[0].version}`);
       assert.doesNotMatch(nr!.log(), /\[(error|warn)\].*(busbar|node-red-buses)/i, 'load-time warnings for the module');
@@ -200,11 +205,11 @@ for (const target of targets) {
     });
 
     it('serves the message catalogs (GET /locales/<module>/<set>)', async () => {
-      for (const t of types) {
+      for (const [set, js] of setFiles) {
         for (const lang of ['en-US', 'de']) {
-          const served = await getJson<Record<string, unknown>>(`${nr!.url}locales/${pkg.name}/${t}?lng=${lang}`);
-          const file = path.join(installed, 'dist', 'nodes', 'locales', lang, `${t}.json`);
-          assert.deepStrictEqual(served, JSON.parse(fs.readFileSync(file, 'utf8')), `${lang} catalog of ${t}`);
+          const served = await getJson<Record<string, unknown>>(`${nr!.url}locales/${pkg.name}/${set}?lng=${lang}`);
+          const file = path.join(installed, path.dirname(js), 'locales', lang, `${set}.json`);
+          assert.deepStrictEqual(served, JSON.parse(fs.readFileSync(file, 'utf8')), `${lang} catalog of ${set}`);
         }
       }
     });
@@ -212,25 +217,23 @@ for (const target of targets) {
     it('serves every icon the editor definitions use (GET /icons/<module>/<icon>)', async () => {
       const listed = await getJson<Record<string, string[]>>(nr!.url + 'icons');
       const ours = new Set(listed[pkg.name] ?? []);
-      for (const t of types) {
-        const html = fs.readFileSync(path.join(installed, 'dist', 'nodes', `${t}.html`), 'utf8');
-        for (const def of editorDefinitions(html)) {
+      for (const [, js] of setFiles) {
+        for (const def of editorDefinitions(setHtml(js))) {
           if (!def.icon || def.icon.startsWith('font-awesome/') || !ours.has(def.icon)) continue;
           const res = await get(`${nr!.url}icons/${pkg.name}/${def.icon}`);
           assert.strictEqual(res.status, 200, `icon ${def.icon} of ${def.type}: HTTP ${res.status}`);
           assert.match(res.type, /image\//, `icon ${def.icon} served as ${res.type}`);
         }
       }
-      const own = fs.readdirSync(path.join(installed, 'dist', 'nodes', 'icons')).filter((f) => /\.(svg|png)$/.test(f));
+      const own = setFiles.flatMap(([, js]) => fs.readdirSync(path.join(installed, path.dirname(js), 'icons'))).filter((f) => /\.(svg|png)$/.test(f));
       assert.deepStrictEqual([...ours].sort(), own.sort(), 'icons listed by GET /icons');
     });
 
     it('serves every resources/ script an editor .html loads (GET /resources/<module>/<file>)', async () => {
       // Shared editor code: <script src="resources/<module>/<file>"> must reach the installed package's resources/.
       let count = 0;
-      for (const t of types) {
-        const html = fs.readFileSync(path.join(installed, 'dist', 'nodes', `${t}.html`), 'utf8');
-        for (const m of html.matchAll(/<script\b[^>]*\bsrc="resources\/([^"]+)"/g)) {
+      for (const [t, js] of setFiles) {
+        for (const m of setHtml(js).matchAll(/<script\b[^>]*\bsrc="resources\/([^"]+)"/g)) {
           assert.ok(m[1].startsWith(`${pkg.name}/`), `${t}.html loads ${m[1]}, not from ${pkg.name}`);
           const file = m[1].slice(pkg.name.length + 1);
           const res = await get(`${nr!.url}resources/${m[1]}`);

@@ -272,3 +272,8 @@ export class FaultBroker {
     return this.log.publishes.filter((p) => p.topic === topic).map((p) => p.payload.toString('utf8'));
   }
 }
+
+/** A module name unique to this run, so retained values on a shared broker (Mosquitto) never leak between runs. */
+export function uniqueModule(base = 'io.world'): string {
+  return `${base}.t${process.pid}x${Math.floor(Math.random() * 1e9).toString(36)}`;
+}

@@ -1,7 +1,7 @@
 // The compiled node modules under test, typed for node-red-node-test-helper (whose Node-RED typings differ from ours).
 import type { TestNodeInitializer } from 'node-red-node-test-helper';
 
-export const sgBroker = require('../../nodes/sg-broker') as TestNodeInitializer;
+export const sgBroker = require('../../nodes/sg/sg-broker') as TestNodeInitializer;
 
 import helper from 'node-red-node-test-helper';
 
@@ -10,8 +10,8 @@ export function load(nodes: TestNodeInitializer, flow: object[], credentials?: o
   return helper.load(nodes, flow as Parameters<typeof helper.load>[1], credentials as Parameters<typeof helper.load>[2]) as unknown as Promise<void>;
 }
 
-export const sgResource = require('../../nodes/sg-resource') as TestNodeInitializer;
-export const sgApp = require('../../nodes/sg-app') as TestNodeInitializer;
+export const sgResource = require('../../nodes/sg/sg-resource') as TestNodeInitializer;
+export const sgApp = require('../../nodes/sg/sg-app') as TestNodeInitializer;
 /** Every sg node type, for flows that use several of them. */
 export const sgNodes = [sgBroker, sgResource, sgApp] as unknown as TestNodeInitializer;
 

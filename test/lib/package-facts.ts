@@ -170,9 +170,11 @@ export interface FlowNode {
   [key: string]: unknown;
 }
 
-/** The editor-relevant facts of every node type listed in package.json `node-red.nodes`. */
+/** The editor-relevant facts of every node type, found in the node sets listed in package.json `node-red.nodes`. */
 export interface NodeTypeFacts {
   type: string;
+  /** The node set (package.json `node-red.nodes` key) that registers the type: one per bus. */
+  set: string;
   js: string;
   html: string;
   definition?: EditorDefinition;
@@ -180,15 +182,42 @@ export interface NodeTypeFacts {
 }
 
 export function nodeTypes(root = packageRoot): NodeTypeFacts[] {
-  const nodes = readPackageJson(root)['node-red']?.nodes ?? {};
-  return Object.entries(nodes).map(([type, js]) => {
+  const sets = readPackageJson(root)['node-red']?.nodes ?? {};
+  return Object.entries(sets).flatMap(([set, js]): NodeTypeFacts[] => {
     const html = path.join(root, js.replace(/\.c?js$/, '.html'));
-    const facts: NodeTypeFacts = { type, js: path.join(root, js), html };
+    const base = { set, js: path.join(root, js), html };
     try {
-      facts.definition = editorDefinitions(fs.readFileSync(html, 'utf8')).find((d) => d.type === type);
+      return editorDefinitions(fs.readFileSync(html, 'utf8')).map((definition) => ({ ...base, type: definition.type, definition }));
     } catch (err) {
-      facts.parseError = (err as Error).message;
+      return [{ ...base, type: set, parseError: (err as Error).message }];
     }
-    return facts;
   });
+}
+
+/** The node set (bus) a type belongs to: its name's first word (msb, sg, mbus, apigear). */
+export function setOf(type: string): string {
+  return type.split('-')[0] ?? type;
+}
+
+/** Source files of a type's node set: editor .html, catalog and help per language. */
+export const sourceFiles = {
+  html: (type: string, root = packageRoot): string => path.join(root, 'nodes', setOf(type), `${setOf(type)}.html`),
+  catalog: (type: string, lang: string, root = packageRoot): string =>
+    path.join(root, 'nodes', setOf(type), 'locales', lang, `${setOf(type)}.json`),
+  help: (type: string, lang: string, root = packageRoot): string =>
+    path.join(root, 'nodes', setOf(type), 'locales', lang, `${setOf(type)}.html`),
+  code: (type: string, root = packageRoot): string => path.join(root, 'nodes', setOf(type), `${type}.ts`),
+};
+
+/**
+ * One type's part of its set's editor .html: the shared <script src> lines of the set plus the blocks between the
+ * `<!-- <type> -->` marker and the next marker.
+ */
+export function editorSection(type: string, root = packageRoot): string {
+  const html = fs.readFileSync(sourceFiles.html(type, root), 'utf8');
+  const sources = [...html.matchAll(/^<script src="[^"]*"><\/script>$/gm)].map((m) => m[0]).join('\n');
+  const start = html.indexOf(`<!-- ${type} -->`);
+  if (start < 0) throw new Error(`no <!-- ${type} --> section in ${sourceFiles.html(type, root)}`);
+  const end = html.indexOf('<!-- ', start + 1);
+  return `${sources}\n${html.slice(start, end < 0 ? undefined : end)}`;
 }

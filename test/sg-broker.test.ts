@@ -4,7 +4,7 @@ import assert from 'assert';
 import net from 'net';
 import helper from 'node-red-node-test-helper';
 import mqtt from 'mqtt';
-import { EmbeddedBroker, PortInUseError, SharedEmbeddedBroker } from '../src/mqtt/embedded-broker';
+import { EmbeddedBroker, HoldReleasedError, PortInUseError, SharedEmbeddedBroker } from '../src/mqtt/embedded-broker';
 import { resolveEndpoint } from '../src/mqtt/endpoint';
 import type { SgBrokerNode } from '../nodes/sg/sg-broker-api';
 import { load, sgBroker, sgNodes } from './lib/nodes';
@@ -83,6 +83,25 @@ describe('shared embedded MQTT broker', () => {
     await released;
     await c.close();
     assert.strictEqual(await refused(`mqtt://127.0.0.1:${port}`), true);
+  });
+
+  it('a holder that gives its hold up while waiting for the port starts nothing, so the next holder gets the port', async () => {
+    const port = await freePort();
+    const a = new SharedEmbeddedBroker({ port });
+    await a.start();
+    const stopping = a.close();
+    // b waits for a's broker to free the port, and is closed before that (a node restarted twice in a row)...
+    const b = new SharedEmbeddedBroker({ port });
+    const bStarted = b.start();
+    await b.close();
+    // ...so its start must not go ahead: it would bind a broker no holder knows and nobody can ever stop.
+    await assert.rejects(bStarted, HoldReleasedError);
+    await stopping;
+    const c = new SharedEmbeddedBroker({ port });
+    assert.strictEqual(await c.start(), port, 'the port is ours to take, not held by an orphan');
+    assert.strictEqual(SharedEmbeddedBroker.holders(port), 1);
+    await c.close();
+    assert.strictEqual(await refused(`mqtt://127.0.0.1:${port}`), true, 'no broker left listening');
   });
 
   it('names the port when another program holds it, and starts once it is free', async () => {

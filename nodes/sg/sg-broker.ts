@@ -9,7 +9,7 @@ import { statusOf } from '../lib/status';
 import { BusUser, Counters } from '../lib/config-node';
 import type { StateSince } from '../../src/common/connection-state';
 import { ConnectionPool, PoolUser } from '../../src/common/pool';
-import { DEFAULT_EMBEDDED_PORT, PortInUseError, SharedEmbeddedBroker } from '../../src/mqtt/embedded-broker';
+import { DEFAULT_EMBEDDED_PORT, HoldReleasedError, PortInUseError, SharedEmbeddedBroker } from '../../src/mqtt/embedded-broker';
 import { BrokerSettings, MqttEndpoint, MqttProtocol, MQTT_PROTOCOLS, resolveEndpoint } from '../../src/mqtt/endpoint';
 import { ConfigurationError, ConnectionState } from '../../src/mqtt/connection-state';
 import { claimClientId } from '../../src/mqtt/client-ids';
@@ -64,9 +64,14 @@ export = function (RED: NodeAPI): void {
       // Every embedded sg-broker on the same port shares one broker (an imported example brings its own config node).
       const embedded =
         node.mode === 'embedded' ? new SharedEmbeddedBroker({ port: toInt(config.embeddedPort, DEFAULT_EMBEDDED_PORT) }) : undefined;
+      // The node holds the shared broker exactly while its pool has users (from connect to disconnect). Every start
+      // goes through that hold: a connection attempt that comes after the last user left or after this node was
+      // closed (a client's attempt still under way at a redeploy) must not take a hold nobody would ever give up.
+      let holding = false;
       // A port held by another program: a failure whose reason says so (as data: the connection retries with backoff).
       const startEmbedded = async (): Promise<void> => {
         if (!embedded) return;
+        if (!holding) throw new HoldReleasedError(embedded.host, toInt(config.embeddedPort, DEFAULT_EMBEDDED_PORT));
         await embedded.start().catch((err: unknown) => {
           if (!(err instanceof PortInUseError)) throw err;
           const key = 'sg-broker.errors.port-in-use';
@@ -77,8 +82,15 @@ export = function (RED: NodeAPI): void {
       };
 
       const pool = new ConnectionPool<BusUser>({
-        connect: startEmbedded,
+        connect: async () => {
+          holding = true;
+          // Given up again before it started (the last user left at once): nothing to report.
+          await startEmbedded().catch((err: unknown) => {
+            if (!(err instanceof HoldReleasedError)) throw err;
+          });
+        },
         disconnect: async () => {
+          holding = false;
           if (embedded) await embedded.close();
         },
         onError: (err) => node.error(RED._('sg-broker.errors.embedded', { error: err.message })),

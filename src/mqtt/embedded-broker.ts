@@ -28,6 +28,17 @@ export class PortInUseError extends Error {
   }
 }
 
+/** start() of a holder that gave its hold up (close()) before the broker started: nothing was started for it. */
+export class HoldReleasedError extends Error {
+  constructor(
+    readonly host: string,
+    readonly port: number,
+  ) {
+    super(`the embedded broker on ${host}:${port} was released before it started`);
+    this.name = 'HoldReleasedError';
+  }
+}
+
 type AedesModule = typeof import('aedes');
 
 // TypeScript compiles `import()` to `require()` under module=commonjs; a real dynamic import keeps working on every
@@ -199,7 +210,11 @@ export class SharedEmbeddedBroker {
     return `mqtt://${this.host}:${this.port}`;
   }
 
-  /** Takes a hold (once per instance) and starts the shared broker if it is not running; resolves with its port. */
+  /**
+   * Takes a hold (once per instance) and starts the shared broker if it is not running; resolves with its port.
+   * Rejects with HoldReleasedError when close() gave the hold up while the start still waited for a broker of ours to
+   * free the port: that start must not go ahead, or it would bind a broker nobody holds and nobody can stop.
+   */
   async start(): Promise<number> {
     if (!this.entry) {
       let entry = this.key ? sharedBrokers.get(this.key) : undefined;
@@ -211,8 +226,11 @@ export class SharedEmbeddedBroker {
       this.entry = entry;
     }
     const entry = this.entry;
-    const stopping = stoppingBrokers.get(this.key);
-    if (stopping) await stopping.catch(() => undefined); // its failure is its last holder's to report
+    // Brokers of ours still stopping on this port (possibly one after the other): wait until the port is free.
+    for (let stopping = stoppingBrokers.get(this.key); stopping; stopping = stoppingBrokers.get(this.key)) {
+      await stopping.catch(() => undefined); // its failure is its last holder's to report
+      if (this.entry !== entry) throw new HoldReleasedError(this.host, this.options.port ?? DEFAULT_EMBEDDED_PORT);
+    }
     // A failed start (port taken) is retried by the next start() of any holder: EmbeddedBroker allows that.
     return entry.broker.start();
   }

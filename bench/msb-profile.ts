@@ -37,17 +37,46 @@ async function child(sockJs: boolean, rounds: number, windowsFile: string): Prom
   const userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'busbar-msb-profile-'));
   fs.mkdirSync(path.join(userDir, 'node_modules', '@busbar'), { recursive: true });
   fs.symlinkSync(root, path.join(userDir, 'node_modules', '@busbar', 'node-red-buses'), 'dir');
-  fs.writeFileSync(path.join(userDir, 'package.json'), JSON.stringify({ name: 'profile', version: '1.0.0', dependencies: { '@busbar/node-red-buses': '*' } }));
+  fs.writeFileSync(
+    path.join(userDir, 'package.json'),
+    JSON.stringify({ name: 'profile', version: '1.0.0', dependencies: { '@busbar/node-red-buses': '*' } }),
+  );
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const RED = require('node-red');
-  RED.init(http.createServer(), { userDir, flowFile: 'flows.json', credentialSecret: false, httpAdminRoot: false, httpNodeRoot: false, logging: { console: { level: 'warn' } } });
+  RED.init(http.createServer(), {
+    userDir,
+    flowFile: 'flows.json',
+    credentialSecret: false,
+    httpAdminRoot: false,
+    httpNodeRoot: false,
+    logging: { console: { level: 'warn' } },
+  });
   await RED.start();
   const emulator = new MsbEmulator({ heartbeatInterval: 0, recordTraffic: false });
   const { url } = await emulator.start({ port: 0 });
   const flow = [
-    { id: 'cfgA', type: 'msb-config', name: 'profile A', uuid: A, url, sockJs, autoReconnect: true, reconnectInterval: 10, eventCacheSize: 1000, parameters: [] },
+    {
+      id: 'cfgA',
+      type: 'msb-config',
+      name: 'profile A',
+      uuid: A,
+      url,
+      sockJs,
+      autoReconnect: true,
+      reconnectInterval: 10,
+      eventCacheSize: 1000,
+      parameters: [],
+    },
     { id: 'src', type: 'junction', wires: [['ev']] },
-    { id: 'ev', type: 'msb-event-out', service: 'cfgA', eventId: 'VALUE', dataType: 'double', priority: 'LOW', cached: false },
+    {
+      id: 'ev',
+      type: 'msb-event-out',
+      service: 'cfgA',
+      eventId: 'VALUE',
+      dataType: 'double',
+      priority: 'LOW',
+      cached: false,
+    },
   ];
   const windows: Array<[number, number]> = [];
   for (let r = 0; r <= rounds; r++) {
@@ -61,7 +90,9 @@ async function child(sockJs: boolean, rounds: number, windowsFile: string): Prom
     const t1 = process.hrtime.bigint();
     // Round 0 warms up the JIT and is not counted.
     if (r > 0) windows.push([Number(t0 / 1000n), Number(t1 / 1000n)]);
-    process.stderr.write(`  round ${r}${r === 0 ? ' (warm-up)' : ''}: ${Math.round(EVENTS / (Number(t1 - t0) / 1e9))} events/s\n`);
+    process.stderr.write(
+      `  round ${r}${r === 0 ? ' (warm-up)' : ''}: ${Math.round(EVENTS / (Number(t1 - t0) / 1e9))} events/s\n`,
+    );
     await RED.runtime.flows.setFlows({ flows: { flows: [] }, deploymentType: 'full' });
     await until(() => !emulator.services().has(A));
   }
@@ -79,7 +110,8 @@ function category(cf: CallFrame): string {
   if (/src\/msb\/(emulator|framing)\.js/.test(url)) return 'emulator (stands in for the MSB)';
   if (/src\/msb\/|nodes\/msb-|nodes\/lib\/msb/.test(url)) return 'this package (client, nodes)';
   if (/node_modules\/ws\//.test(url)) return 'ws framing and parsing';
-  if (f === 'writev' || /internal\/(streams|stream_base|buffer)|node:net|node:buffer/.test(url) || /^utf8/.test(f)) return 'Node streams, buffers, syscalls';
+  if (f === 'writev' || /internal\/(streams|stream_base|buffer)|node:net|node:buffer/.test(url) || /^utf8/.test(f))
+    return 'Node streams, buffers, syscalls';
   return 'other (timers, events, …)';
 }
 
@@ -121,13 +153,30 @@ async function main(): Promise<void> {
   }
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'busbar-msb-cpuprof-'));
   const windowsFile = path.join(dir, 'windows.json');
-  const run = spawnSync(process.execPath, ['--cpu-prof', '--cpu-prof-dir', dir, '--cpu-prof-interval', '200', __filename, sockJs ? 'sockjs' : 'raw', String(rounds), '--child', windowsFile], { stdio: ['ignore', 'inherit', 'inherit'] });
+  const run = spawnSync(
+    process.execPath,
+    [
+      '--cpu-prof',
+      '--cpu-prof-dir',
+      dir,
+      '--cpu-prof-interval',
+      '200',
+      __filename,
+      sockJs ? 'sockjs' : 'raw',
+      String(rounds),
+      '--child',
+      windowsFile,
+    ],
+    { stdio: ['ignore', 'inherit', 'inherit'] },
+  );
   if (run.status !== 0) throw new Error(`profile: the child exited with ${run.status}`);
   const profileFile = fs.readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
   if (!profileFile) throw new Error('profile: no .cpuprofile written');
   const profile = JSON.parse(fs.readFileSync(path.join(dir, profileFile), 'utf8')) as Profile;
   const windows = JSON.parse(fs.readFileSync(windowsFile, 'utf8')) as Array<[number, number]>;
-  process.stdout.write(`msb-event-out, ${sockJs ? 'SockJS' : 'raw path'}, ${rounds} rounds of ${EVENTS} events\n${summarise(profile, windows)}\n`);
+  process.stdout.write(
+    `msb-event-out, ${sockJs ? 'SockJS' : 'raw path'}, ${rounds} rounds of ${EVENTS} events\n${summarise(profile, windows)}\n`,
+  );
   fs.rmSync(dir, { recursive: true, force: true });
 }
 

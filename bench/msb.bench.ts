@@ -8,7 +8,14 @@ import http from 'http';
 import os from 'os';
 import path from 'path';
 import WebSocket from 'ws';
-import { compileSelfDescription, connectionUrl, encodeClientFrame, formatMessage, MsbClient, MsbEmulator } from '../src/msb';
+import {
+  compileSelfDescription,
+  connectionUrl,
+  encodeClientFrame,
+  formatMessage,
+  MsbClient,
+  MsbEmulator,
+} from '../src/msb';
 import { BenchPeer, startPeerThread } from './msb-peer-thread';
 import { alternate, Measures, mmm, percentile, progress, RoundResults, Stats, stats } from './rounds';
 
@@ -27,8 +34,11 @@ async function startNodeRed(): Promise<{ RED: EmbeddedRed; deploy(flow: Flow): P
   const userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'busbar-msb-bench-'));
   fs.mkdirSync(path.join(userDir, 'node_modules', '@busbar'), { recursive: true });
   fs.symlinkSync(root, path.join(userDir, 'node_modules', '@busbar', 'node-red-buses'), 'dir');
-  fs.writeFileSync(path.join(userDir, 'package.json'), JSON.stringify({ name: 'bench', version: '1.0.0', dependencies: { '@busbar/node-red-buses': '*' } }));
-   
+  fs.writeFileSync(
+    path.join(userDir, 'package.json'),
+    JSON.stringify({ name: 'bench', version: '1.0.0', dependencies: { '@busbar/node-red-buses': '*' } }),
+  );
+
   const RED = require('node-red') as EmbeddedRed;
   RED.init(http.createServer(), {
     userDir,
@@ -81,11 +91,20 @@ function publishedCounter(peer: BenchPeer, uuid: string): { count: () => number 
 
 /** The emulator on the bench's own thread, as a bench peer. */
 function sameThreadPeer(emulator: MsbEmulator, url: string): BenchPeer {
-  return { url, publishedCount: (uuid) => emulator.publishedCount(uuid), registered: (uuid) => emulator.services().has(uuid), close: () => emulator.close() };
+  return {
+    url,
+    publishedCount: (uuid) => emulator.publishedCount(uuid),
+    registered: (uuid) => emulator.services().has(uuid),
+    close: () => emulator.close(),
+  };
 }
 
 /** One unmeasured round per side first (both then run optimised code), then the alternating rounds. */
-async function warmAndAlternate(rounds: number, baseline: () => Promise<Measures>, candidate: () => Promise<Measures>): Promise<RoundResults> {
+async function warmAndAlternate(
+  rounds: number,
+  baseline: () => Promise<Measures>,
+  candidate: () => Promise<Measures>,
+): Promise<RoundResults> {
   await baseline();
   await candidate();
   return alternate({ rounds }, baseline, candidate);
@@ -100,7 +119,11 @@ async function until(check: () => boolean, timeout = 30000): Promise<void> {
 }
 
 /** A raw ws client doing what the node does on the wire: SockJS path, R, then E frames built per event. */
-async function rawClient(url: string, uuid: string, sockJs = true): Promise<{ ws: WebSocket; onMessage: (fn: (text: string) => void) => void }> {
+async function rawClient(
+  url: string,
+  uuid: string,
+  sockJs = true,
+): Promise<{ ws: WebSocket; onMessage: (fn: (text: string) => void) => void }> {
   const ws = new WebSocket(connectionUrl(url, sockJs));
   const listeners: Array<(text: string) => void> = [];
   let registered = false;
@@ -118,7 +141,13 @@ async function rawClient(url: string, uuid: string, sockJs = true): Promise<{ ws
 }
 
 function rawEvent(uuid: string, value: number, correlationId?: string, sockJs = true): string {
-  const msg: Record<string, unknown> = { uuid, eventId: 'VALUE', priority: 0, postDate: new Date().toISOString(), dataObject: value };
+  const msg: Record<string, unknown> = {
+    uuid,
+    eventId: 'VALUE',
+    priority: 0,
+    postDate: new Date().toISOString(),
+    dataObject: value,
+  };
   if (correlationId) msg.correlationId = correlationId;
   return encodeClientFrame(formatMessage('E', msg), sockJs);
 }
@@ -127,7 +156,9 @@ const PROFILE_ROUNDS = 4;
 
 /** Self-time shares by category from bench/msb-profile (run in a child process under --cpu-prof). */
 function profileShares(mode: 'sockjs' | 'raw'): Map<string, string> {
-  const run = spawnSync(process.execPath, [path.join(__dirname, 'msb-profile.js'), mode, String(PROFILE_ROUNDS)], { encoding: 'utf8' });
+  const run = spawnSync(process.execPath, [path.join(__dirname, 'msb-profile.js'), mode, String(PROFILE_ROUNDS)], {
+    encoding: 'utf8',
+  });
   const shares = new Map<string, string>();
   for (const line of (run.stdout ?? '').split('\n')) {
     if (line.startsWith("this package's top")) break;
@@ -194,7 +225,9 @@ export async function run(): Promise<string> {
     async () => cacheRound(false),
     async () => cacheRound(true),
   );
-  progress(`event cache: durable / memory into ${mmm(cache.compare('into').ratio, 2)}, replay ${mmm(cache.compare('replay').ratio, 2)}`);
+  progress(
+    `event cache: durable / memory into ${mmm(cache.compare('into').ratio, 2)}, replay ${mmm(cache.compare('replay').ratio, 2)}`,
+  );
 
   const emulator = new MsbEmulator({ heartbeatInterval: 0, recordTraffic: false });
   const { url } = await emulator.start({ port: 0 });
@@ -206,9 +239,28 @@ export async function run(): Promise<string> {
   const throughput = async (peer: BenchPeer, sockJs: boolean): Promise<ReturnType<RoundResults['compare']>> => {
     const url = peer.url;
     const flow: Flow = [
-      { id: 'cfgA', type: 'msb-config', name: 'bench A', uuid: A, url, sockJs, autoReconnect: true, reconnectInterval: 10, eventCacheSize: 1000, parameters: [] },
+      {
+        id: 'cfgA',
+        type: 'msb-config',
+        name: 'bench A',
+        uuid: A,
+        url,
+        sockJs,
+        autoReconnect: true,
+        reconnectInterval: 10,
+        eventCacheSize: 1000,
+        parameters: [],
+      },
       { id: 'src', type: 'junction', wires: [['ev']] },
-      { id: 'ev', type: 'msb-event-out', service: 'cfgA', eventId: 'VALUE', dataType: 'double', priority: 'LOW', cached: false },
+      {
+        id: 'ev',
+        type: 'msb-event-out',
+        service: 'cfgA',
+        eventId: 'VALUE',
+        dataType: 'double',
+        priority: 'LOW',
+        cached: false,
+      },
     ];
     const nodeRed = async (): Promise<Measures> => {
       await red.deploy(flow);
@@ -236,7 +288,9 @@ export async function run(): Promise<string> {
       return { rate };
     };
     const results = (await warmAndAlternate(ROUNDS, rawWs, nodeRed)).compare('rate');
-    progress(`${sockJs ? 'SockJS' : 'raw path'}, ${peer === ownThread ? 'MSB on its own thread' : 'MSB on the same thread'}: ratio ${mmm(results.ratio, 2)}`);
+    progress(
+      `${sockJs ? 'SockJS' : 'raw path'}, ${peer === ownThread ? 'MSB on its own thread' : 'MSB on the same thread'}: ratio ${mmm(results.ratio, 2)}`,
+    );
     return results;
   };
   const sameThread = sameThreadPeer(emulator, url);
@@ -250,11 +304,49 @@ export async function run(): Promise<string> {
   // flow is added only now: the throughput rounds measure publishing, not the MSB's routing.)
   emulator.addFlow({ source: { uuid: A, eventId: 'VALUE' }, target: { uuid: B, functionId: 'TAKE' } });
   const latencyFlow: Flow = [
-    { id: 'cfgA', type: 'msb-config', name: 'bench A', uuid: A, url, sockJs: true, autoReconnect: true, reconnectInterval: 10, eventCacheSize: 1000, parameters: [] },
-    { id: 'cfgB', type: 'msb-config', name: 'bench B', uuid: B, url, sockJs: true, autoReconnect: true, reconnectInterval: 10, eventCacheSize: 1000, parameters: [] },
+    {
+      id: 'cfgA',
+      type: 'msb-config',
+      name: 'bench A',
+      uuid: A,
+      url,
+      sockJs: true,
+      autoReconnect: true,
+      reconnectInterval: 10,
+      eventCacheSize: 1000,
+      parameters: [],
+    },
+    {
+      id: 'cfgB',
+      type: 'msb-config',
+      name: 'bench B',
+      uuid: B,
+      url,
+      sockJs: true,
+      autoReconnect: true,
+      reconnectInterval: 10,
+      eventCacheSize: 1000,
+      parameters: [],
+    },
     { id: 'src', type: 'junction', wires: [['ev']] },
-    { id: 'ev', type: 'msb-event-out', service: 'cfgA', eventId: 'VALUE', dataType: 'double', priority: 'LOW', cached: false },
-    { id: 'fn', type: 'msb-function-in', service: 'cfgB', functionId: 'TAKE', dataType: 'double', responseEvents: [], wires: [['out']] },
+    {
+      id: 'ev',
+      type: 'msb-event-out',
+      service: 'cfgA',
+      eventId: 'VALUE',
+      dataType: 'double',
+      priority: 'LOW',
+      cached: false,
+    },
+    {
+      id: 'fn',
+      type: 'msb-function-in',
+      service: 'cfgB',
+      functionId: 'TAKE',
+      dataType: 'double',
+      responseEvents: [],
+      wires: [['out']],
+    },
     { id: 'out', type: 'junction', wires: [] },
   ];
   await red.deploy(latencyFlow);

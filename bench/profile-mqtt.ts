@@ -11,7 +11,8 @@ import { startMosquitto } from './mosquitto';
 
 type Mode = 'nodes' | 'raw' | 'managed' | 'mqttjs';
 const MODES: Mode[] = ['nodes', 'raw', 'managed', 'mqttjs'];
-const USAGE = 'usage: node [--cpu-prof] dist/bench/profile-mqtt.js nodes|raw|managed|mqttjs [embedded|mosquitto] [seconds] [qos]';
+const USAGE =
+  'usage: node [--cpu-prof] dist/bench/profile-mqtt.js nodes|raw|managed|mqttjs [embedded|mosquitto] [seconds] [qos]';
 
 interface Msg {
   [key: string]: unknown;
@@ -40,14 +41,46 @@ class Waiting {
 async function nodesCall(url: string, qos: 1 | 2): Promise<() => Promise<void>> {
   helper.init(require.resolve('node-red'));
   await helper.startServer();
-  const types = [require('../nodes/sg/sg-broker'), require('../nodes/apigear/apigear-service'), require('../nodes/apigear/apigear-client')] as TestNodeInitializer[];
+  const types = [
+    require('../nodes/sg/sg-broker'),
+    require('../nodes/apigear/apigear-service'),
+    require('../nodes/apigear/apigear-client'),
+  ] as TestNodeInitializer[];
   const yaml = helloYaml('bench.nodes');
   const flow = [
     { id: 'f1', type: 'tab' },
-    { id: 'b1', type: 'sg-broker', mode: 'external', host: new URL(url).hostname, port: Number(new URL(url).port), protocol: '5' },
-    { id: 'svc', z: 'f1', type: 'apigear-service', broker: 'b1', moduleYaml: yaml, interface: 'Hello', qos, clientId: 'prof-svc', wires: [[], ['answer']] },
+    {
+      id: 'b1',
+      type: 'sg-broker',
+      mode: 'external',
+      host: new URL(url).hostname,
+      port: Number(new URL(url).port),
+      protocol: '5',
+    },
+    {
+      id: 'svc',
+      z: 'f1',
+      type: 'apigear-service',
+      broker: 'b1',
+      moduleYaml: yaml,
+      interface: 'Hello',
+      qos,
+      clientId: 'prof-svc',
+      wires: [[], ['answer']],
+    },
     { id: 'answer', z: 'f1', type: 'helper' },
-    { id: 'cli', z: 'f1', type: 'apigear-client', broker: 'b1', moduleYaml: yaml, interface: 'Hello', qos, clientId: 'prof-cli', timeout: 10, wires: [[], [], ['results']] },
+    {
+      id: 'cli',
+      z: 'f1',
+      type: 'apigear-client',
+      broker: 'b1',
+      moduleYaml: yaml,
+      interface: 'Hello',
+      qos,
+      clientId: 'prof-cli',
+      timeout: 10,
+      wires: [[], [], ['results']],
+    },
     { id: 'results', z: 'f1', type: 'helper' },
   ];
   await helper.load(types as never, flow as never);
@@ -83,7 +116,11 @@ async function rawCall(url: string, qos: 1 | 2): Promise<() => Promise<void>> {
   svc.on('message', (_topic, payload, packet) => {
     const [msg, when] = JSON.parse(payload.toString()) as [{ content: string }, number];
     const rt = packet.properties?.responseTopic;
-    if (rt) svc.publish(rt, JSON.stringify(msg.content.length + when), { qos, properties: { correlationData: packet.properties?.correlationData } });
+    if (rt)
+      svc.publish(rt, JSON.stringify(msg.content.length + when), {
+        qos,
+        properties: { correlationData: packet.properties?.correlationData },
+      });
   });
   await svc.subscribeAsync(`${P}/rpc/+`, { qos });
   const waiting = new Waiting();
@@ -93,7 +130,10 @@ async function rawCall(url: string, qos: 1 | 2): Promise<() => Promise<void>> {
   return () => {
     const corr = Buffer.from(String(++n));
     const answered = waiting.add(corr.toString('hex'));
-    cli.publish(`${P}/rpc/say`, JSON.stringify([{ content: 'hello' }, 1]), { qos, properties: { responseTopic: `${P}/rpc/say/prof-raw-cli/result`, correlationData: corr } });
+    cli.publish(`${P}/rpc/say`, JSON.stringify([{ content: 'hello' }, 1]), {
+      qos,
+      properties: { responseTopic: `${P}/rpc/say/prof-raw-cli/result`, correlationData: corr },
+    });
     return answered;
   };
 }
@@ -102,7 +142,10 @@ async function rawCall(url: string, qos: 1 | 2): Promise<() => Promise<void>> {
 async function burst(url: string, managed: boolean): Promise<() => Promise<void>> {
   const N = 5000;
   if (managed) {
-    const client = new ManagedMqttClient({ clientId: 'prof-managed', endpoint: async () => ({ url, options: { protocolVersion: 4 } }) });
+    const client = new ManagedMqttClient({
+      clientId: 'prof-managed',
+      endpoint: async () => ({ url, options: { protocolVersion: 4 } }),
+    });
     const up = new Promise((resolve) => client.once('connect', () => resolve(undefined)));
     client.start();
     await up;
@@ -116,7 +159,8 @@ async function burst(url: string, managed: boolean): Promise<() => Promise<void>
   (client.stream as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);
   return async () => {
     const all: Array<Promise<void>> = [];
-    for (let i = 0; i < N; i++) all.push(new Promise((resolve) => client.publish('prof/mqttjs', String(i), { qos: 1 }, () => resolve())));
+    for (let i = 0; i < N; i++)
+      all.push(new Promise((resolve) => client.publish('prof/mqttjs', String(i), { qos: 1 }, () => resolve())));
     await Promise.all(all);
   };
 }
@@ -127,7 +171,12 @@ async function main(): Promise<void> {
   if (!mode || !['embedded', 'mosquitto'].includes(brokerArg)) throw new Error(USAGE);
   const qos = qosArg === '2' ? 2 : 1;
   const broker = brokerArg === 'mosquitto' ? await startMosquitto() : await startBroker();
-  const work = mode === 'nodes' ? await nodesCall(broker.url, qos) : mode === 'raw' ? await rawCall(broker.url, qos) : await burst(broker.url, mode === 'managed');
+  const work =
+    mode === 'nodes'
+      ? await nodesCall(broker.url, qos)
+      : mode === 'raw'
+        ? await rawCall(broker.url, qos)
+        : await burst(broker.url, mode === 'managed');
   const lanes = mode === 'nodes' || mode === 'raw' ? 32 : 1;
   let done = 0;
   const t0 = Date.now();

@@ -22,7 +22,11 @@ const redEvents = (require('@node-red/util') as { events: NodeJS.EventEmitter })
 helper.init(require.resolve('node-red'));
 
 /** Polls an async check every 50 ms until it gives a value (not undefined/false); rejects naming what it waited for. */
-async function until<T>(fn: () => Promise<T | undefined | false> | T | undefined | false, what: string, ms = 8000): Promise<T> {
+async function until<T>(
+  fn: () => Promise<T | undefined | false> | T | undefined | false,
+  what: string,
+  ms = 8000,
+): Promise<T> {
   const t0 = Date.now();
   for (;;) {
     const v = await fn();
@@ -54,7 +58,10 @@ describe('Busbar sidebar: trace ring', () => {
     assert.strictEqual(ring.size, 0);
     ring.enabled = true;
     ring.record('in', 'ws', 'hello');
-    assert.deepStrictEqual(ring.list().map((e) => [e.direction, e.kind, e.text]), [['in', 'ws', 'hello']]);
+    assert.deepStrictEqual(
+      ring.list().map((e) => [e.direction, e.kind, e.text]),
+      [['in', 'ws', 'hello']],
+    );
     ring.enabled = false;
     assert.strictEqual(ring.size, 0);
   });
@@ -62,19 +69,28 @@ describe('Busbar sidebar: trace ring', () => {
   it('keeps the last N entries and stays under its byte bound', () => {
     const ring = new TraceRing({ maxEntries: 200, maxBytes: 64 * 1024, maxEntryChars: 1000 });
     ring.enabled = true;
-    for (let i = 0; i < 1000; i++) ring.record(i % 2 ? 'in' : 'out', 'mqtt', `frame ${i} ${'x'.repeat(i % 3 === 0 ? 5000 : 10)}`);
+    for (let i = 0; i < 1000; i++)
+      ring.record(i % 2 ? 'in' : 'out', 'mqtt', `frame ${i} ${'x'.repeat(i % 3 === 0 ? 5000 : 10)}`);
     assert.ok(ring.size <= 200, `${ring.size} entries`);
     assert.ok(ring.byteSize <= 64 * 1024, `${ring.byteSize} bytes`);
     const list = ring.list();
     assert.match(list[list.length - 1]!.text, /^frame 999 /);
-    assert.ok(list.every((e) => e.text.length <= 1000 + 30), 'every entry is cut to maxEntryChars');
+    assert.ok(
+      list.every((e) => e.text.length <= 1000 + 30),
+      'every entry is cut to maxEntryChars',
+    );
     // Entries stay in order, newest last.
     const numbers = list.map((e) => Number(/^frame (\d+)/.exec(e.text)?.[1]));
-    assert.deepStrictEqual([...numbers].sort((a, b) => a - b), numbers);
+    assert.deepStrictEqual(
+      [...numbers].sort((a, b) => a - b),
+      numbers,
+    );
   });
 
   it('masks tokens, keys and passwords in JSON, key=value pairs and authorization headers', () => {
-    const masked = maskSecrets('R {"uuid":"u1","token":"secret-a","name":"x","hashKey":"(HMAC,abc)","nested":{"password": "p w"}}');
+    const masked = maskSecrets(
+      'R {"uuid":"u1","token":"secret-a","name":"x","hashKey":"(HMAC,abc)","nested":{"password": "p w"}}',
+    );
     assert.ok(!/secret-a|HMAC|p w/.test(masked), masked);
     assert.match(masked, /"token":"\*\*\*"/);
     assert.match(masked, /"uuid":"u1"/);
@@ -121,7 +137,11 @@ describe('Busbar sidebar: resources seen on an sg broker', () => {
     assert.deepStrictEqual(Object.keys(taxi?.commands ?? {}), ['light']);
     assert.strictEqual(taxi?.data.speed?.value, '42.5');
     assert.strictEqual(taxi?.data.light?.available, false);
-    assert.strictEqual(Object.getPrototypeOf(taxi?.data), null, 'signal names from the wire go into null-prototype tables');
+    assert.strictEqual(
+      Object.getPrototypeOf(taxi?.data),
+      null,
+      'signal names from the wire go into null-prototype tables',
+    );
     assert.ok(watch.take('data/taxi/__proto__', '1'));
     assert.strictEqual(({} as Record<string, unknown>).value, undefined);
   });
@@ -165,8 +185,29 @@ describe('Busbar sidebar: config nodes in a Node-RED runtime', function () {
     afterEach(() => emulator.close());
 
     const flow = (): object[] => [
-      { id: 'svc', type: 'msb-config', name: 'service one', uuid: 'aaaaaaaa-0000-4000-8000-00000000000a', description: 'd', serviceClass: 'SmartObject', url, sockJs: true, reconnectInterval: 3, eventCacheSize: 100, eventCacheDurable: false, parameters: [] },
-      { id: 'ev', type: 'msb-event-out', service: 'svc', eventId: 'TEMP', dataType: 'double', priority: 'LOW', cached: false },
+      {
+        id: 'svc',
+        type: 'msb-config',
+        name: 'service one',
+        uuid: 'aaaaaaaa-0000-4000-8000-00000000000a',
+        description: 'd',
+        serviceClass: 'SmartObject',
+        url,
+        sockJs: true,
+        reconnectInterval: 3,
+        eventCacheSize: 100,
+        eventCacheDurable: false,
+        parameters: [],
+      },
+      {
+        id: 'ev',
+        type: 'msb-event-out',
+        service: 'svc',
+        eventId: 'TEMP',
+        dataType: 'double',
+        priority: 'LOW',
+        cached: false,
+      },
     ];
 
     it('shows state, counters that move with events, the self-description, and a masked, unwrapped trace', async () => {
@@ -177,7 +218,10 @@ describe('Busbar sidebar: config nodes in a Node-RED runtime', function () {
       }, 'msb-config registered');
       assert.strictEqual(registered.bus, 'msb');
       assert.ok(registered.state.since <= Date.now());
-      assert.deepStrictEqual((registered.snapshot.selfDescription as { events: Array<{ eventId: string }> }).events.map((e) => e.eventId), ['TEMP']);
+      assert.deepStrictEqual(
+        (registered.snapshot.selfDescription as { events: Array<{ eventId: string }> }).events.map((e) => e.eventId),
+        ['TEMP'],
+      );
 
       const on = await helper.request().post('/busbar/trace/svc').send({ enabled: true }).expect(200);
       assert.strictEqual(on.body.enabled, true);
@@ -191,7 +235,10 @@ describe('Busbar sidebar: config nodes in a Node-RED runtime', function () {
       const trace = await until(async () => {
         const res = await helper.request().get('/busbar/trace/svc').expect(200);
         const entries = (res.body as { entries: Array<{ direction: string; text: string }> }).entries;
-        return entries.some((e) => e.direction === 'in' && e.text === 'IO_PUBLISHED') && entries.some((e) => e.direction === 'out' && e.text.startsWith('E ')) ? entries : undefined;
+        return entries.some((e) => e.direction === 'in' && e.text === 'IO_PUBLISHED') &&
+          entries.some((e) => e.direction === 'out' && e.text.startsWith('E '))
+          ? entries
+          : undefined;
       }, 'an event out and its IO_PUBLISHED in (unwrapped from a[...])');
       assert.ok(!trace.some((e) => e.text.startsWith('a[')), 'SockJS frames are unwrapped');
 
@@ -214,7 +261,11 @@ describe('Busbar sidebar: config nodes in a Node-RED runtime', function () {
       const ev = helper.getNode('ev') as unknown as { receive(msg: object): void };
       for (let i = 0; i < 50; i++) ev.receive({ payload: i });
       await until(async () => ((await viewOf('svc'))?.counters.acknowledged ?? 0) >= 50, '50 acknowledged');
-      assert.strictEqual(pushes.filter((p) => p.topic.startsWith('busbar/node/')).length, 0, 'nothing pushed while closed');
+      assert.strictEqual(
+        pushes.filter((p) => p.topic.startsWith('busbar/node/')).length,
+        0,
+        'nothing pushed while closed',
+      );
 
       const opened = await helper.request().post('/busbar/sidebar').send({ open: true }).expect(200);
       assert.strictEqual(opened.body.open, true);
@@ -222,13 +273,20 @@ describe('Busbar sidebar: config nodes in a Node-RED runtime', function () {
       const t0 = Date.now();
       const flood = setInterval(() => ev.receive({ payload: Math.random() }), 2);
       try {
-        await until(() => Date.now() - t0 > 1500 && pushes.filter((p) => p.topic === 'busbar/node/svc').length >= 2, 'pushes while open', 10000);
+        await until(
+          () => Date.now() - t0 > 1500 && pushes.filter((p) => p.topic === 'busbar/node/svc').length >= 2,
+          'pushes while open',
+          10000,
+        );
       } finally {
         clearInterval(flood);
       }
       const svcPushes = pushes.filter((p) => p.topic === 'busbar/node/svc');
       const span = (svcPushes[svcPushes.length - 1]!.at - svcPushes[0]!.at) / 1000;
-      assert.ok(svcPushes.length <= Math.ceil(span * (1000 / PUSH_INTERVAL_MS)) + 1, `${svcPushes.length} pushes in ${span}s`);
+      assert.ok(
+        svcPushes.length <= Math.ceil(span * (1000 / PUSH_INTERVAL_MS)) + 1,
+        `${svcPushes.length} pushes in ${span}s`,
+      );
       assert.ok(svcPushes[svcPushes.length - 1]!.data.counters.sent > 50);
 
       await helper.request().post('/busbar/sidebar').send({ open: false }).expect(200);
@@ -236,10 +294,17 @@ describe('Busbar sidebar: config nodes in a Node-RED runtime', function () {
       const acked = (await viewOf('svc'))!.counters.acknowledged;
       for (let i = 0; i < 20; i++) ev.receive({ payload: i });
       // The positive marker: 20 more events acknowledged, counted while no push went out.
-      await until(async () => ((await viewOf('svc'))?.counters.acknowledged ?? 0) >= acked + 20, '20 more events acknowledged');
+      await until(
+        async () => ((await viewOf('svc'))?.counters.acknowledged ?? 0) >= acked + 20,
+        '20 more events acknowledged',
+      );
       assert.strictEqual(registry.open, false);
       assert.strictEqual(registry.pushing, false, 'the push timer is stopped');
-      assert.strictEqual(pushes.filter((p) => p.topic.startsWith('busbar/node/')).length, closedAt, 'no pushes after close');
+      assert.strictEqual(
+        pushes.filter((p) => p.topic.startsWith('busbar/node/')).length,
+        closedAt,
+        'no pushes after close',
+      );
     });
   });
 
@@ -254,8 +319,26 @@ describe('Busbar sidebar: config nodes in a Node-RED runtime', function () {
       const ours = uniqueName('sidebarours');
       const theirs = uniqueName('sidebartheirs');
       const flow = [
-        { id: 'broker', type: 'sg-broker', mode: 'external', host: broker.host, port: broker.port, protocol: '3.1.1', qos: 1, clean: true, keepalive: 10 },
-        { id: 'res', type: 'sg-resource', broker: 'broker', resource: ours, commands: [{ signal: 'light', echo: true, echoRetained: true, defaultValue: 'False', changeOnly: false }], data: [{ signal: 'speed', defaultValue: '0' }], wires: [[]] },
+        {
+          id: 'broker',
+          type: 'sg-broker',
+          mode: 'external',
+          host: broker.host,
+          port: broker.port,
+          protocol: '3.1.1',
+          qos: 1,
+          clean: true,
+          keepalive: 10,
+        },
+        {
+          id: 'res',
+          type: 'sg-resource',
+          broker: 'broker',
+          resource: ours,
+          commands: [{ signal: 'light', echo: true, echoRetained: true, defaultValue: 'False', changeOnly: false }],
+          data: [{ signal: 'speed', defaultValue: '0' }],
+          wires: [[]],
+        },
       ];
       // Another resource on the same broker, published by an independent client.
       const other = await mqtt.connectAsync(broker.url, { clientId: `other-${theirs}` });
@@ -270,10 +353,17 @@ describe('Busbar sidebar: config nodes in a Node-RED runtime', function () {
         assert.strictEqual(view.bus, 'sg');
 
         const found = await helper.request().get('/busbar/discover/broker').expect(200);
-        const resources = await until(async () => {
-          const res = (await helper.request().get('/busbar/discover/broker').expect(200)).body as { resources: Array<{ name: string; ours: boolean; commands: string[]; data: string[] }> };
-          return res.resources.some((r) => r.name === ours) && res.resources.some((r) => r.name === theirs) ? res.resources : undefined;
-        }, `both resources discovered (first answer ${JSON.stringify(found.body)})`);
+        const resources = await until(
+          async () => {
+            const res = (await helper.request().get('/busbar/discover/broker').expect(200)).body as {
+              resources: Array<{ name: string; ours: boolean; commands: string[]; data: string[] }>;
+            };
+            return res.resources.some((r) => r.name === ours) && res.resources.some((r) => r.name === theirs)
+              ? res.resources
+              : undefined;
+          },
+          `both resources discovered (first answer ${JSON.stringify(found.body)})`,
+        );
         const mine = resources.find((r) => r.name === ours)!;
         const others = resources.find((r) => r.name === theirs)!;
         assert.strictEqual(mine.ours, true);
@@ -285,7 +375,9 @@ describe('Busbar sidebar: config nodes in a Node-RED runtime', function () {
         const received = (await viewOf('broker'))!.counters.received;
         await other.publishAsync(`command/${ours}/light`, 'True', { qos: 1 });
         const entries = await until(async () => {
-          const res = (await helper.request().get('/busbar/trace/broker').expect(200)).body as { entries: Array<{ direction: string; text: string }> };
+          const res = (await helper.request().get('/busbar/trace/broker').expect(200)).body as {
+            entries: Array<{ direction: string; text: string }>;
+          };
           return res.entries.some((e) => e.direction === 'in' && e.text === `command/${ours}/light  True`) &&
             res.entries.some((e) => e.direction === 'out' && e.text === `data/${ours}/light  True`)
             ? res.entries
@@ -297,7 +389,11 @@ describe('Busbar sidebar: config nodes in a Node-RED runtime', function () {
         // The sidebar's detail shows presence and latest values from the watch.
         const detail = await until(async () => {
           const v = await viewOf('broker');
-          const rs = (v?.snapshot.resources ?? []) as Array<{ name: string; presence?: boolean; data: Record<string, { value?: string }> }>;
+          const rs = (v?.snapshot.resources ?? []) as Array<{
+            name: string;
+            presence?: boolean;
+            data: Record<string, { value?: string }>;
+          }>;
           const r = rs.find((x) => x.name === ours);
           return r?.presence === true && r.data.light?.value === 'True' ? r : undefined;
         }, 'our resource present with its latest light value');
@@ -322,9 +418,30 @@ describe('Busbar sidebar: config nodes in a Node-RED runtime', function () {
       const port = holder.address().port;
       const base = { type: 'mbus-config', port, group: '224.255.222.239', scope: 'HOSTLOCAL', helloMin: 100 };
       const flow = [
-        { ...base, id: 'm1', addressElements: [{ tag: 'app', value: 'sidebar' }, { tag: 'module', value: 'one' }] },
-        { ...base, id: 'm2', addressElements: [{ tag: 'app', value: 'sidebar' }, { tag: 'module', value: 'two' }] },
-        { id: 'e1', type: 'mbus-entity', config: 'm1', filters: ['sidebar.*'], destination: '(app:sidebar module:two)', wires: [[], []] },
+        {
+          ...base,
+          id: 'm1',
+          addressElements: [
+            { tag: 'app', value: 'sidebar' },
+            { tag: 'module', value: 'one' },
+          ],
+        },
+        {
+          ...base,
+          id: 'm2',
+          addressElements: [
+            { tag: 'app', value: 'sidebar' },
+            { tag: 'module', value: 'two' },
+          ],
+        },
+        {
+          id: 'e1',
+          type: 'mbus-entity',
+          config: 'm1',
+          filters: ['sidebar.*'],
+          destination: '(app:sidebar module:two)',
+          wires: [[], []],
+        },
         { id: 'e2', type: 'mbus-entity', config: 'm2', filters: ['sidebar.*'], wires: [[], []] },
       ];
       const key = '(HMAC-MD5-96,MTIzNDU2Nzg5MDEy)';
@@ -334,7 +451,12 @@ describe('Busbar sidebar: config nodes in a Node-RED runtime', function () {
         const v = await viewOf('m1');
         const entities = (v?.snapshot.entities ?? []) as Array<{ address: string }>;
         last = v;
-        return v?.state.phase === 'connected' && v.counters.sent > 0 && v.counters.received > 0 && entities.some((e) => e.address.startsWith('(app:sidebar module:two')) ? v : undefined;
+        return v?.state.phase === 'connected' &&
+          v.counters.sent > 0 &&
+          v.counters.received > 0 &&
+          entities.some((e) => e.address.startsWith('(app:sidebar module:two'))
+          ? v
+          : undefined;
       }, 'm1 hears m2').catch((err: Error) => {
         throw new Error(`${err.message}: ${JSON.stringify(last)}`);
       });
@@ -342,16 +464,29 @@ describe('Busbar sidebar: config nodes in a Node-RED runtime', function () {
       assert.match(String(v1.snapshot.address), /^\(app:sidebar module:one/);
       assert.ok(v1.counters.sent > 0 && v1.counters.received > 0, JSON.stringify(v1.counters));
 
-      const dest = (await helper.request().get('/busbar/discover/m1').expect(200)).body as { destinations: string[]; own: string };
-      assert.ok(dest.destinations.some((d) => d.startsWith('(app:sidebar module:two')), JSON.stringify(dest));
+      const dest = (await helper.request().get('/busbar/discover/m1').expect(200)).body as {
+        destinations: string[];
+        own: string;
+      };
+      assert.ok(
+        dest.destinations.some((d) => d.startsWith('(app:sidebar module:two')),
+        JSON.stringify(dest),
+      );
       assert.match(dest.own, /^\(app:sidebar module:one/);
 
       await helper.request().post('/busbar/trace/m2').send({ enabled: true }).expect(200);
-      (helper.getNode('e1') as unknown as { receive(msg: object): void }).receive({ topic: 'sidebar.ping', payload: [1, 'two'] });
+      (helper.getNode('e1') as unknown as { receive(msg: object): void }).receive({
+        topic: 'sidebar.ping',
+        payload: [1, 'two'],
+      });
       await until(async () => {
-        const res = (await helper.request().get('/busbar/trace/m2').expect(200)).body as { entries: Array<{ direction: string; text: string }> };
-        return res.entries.some((e) => e.direction === 'in' && /\(app:sidebar module:one/.test(e.text) && /sidebar\.ping/.test(e.text));
-      }, 'the command in m2\'s trace with its header');
+        const res = (await helper.request().get('/busbar/trace/m2').expect(200)).body as {
+          entries: Array<{ direction: string; text: string }>;
+        };
+        return res.entries.some(
+          (e) => e.direction === 'in' && /\(app:sidebar module:one/.test(e.text) && /sidebar\.ping/.test(e.text),
+        );
+      }, "the command in m2's trace with its header");
     });
   });
 

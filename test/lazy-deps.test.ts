@@ -37,14 +37,20 @@ describe('footprint: lazy dependencies', () => {
     this.timeout(30000);
     const out = execFileSync(process.execPath, ['-e', probe, root], { encoding: 'utf8' });
     const { registered, loaded } = JSON.parse(out) as { registered: string[]; loaded: string[] };
-    assert.ok(registered.includes('apigear-client') && registered.includes('sg-broker') && registered.includes('msb-config'), `registered: ${registered.join(', ')}`);
+    assert.ok(
+      registered.includes('apigear-client') && registered.includes('sg-broker') && registered.includes('msb-config'),
+      `registered: ${registered.join(', ')}`,
+    );
     assert.deepStrictEqual(loaded, [], `loaded at start: ${loaded.join(', ')}`);
   });
 
   it('loads them on first use', () => {
     const out = execFileSync(
       process.execPath,
-      ['-e', `try { require(${JSON.stringify(path.join(root, 'dist/src/apigear/module.js'))}).parseModule('name: a.b'); } catch {} process.stdout.write(String(Object.keys(require.cache).some((f) => f.includes('/node_modules/yaml/'))))`],
+      [
+        '-e',
+        `try { require(${JSON.stringify(path.join(root, 'dist/src/apigear/module.js'))}).parseModule('name: a.b'); } catch {} process.stdout.write(String(Object.keys(require.cache).some((f) => f.includes('/node_modules/yaml/'))))`,
+      ],
       { encoding: 'utf8' },
     );
     assert.strictEqual(out, 'true');

@@ -15,7 +15,25 @@ function random(seed: number): () => number {
 }
 
 /** Characters that need care in JSON and in a JSON string inside JSON: quotes, backslashes, controls, surrogates. */
-const NASTY = ['"', '\\', '\\"', '\n', '\u0000', '\u001f', '\u2028', '\u2029', 'ü', '😀', '\ud83d', '\ude00', '/', '</script>', ' ', 'a', 'Z'];
+const NASTY = [
+  '"',
+  '\\',
+  '\\"',
+  '\n',
+  '\u0000',
+  '\u001f',
+  '\u2028',
+  '\u2029',
+  'ü',
+  '😀',
+  '\ud83d',
+  '\ude00',
+  '/',
+  '</script>',
+  ' ',
+  'a',
+  'Z',
+];
 
 function text(next: () => number): string {
   let s = '';
@@ -82,7 +100,11 @@ describe('msb E messages from a template', () => {
       assert.strictEqual(template.message(head, fields, true), JSON.stringify(expected), `seed ${seed}: SockJS`);
       const body = template.body(fields);
       assert.strictEqual(head.fromBody(body, false), expected, `seed ${seed}: from the cached body`);
-      assert.strictEqual(head.fromBody(body, true), JSON.stringify(expected), `seed ${seed}: from the cached body, SockJS`);
+      assert.strictEqual(
+        head.fromBody(body, true),
+        JSON.stringify(expected),
+        `seed ${seed}: from the cached body, SockJS`,
+      );
       // And the emulator (parsing like the MSB: a SockJS frame is a JSON array of strings) reads the same event back.
       const frame = `[${template.message(head, fields, true)}]`;
       assert.deepStrictEqual(decodeClientFrame(frame, true), [expected], `seed ${seed}: SockJS frame`);
@@ -94,26 +116,40 @@ describe('msb E messages from a template', () => {
     const template = new EventTemplate('VALUE');
     const before = Date.now();
     const body = JSON.parse(template.body({ dataObject: 1 })) as { postDate: string };
-    const sockJs = JSON.parse(JSON.parse(template.message(new EventHead('u'), { dataObject: 1 }, true)).slice(2)) as { postDate: string };
+    const sockJs = JSON.parse(JSON.parse(template.message(new EventHead('u'), { dataObject: 1 }, true)).slice(2)) as {
+      postDate: string;
+    };
     const after = Date.now();
     for (const postDate of [body.postDate, sockJs.postDate, msbNow()]) {
       assert.match(postDate, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
       const t = Date.parse(postDate);
-      assert.ok(t >= before && t <= Date.now(), `${postDate} between ${new Date(before).toISOString()} and ${new Date(after).toISOString()}`);
+      assert.ok(
+        t >= before && t <= Date.now(),
+        `${postDate} between ${new Date(before).toISOString()} and ${new Date(after).toISOString()}`,
+      );
     }
   });
 
   it('leaves dataObject out when it has no JSON form, as JSON.stringify of the whole event does', () => {
     for (const dataObject of [() => 1, Symbol('s'), undefined, null]) {
       const fields = { dataObject, postDate: '2024-01-01T00:00:00.000Z' };
-      assert.strictEqual(new EventTemplate('E').message(new EventHead('u'), fields, false), 'E {"uuid":"u","eventId":"E","priority":0,"postDate":"2024-01-01T00:00:00.000Z"}');
-      assert.strictEqual(new EventTemplate('E').message(new EventHead('u'), fields, true), JSON.stringify(reference('u', 'E', fields)));
+      assert.strictEqual(
+        new EventTemplate('E').message(new EventHead('u'), fields, false),
+        'E {"uuid":"u","eventId":"E","priority":0,"postDate":"2024-01-01T00:00:00.000Z"}',
+      );
+      assert.strictEqual(
+        new EventTemplate('E').message(new EventHead('u'), fields, true),
+        JSON.stringify(reference('u', 'E', fields)),
+      );
     }
   });
 
   it('serialises a priority outside 0..2 as given instead of failing (callers outside TypeScript)', () => {
     const fields = { dataObject: 'x', priority: 'HIGH' as unknown as Priority, postDate: '2024-01-01T00:00:00.000Z' };
     assert.strictEqual(new EventTemplate('E').message(new EventHead('u'), fields, false), reference('u', 'E', fields));
-    assert.strictEqual(new EventTemplate('E').message(new EventHead('u'), fields, true), JSON.stringify(reference('u', 'E', fields)));
+    assert.strictEqual(
+      new EventTemplate('E').message(new EventHead('u'), fields, true),
+      JSON.stringify(reference('u', 'E', fields)),
+    );
   });
 });

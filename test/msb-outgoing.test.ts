@@ -37,7 +37,10 @@ describe('msb outgoing batch', () => {
         for (const frame of frames) {
           const parts = JSON.parse(frame.toString('utf8')) as string[];
           assert.ok(parts.length >= 1, `seed ${seed}: no empty frame`);
-          assert.ok(frame.length <= 8000 || parts.length === 1, `seed ${seed}: frame of ${frame.length} bytes holds ${parts.length} messages`);
+          assert.ok(
+            frame.length <= 8000 || parts.length === 1,
+            `seed ${seed}: frame of ${frame.length} bytes holds ${parts.length} messages`,
+          );
           got.push(...parts);
         }
         assert.deepStrictEqual(got, sent, `seed ${seed}, round ${round}`);
@@ -71,9 +74,6 @@ describe('msb outgoing batch', () => {
     batch.clear();
     batch.add('third');
     assert.strictEqual(taken[0].toString(), 'first');
-    assert.deepStrictEqual(
-      batch.take().map(String),
-      ['third'],
-    );
+    assert.deepStrictEqual(batch.take().map(String), ['third']);
   });
 });

@@ -18,7 +18,8 @@ import { poller } from './support/until';
 helper.init(require.resolve('node-red'));
 
 const waitFor = poller(20000, 25);
-const core = (file: string): TestNodeInitializer => require(path.join(path.dirname(require.resolve('@node-red/nodes/package.json')), 'core', file));
+const core = (file: string): TestNodeInitializer =>
+  require(path.join(path.dirname(require.resolve('@node-red/nodes/package.json')), 'core', file));
 const nodes = [
   require('../nodes/sg/sg-broker'),
   require('../nodes/sg/sg-resource'),
@@ -61,7 +62,9 @@ function importCopy(file: string, port: number, broker?: string): FlowNode[] {
   const all = JSON.parse(fs.readFileSync(file, 'utf8')) as FlowNode[];
   const flow = all.filter((n) => n.type === 'tab' || n.z);
   const ids = new Map(flow.map((n) => [n.id, crypto.randomBytes(8).toString('hex')]));
-  const text = JSON.stringify(flow).replace(/"([0-9a-f]{16})"/g, (m, id: string) => (ids.has(id) ? `"${ids.get(id)}"` : m));
+  const text = JSON.stringify(flow).replace(/"([0-9a-f]{16})"/g, (m, id: string) =>
+    ids.has(id) ? `"${ids.get(id)}"` : m,
+  );
   return (JSON.parse(text) as FlowNode[]).map((n) => forTest(broker && n.broker ? { ...n, broker } : n, port));
 }
 
@@ -77,7 +80,10 @@ let ANY = '';
 async function allGreen(flow: FlowNode[], what: string): Promise<void> {
   const ids = flow.filter((n) => OURS.has(n.type)).map((n) => n.id);
   assert.ok(ids.length > 0);
-  await waitFor(() => ids.every((id) => lastStatus(id)?.fill === 'green'), `${what}: ${ids.map((id) => `${id} ${JSON.stringify(lastStatus(id))}`).join(', ')}`);
+  await waitFor(
+    () => ids.every((id) => lastStatus(id)?.fill === 'green'),
+    `${what}: ${ids.map((id) => `${id} ${JSON.stringify(lastStatus(id))}`).join(', ')}`,
+  );
 }
 
 describe('sg-broker across redeploys (Import copy, modified config node)', function () {
@@ -103,8 +109,19 @@ describe('sg-broker across redeploys (Import copy, modified config node)', funct
 
     // Import copy twice, plus a copy of an example on a second sg-broker of the same port (its own config node, as
     // an example whose broker differs from the demo's brings along), full deploy: every config node is restarted.
-    const second: FlowNode = { ...demo.find((n) => n.id === brokerId)!, id: 'b2b2b2b2b2b2b2b2', name: 'second', keepalive: '20' };
-    const withCopies = [...demo, ...importCopy(service, port), ...importCopy(service, port), second, ...importCopy(sign, port, second.id)];
+    const second: FlowNode = {
+      ...demo.find((n) => n.id === brokerId)!,
+      id: 'b2b2b2b2b2b2b2b2',
+      name: 'second',
+      keepalive: '20',
+    };
+    const withCopies = [
+      ...demo,
+      ...importCopy(service, port),
+      ...importCopy(service, port),
+      second,
+      ...importCopy(sign, port, second.id),
+    ];
     await helper.setFlows(withCopies as never, 'full');
     await allGreen(withCopies, 'the demo with the copies');
     assert.strictEqual(SharedEmbeddedBroker.holders(port), 2, 'one broker, held by both sg-broker nodes');
@@ -125,7 +142,10 @@ describe('sg-broker across redeploys (Import copy, modified config node)', funct
     // The broker serves a client from outside too, and nothing reported the port as taken.
     const outside = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { reconnectPeriod: 0 });
     await outside.endAsync();
-    assert.deepStrictEqual(logged().filter((t) => /in use|failed/i.test(t)), []);
+    assert.deepStrictEqual(
+      logged().filter((t) => /in use|failed/i.test(t)),
+      [],
+    );
 
     await helper.unload();
     assert.strictEqual(SharedEmbeddedBroker.holders(port), 0, 'no hold left behind');

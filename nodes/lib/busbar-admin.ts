@@ -219,7 +219,10 @@ export function installBusbarAdmin(RED: NodeAPI): void {
 /** A boolean from the JSON body or the query (`?open=true`). */
 function flag(req: AdminRequest, name: string): boolean {
   const body = req.body;
-  const fromBody = typeof body === 'object' && body !== null && Object.prototype.hasOwnProperty.call(body, name) ? (body as Record<string, unknown>)[name] : undefined;
+  const fromBody =
+    typeof body === 'object' && body !== null && Object.prototype.hasOwnProperty.call(body, name)
+      ? (body as Record<string, unknown>)[name]
+      : undefined;
   const value = fromBody ?? req.query[name];
   return value === true || value === 'true' || value === '1';
 }

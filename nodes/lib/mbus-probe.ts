@@ -51,17 +51,31 @@ export function mbusProbe(
         entities: (e?.entities ?? []).map((p) => {
           const key = p.address.toString();
           const first = firstHeard.get(key) ?? 0;
-          return { address: key, lastHello: p.lastHeard, state: now - first < 10000 ? 'new' : 'alive', endpoint: `${p.endpoint.address}:${p.endpoint.port}` };
+          return {
+            address: key,
+            lastHello: p.lastHeard,
+            state: now - first < 10000 ? 'new' : 'alive',
+            endpoint: `${p.endpoint.address}:${p.endpoint.port}`,
+          };
         }),
         lost: lost.slice(),
       };
     },
-    discover: () => Promise.resolve({ destinations: (entity()?.entities ?? []).map((p) => p.address.toString()), own: entity()?.address.toString() }),
+    discover: () =>
+      Promise.resolve({
+        destinations: (entity()?.entities ?? []).map((p) => p.address.toString()),
+        own: entity()?.address.toString(),
+      }),
     attach: (e: Entity) => {
       e.tap = (direction, message) => {
         if (direction === 'out') traffic.sent++;
         else traffic.received++;
-        if (trace.enabled) trace.record(direction, 'udp', typeof message === 'string' ? message.trim() : formatMessage(message as Message).trim());
+        if (trace.enabled)
+          trace.record(
+            direction,
+            'udp',
+            typeof message === 'string' ? message.trim() : formatMessage(message as Message).trim(),
+          );
       };
       e.on('new-entity', (address: Address) => {
         firstHeard.set(address.toString(), Date.now());

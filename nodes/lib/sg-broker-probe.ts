@@ -91,10 +91,21 @@ export function sgBrokerProbe(o: SgBrokerProbeOptions): SgBrokerProbe {
 
   const states = (): Array<{ label: string; state: ConnectionState; backlog: number; dropped?: number }> => [
     ...o.connections().map((c) => ({ label: `sg ${c.name}`, state: c.state, backlog: c.backlog })),
-    ...[...o.clients].map(([c, owner]) => ({ label: o.ownerLabel(owner), state: c.state, backlog: c.backlog, dropped: c.droppedCount })),
+    ...[...o.clients].map(([c, owner]) => ({
+      label: o.ownerLabel(owner),
+      state: c.state,
+      backlog: c.backlog,
+      dropped: c.droppedCount,
+    })),
   ];
 
-  const ours = (): Set<string> => new Set(o.connections().filter((c) => c.currentPlan.resource).map((c) => c.currentPlan.name));
+  const ours = (): Set<string> =>
+    new Set(
+      o
+        .connections()
+        .filter((c) => c.currentPlan.resource)
+        .map((c) => c.currentPlan.name),
+    );
 
   return {
     id: o.id,
@@ -113,7 +124,11 @@ export function sgBrokerProbe(o: SgBrokerProbeOptions): SgBrokerProbe {
     lastError: () => clock.lastError,
     counters: (): TrafficCounts => {
       const all = states();
-      return { ...traffic, queued: all.reduce((n, s) => n + s.backlog, 0), dropped: all.reduce((n, s) => n + (s.dropped ?? 0), 0) };
+      return {
+        ...traffic,
+        queued: all.reduce((n, s) => n + s.backlog, 0),
+        dropped: all.reduce((n, s) => n + (s.dropped ?? 0), 0),
+      };
     },
     snapshot: () => {
       looked();
@@ -121,7 +136,10 @@ export function sgBrokerProbe(o: SgBrokerProbeOptions): SgBrokerProbe {
       return {
         connections: states().map((s) => ({ label: s.label, phase: s.state.phase, backlog: s.backlog })),
         resources: watch.list().map((r: SeenResource) => ({ ...r, ours: mine.has(r.name) })),
-        apigear: [...o.clients.values()].map((owner) => ({ node: o.ownerLabel(owner), ...(o.ownerDetail(owner) ?? {}) })),
+        apigear: [...o.clients.values()].map((owner) => ({
+          node: o.ownerLabel(owner),
+          ...(o.ownerDetail(owner) ?? {}),
+        })),
       };
     },
     discover: async () => {

@@ -1,5 +1,10 @@
 // What the MSB node adapters share: the editor properties -> declaration mapping and the config node's user contract.
-import type { DataFormatDeclaration, EventDeclaration, FunctionDeclaration, SimpleType } from '../../src/msb/selfdescription';
+import type {
+  DataFormatDeclaration,
+  EventDeclaration,
+  FunctionDeclaration,
+  SimpleType,
+} from '../../src/msb/selfdescription';
 import { isSimpleType } from '../../src/msb/selfdescription';
 import type { ConfigurationChange, FunctionCall, PublishCallback, PublishFields } from '../../src/msb/client';
 import type { EventTemplate } from '../../src/msb/event-message';

@@ -25,7 +25,9 @@ export = function (RED: NodeAPI) {
     const defaultCached = def.cached === true;
     if (!service) {
       node.status({ fill: 'red', shape: 'ring', text: 'msb.status.noService' });
-      node.on('input', (_msg: NodeMessage, _send: SendFunction, done: DoneFunction) => done(new Error(RED._('msb-event-out.error.noService'))));
+      node.on('input', (_msg: NodeMessage, _send: SendFunction, done: DoneFunction) =>
+        done(new Error(RED._('msb-event-out.error.noService'))),
+      );
       return;
     }
     const config: MsbConfigNode = service;
@@ -35,7 +37,12 @@ export = function (RED: NodeAPI) {
     let definitionError: string | undefined;
     try {
       if (!eventId) throw new Error(RED._('msb-event-out.error.noEventId'));
-      declaration = { eventId, name: def.name || undefined, description: def.description ?? '', dataFormat: dataFormatFromProps(def) };
+      declaration = {
+        eventId,
+        name: def.name || undefined,
+        description: def.description ?? '',
+        dataFormat: dataFormatFromProps(def),
+      };
       format = compileDataFormat(declaration.dataFormat, `events[${eventId}].dataFormat`);
       validate = format ? validatorFor(format) : undefined;
     } catch (err) {
@@ -79,10 +86,17 @@ export = function (RED: NodeAPI) {
           return;
         }
       }
-      const correlationId = typeof msg.correlationId === 'string' || typeof msg.correlationId === 'number' ? String(msg.correlationId) : undefined;
+      const correlationId =
+        typeof msg.correlationId === 'string' || typeof msg.correlationId === 'number'
+          ? String(msg.correlationId)
+          : undefined;
       // done() only once the event is acknowledged by the MSB or held in the event cache (on disk when durable),
       // done(err) when it failed: the callback is done itself, no promise and no closure per msg.
-      config.publishEvent(template, { dataObject, priority, postDate, correlationId, cached: msg.cached ?? defaultCached }, done);
+      config.publishEvent(
+        template,
+        { dataObject, priority, postDate, correlationId, cached: msg.cached ?? defaultCached },
+        done,
+      );
     });
 
     node.on('close', (removed: boolean, done: () => void) => {

@@ -9,7 +9,12 @@ import { statusOf } from '../lib/status';
 import { BusUser, Counters } from '../lib/config-node';
 import type { StateSince } from '../../src/common/connection-state';
 import { ConnectionPool, PoolUser } from '../../src/common/pool';
-import { DEFAULT_EMBEDDED_PORT, HoldReleasedError, PortInUseError, SharedEmbeddedBroker } from '../../src/mqtt/embedded-broker';
+import {
+  DEFAULT_EMBEDDED_PORT,
+  HoldReleasedError,
+  PortInUseError,
+  SharedEmbeddedBroker,
+} from '../../src/mqtt/embedded-broker';
 import { BrokerSettings, MqttEndpoint, MqttProtocol, MQTT_PROTOCOLS, resolveEndpoint } from '../../src/mqtt/endpoint';
 import { ConfigurationError, ConnectionState } from '../../src/mqtt/connection-state';
 import { claimClientId } from '../../src/mqtt/client-ids';
@@ -39,13 +44,18 @@ export = function (RED: NodeAPI): void {
   installBusbarAdmin(RED);
   RED.nodes.registerType(
     'sg-broker',
-    function (this: SgBrokerNode & { mode: SgBrokerMode; qos: SgQos; protocol: MqttProtocol; clean: boolean }, def: SgBrokerDef) {
+    function (
+      this: SgBrokerNode & { mode: SgBrokerMode; qos: SgQos; protocol: MqttProtocol; clean: boolean },
+      def: SgBrokerDef,
+    ) {
       RED.nodes.createNode(this, def);
       const config = def;
       const node = this;
       node.mode = config.mode === 'external' ? 'external' : 'embedded';
       node.qos = qosOf(config.qos);
-      node.protocol = MQTT_PROTOCOLS.includes(config.protocol as MqttProtocol) ? (config.protocol as MqttProtocol) : '3.1.1';
+      node.protocol = MQTT_PROTOCOLS.includes(config.protocol as MqttProtocol)
+        ? (config.protocol as MqttProtocol)
+        : '3.1.1';
       node.clean = config.clean !== false;
       const keepalive = toInt(config.keepalive, 10);
       const retry = {
@@ -58,12 +68,17 @@ export = function (RED: NodeAPI): void {
         maxEntries: Math.max(1, Math.trunc(positive(config.queueSize, 10000))),
         qos0: config.queueQos0 === true,
         // Durable: one append-only log per connection in the user directory, so a gateway restart loses nothing.
-        file: config.queueDurable === true && userDir ? path.join(userDir, 'busbar', `mqtt-${fileSafe(node.id)}-${fileSafe(key)}.log`) : undefined,
+        file:
+          config.queueDurable === true && userDir
+            ? path.join(userDir, 'busbar', `mqtt-${fileSafe(node.id)}-${fileSafe(key)}.log`)
+            : undefined,
       });
 
       // Every embedded sg-broker on the same port shares one broker (an imported example brings its own config node).
       const embedded =
-        node.mode === 'embedded' ? new SharedEmbeddedBroker({ port: toInt(config.embeddedPort, DEFAULT_EMBEDDED_PORT) }) : undefined;
+        node.mode === 'embedded'
+          ? new SharedEmbeddedBroker({ port: toInt(config.embeddedPort, DEFAULT_EMBEDDED_PORT) })
+          : undefined;
       // The node holds the shared broker exactly while its pool has users (from connect to disconnect). Every start
       // goes through that hold: a connection attempt that comes after the last user left or after this node was
       // closed (a client's attempt still under way at a redeploy) must not take a hold nobody would ever give up.
@@ -133,7 +148,8 @@ export = function (RED: NodeAPI): void {
         if (config.tls) {
           const tlsNode = configNode(RED, config.tls, isTlsConfigNode);
           // Never weaker than configured: a TLS reference that does not resolve is an error, not plain MQTT.
-          if (!tlsNode || typeof tlsNode.addTLSOptions !== 'function') throw new ConfigurationError(RED._('sg-broker.errors.tls-missing', { id: config.tls }));
+          if (!tlsNode || typeof tlsNode.addTLSOptions !== 'function')
+            throw new ConfigurationError(RED._('sg-broker.errors.tls-missing', { id: config.tls }));
           s.tls = tlsNode.addTLSOptions({});
         }
         return s;
@@ -165,12 +181,19 @@ export = function (RED: NodeAPI): void {
       const apigearClients = new Map<ManagedMqttClient, string>();
       const links = (): Array<{ name: string; state: ConnectionState; backlog: number; dropped?: number }> => [
         ...[...connections.values()].map((c) => ({ name: c.name, state: c.state, backlog: c.backlog })),
-        ...[...apigearClients.keys()].map((c) => ({ name: c.clientId, state: c.state, backlog: c.backlog, dropped: c.droppedCount })),
+        ...[...apigearClients.keys()].map((c) => ({
+          name: c.clientId,
+          state: c.state,
+          backlog: c.backlog,
+          dropped: c.droppedCount,
+        })),
       ];
       let since: StateSince = { phase: 'closed', since: Date.now() };
       Object.defineProperty(node, 'state', {
         get: (): StateSince => {
-          const worst = links().map((l) => l.state).sort((a, b) => HEALTH[a.phase] - HEALTH[b.phase])[0] ?? { phase: 'closed' };
+          const worst = links()
+            .map((l) => l.state)
+            .sort((a, b) => HEALTH[a.phase] - HEALTH[b.phase])[0] ?? { phase: 'closed' };
           if (worst.phase !== since.phase || worst.reason !== since.reason) since = { ...worst, since: Date.now() };
           return since;
         },
@@ -180,7 +203,8 @@ export = function (RED: NodeAPI): void {
       // Traffic as the sidebar probe counts it (tap), backlog and drops of every connection.
       node.counters = (): Counters => probe.counters();
       node.snapshot = () => ({ mode: node.mode, protocol: node.protocol, connections: links() });
-      node.droppedText = (connection: string, count: number): string => RED._('sg-broker.log.dropped', { connection, count });
+      node.droppedText = (connection: string, count: number): string =>
+        RED._('sg-broker.log.dropped', { connection, count });
 
       node.mqttClient = (request: MqttClientRequest): ManagedMqttClient => {
         const claimed = claimClientId(request.clientId);
@@ -243,7 +267,11 @@ export = function (RED: NodeAPI): void {
       const watchUser: PoolUser = { id: `sg-connection:busbar-watch:${node.id}`, status: () => undefined };
       const probe = sgBrokerProbe({
         id: node.id,
-        name: () => node.name || (node.mode === 'embedded' ? `embedded :${toInt(config.embeddedPort, DEFAULT_EMBEDDED_PORT)}` : `${config.host ?? ''}:${toInt(config.port, 1883)}`),
+        name: () =>
+          node.name ||
+          (node.mode === 'embedded'
+            ? `embedded :${toInt(config.embeddedPort, DEFAULT_EMBEDDED_PORT)}`
+            : `${config.host ?? ''}:${toInt(config.port, 1883)}`),
         connections: () => [...connections.values()],
         clients: apigearClients,
         watchClient: () => {
@@ -309,13 +337,18 @@ export = function (RED: NodeAPI): void {
 };
 
 /** Lower is less healthy: the config node shows its least healthy connection. */
-const HEALTH: Record<ConnectionState['phase'], number> = { failed: 0, waiting: 1, connecting: 2, closed: 3, connected: 4, registered: 4 };
+const HEALTH: Record<ConnectionState['phase'], number> = {
+  failed: 0,
+  waiting: 1,
+  connecting: 2,
+  closed: 3,
+  connected: 4,
+  registered: 4,
+};
 
 /** A connection state as a status (dot + text) and, for failures, the log line; texts from this node's catalog. */
 function describe(RED: NodeAPI, state: ConnectionState): StateView {
-  const reason = state.reason
-    ? RED._(`sg-broker.reason.${state.reason}`, { code: state.code ?? '' })
-    : '';
+  const reason = state.reason ? RED._(`sg-broker.reason.${state.reason}`, { code: state.code ?? '' }) : '';
   const seconds = Math.max(1, Math.round((state.retryMs ?? 0) / 1000));
   const words =
     state.phase === 'waiting'

@@ -23,7 +23,10 @@ export const TRACE_DEFAULTS = { maxEntries: 200, maxBytes: 256 * 1024, maxEntryC
 // JSON members or key=value pairs whose name says they hold a secret: their value is replaced, the name stays.
 const SECRET_NAME = '(?:token|password|passwd|pass|secret|key|apikey|api_key|credentials?|authorization|auth)';
 const JSON_SECRET = new RegExp(`("[\\w.-]*${SECRET_NAME}[\\w.-]*"\\s*:\\s*)("(?:[^"\\\\]|\\\\.)*"|[^,}\\]\\s]+)`, 'gi');
-const PAIR_SECRET = new RegExp(`(\\b[\\w.-]*${SECRET_NAME}[\\w.-]*\\s*[=:]\\s*)(?!Bearer\\b|Basic\\b)([^\\s&;,"]+)`, 'gi');
+const PAIR_SECRET = new RegExp(
+  `(\\b[\\w.-]*${SECRET_NAME}[\\w.-]*\\s*[=:]\\s*)(?!Bearer\\b|Basic\\b)([^\\s&;,"]+)`,
+  'gi',
+);
 const BEARER = /\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+/g;
 
 /** Replaces the values of secret-named fields (tokens, keys, passwords) and bearer credentials with `***`. */
@@ -102,7 +105,8 @@ export class TraceRing {
     // Cut before masking (a megabyte payload costs no more than a short one), and again after (masking may lengthen).
     const cut = text.length > this.maxEntryChars + 256 ? text.slice(0, this.maxEntryChars + 256) : text;
     let masked = maskSecrets(cut);
-    if (masked.length > this.maxEntryChars || cut !== text) masked = `${masked.slice(0, this.maxEntryChars)}… (${text.length} chars)`;
+    if (masked.length > this.maxEntryChars || cut !== text)
+      masked = `${masked.slice(0, this.maxEntryChars)}… (${text.length} chars)`;
     const entry: TraceEntry = { time, direction, kind, text: masked };
     this.entries.push(entry);
     this.bytes += sizeOf(entry);

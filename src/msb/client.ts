@@ -169,7 +169,12 @@ export function parsePriority(value: unknown): Priority | undefined {
 
 /** A Date, epoch milliseconds or a parsable date string -> `YYYY-MM-DDTHH:mm:ss.sssZ`; undefined when invalid. */
 export function parsePostDate(value: unknown): string | undefined {
-  const date = value instanceof Date ? value : typeof value === 'number' || typeof value === 'string' ? new Date(value) : undefined;
+  const date =
+    value instanceof Date
+      ? value
+      : typeof value === 'number' || typeof value === 'string'
+        ? new Date(value)
+        : undefined;
   return date && !Number.isNaN(date.getTime()) ? msbDate(date) : undefined;
 }
 
@@ -194,7 +199,8 @@ const CLOSE_GRACE_MS = 1000;
  * An event written to the socket and awaiting IO_PUBLISHED/NIO_*: lent out of the cache (seq), a cached event sent
  * straight away because the cache was empty (direct; back into the cache if the link drops), or an uncached one.
  */
-type InFlight = { seq: number; data: Buffer } | { direct: Buffer } | { template: EventTemplate; callback: PublishCallback };
+type InFlight =
+  { seq: number; data: Buffer } | { direct: Buffer } | { template: EventTemplate; callback: PublishCallback };
 
 /** A cached publish whose outcome is not decided yet. */
 interface CachedWaiter {
@@ -242,13 +248,20 @@ export class MsbClient extends EventEmitter<MsbClientEvents> {
     this.autoReconnect = options.autoReconnect ?? true;
     const floor = options.minimumReconnectInterval ?? 3000;
     this.reconnectInterval = Math.max(floor, options.reconnectInterval ?? 10000);
-    this.retry = new RetryTimer({ initialMs: this.reconnectInterval, maxMs: Math.max(this.reconnectInterval, options.maxReconnectInterval ?? 60000) });
+    this.retry = new RetryTimer({
+      initialMs: this.reconnectInterval,
+      maxMs: Math.max(this.reconnectInterval, options.maxReconnectInterval ?? 60000),
+    });
     this.warnings = new BurstCounter((reason, count) => {
       const detail = this.warningDetail.get(reason) ?? reason;
-      this.emit('warning', count === 1 ? detail : `${detail} (${count} times in the last ${this.warningIntervalMs / 1000} s)`);
+      this.emit(
+        'warning',
+        count === 1 ? detail : `${detail} (${count} times in the last ${this.warningIntervalMs / 1000} s)`,
+      );
     }, this.warningIntervalMs);
     const size = options.eventCacheSize ?? 1000;
-    if (!Number.isInteger(size) || size < 0) throw new RangeError(`event cache size must be a whole number >= 0, not ${size}`);
+    if (!Number.isInteger(size) || size < 0)
+      throw new RangeError(`event cache size must be a whole number >= 0, not ${size}`);
     if (size > 0) {
       this.cache = new Outbox({
         maxEntries: size,
@@ -292,7 +305,9 @@ export class MsbClient extends EventEmitter<MsbClientEvents> {
   /** Current configuration parameter values (declared values, overridden by `K` changes). */
   get parameters(): Record<string, unknown> {
     // fromEntries defines own properties: a parameter may be called "__proto__" without touching a prototype.
-    return Object.fromEntries(Object.entries(this.selfDescription?.configuration.parameters ?? {}).map(([name, p]) => [name, p.value]));
+    return Object.fromEntries(
+      Object.entries(this.selfDescription?.configuration.parameters ?? {}).map(([name, p]) => [name, p.value]),
+    );
   }
 
   /**
@@ -329,7 +344,11 @@ export class MsbClient extends EventEmitter<MsbClientEvents> {
       tls.rejectUnauthorized = true;
     }
     this.setState('connecting', undefined);
-    const ws = new (WebSocketClass())(url, { ...tls, handshakeTimeout: this.options.handshakeTimeout ?? 10000, maxPayload: MAX_PAYLOAD_BYTES });
+    const ws = new (WebSocketClass())(url, {
+      ...tls,
+      handshakeTimeout: this.options.handshakeTimeout ?? 10000,
+      maxPayload: MAX_PAYLOAD_BYTES,
+    });
     this.ws = ws;
     this.closeReason = undefined;
     let failure: string | undefined;
@@ -347,7 +366,10 @@ export class MsbClient extends EventEmitter<MsbClientEvents> {
       // Any inbound frame is life; a silent peer (process stopped, NAT state lost) is cut after two intervals.
       this.liveness = setInterval(() => {
         if (!alive) {
-          this.closeReason = { code: 'no-answer', detail: `nothing received for ${Math.round((2 * interval) / 1000)} s` };
+          this.closeReason = {
+            code: 'no-answer',
+            detail: `nothing received for ${Math.round((2 * interval) / 1000)} s`,
+          };
           ws.terminate();
           return;
         }
@@ -376,7 +398,10 @@ export class MsbClient extends EventEmitter<MsbClientEvents> {
         this.onFrame(text);
       } catch (err) {
         // A bug or a surprise in one frame must not end the connection, let alone the process.
-        this.warn('frame-error', `unexpected error handling a frame from the MSB (${describeFrame(text)}): ${(err as Error).message}`);
+        this.warn(
+          'frame-error',
+          `unexpected error handling a frame from the MSB (${describeFrame(text)}): ${(err as Error).message}`,
+        );
       }
     });
     ws.on('error', (err: Error & { code?: string }) => {
@@ -411,7 +436,9 @@ export class MsbClient extends EventEmitter<MsbClientEvents> {
    */
   publish(req: PublishRequest): Promise<PublishOutcome> {
     return new Promise((resolve, reject) => {
-      this.publishEvent(new EventTemplate(req.eventId), req, (err, outcome) => (err ? reject(err) : resolve(outcome ?? 'published')));
+      this.publishEvent(new EventTemplate(req.eventId), req, (err, outcome) =>
+        err ? reject(err) : resolve(outcome ?? 'published'),
+      );
     });
   }
 
@@ -427,10 +454,14 @@ export class MsbClient extends EventEmitter<MsbClientEvents> {
       return this.publishCached(template, fields, callback);
     }
     if (!this.registered || !this.ws) {
-      return callback(new MsbNotRegisteredError(eventId, `not registered with the MSB (${this.currentState}) and not cached`));
+      return callback(
+        new MsbNotRegisteredError(eventId, `not registered with the MSB (${this.currentState}) and not cached`),
+      );
     }
     if (this.inFlight.length >= MAX_UNACKNOWLEDGED) {
-      return callback(new MsbNotRegisteredError(eventId, `${MAX_UNACKNOWLEDGED} events already await IO_PUBLISHED from the MSB`));
+      return callback(
+        new MsbNotRegisteredError(eventId, `${MAX_UNACKNOWLEDGED} events already await IO_PUBLISHED from the MSB`),
+      );
     }
     let wire: string;
     try {
@@ -453,7 +484,8 @@ export class MsbClient extends EventEmitter<MsbClientEvents> {
         this.flush(); // what was published before close() still goes out
         // Give acknowledgements on their way a moment, so a redeploy does not fail or resend what just went out.
         const deadline = Date.now() + CLOSE_GRACE_MS;
-        while (this.inFlight.length > 0 && this.ws === ws && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+        while (this.inFlight.length > 0 && this.ws === ws && Date.now() < deadline)
+          await new Promise((r) => setTimeout(r, 10));
         await new Promise<void>((resolve) => {
           if (this.ws !== ws) return resolve();
           const force = setTimeout(() => ws.terminate(), 2000);
@@ -500,7 +532,11 @@ export class MsbClient extends EventEmitter<MsbClientEvents> {
       waiter.durable = true;
       if (!this.registered || !this.ws) this.settle(data, 'cached');
     };
-    cache.push(data).then(held, (err: Error) => this.settle(data, new Error(`event "${eventId}" could not be stored in the event cache: ${err.message}`)));
+    cache
+      .push(data)
+      .then(held, (err: Error) =>
+        this.settle(data, new Error(`event "${eventId}" could not be stored in the event cache: ${err.message}`)),
+      );
     // In memory, the event is held as soon as it is queued; on disk, once the write is synced.
     if (!cache.durable) held();
     this.pump();
@@ -531,7 +567,13 @@ export class MsbClient extends EventEmitter<MsbClientEvents> {
     for (const f of lost) {
       if ('seq' in f) continue;
       if ('direct' in f) back.push(f.direct);
-      else this.answer(f.callback, new Error(`event "${f.template.eventId}" not acknowledged: the connection to the MSB was lost after it was sent (not cached)`));
+      else
+        this.answer(
+          f.callback,
+          new Error(
+            `event "${f.template.eventId}" not acknowledged: the connection to the MSB was lost after it was sent (not cached)`,
+          ),
+        );
     }
     // Cached events sent straight away were published before anything the cache holds now: they go in front.
     if (back.length > 0 && this.cache) {
@@ -543,7 +585,11 @@ export class MsbClient extends EventEmitter<MsbClientEvents> {
         if (!this.registered || !this.ws) this.settleDurable();
       };
       this.cache.requeueFront(back).then(held, (err: Error) => {
-        for (const data of back) this.settle(data, new Error(`event "${eventIdOf(data)}" could not be stored in the event cache: ${err.message}`));
+        for (const data of back)
+          this.settle(
+            data,
+            new Error(`event "${eventIdOf(data)}" could not be stored in the event cache: ${err.message}`),
+          );
       });
       if (!this.cache.durable) held();
     }
@@ -574,8 +620,14 @@ export class MsbClient extends EventEmitter<MsbClientEvents> {
   private onCacheDrop(entry: OutboxEntry): void {
     this.dropped++;
     const size = this.options.eventCacheSize ?? 1000;
-    this.warn('cache-full', `event cache full (${size} events): dropped the oldest cached events, ${this.dropped} so far`);
-    this.settle(entry.data, new Error(`event "${eventIdOf(entry.data)}" dropped: the event cache is full (${size} events)`));
+    this.warn(
+      'cache-full',
+      `event cache full (${size} events): dropped the oldest cached events, ${this.dropped} so far`,
+    );
+    this.settle(
+      entry.data,
+      new Error(`event "${eventIdOf(entry.data)}" dropped: the event cache is full (${size} events)`),
+    );
   }
 
   /** Answers the oldest event in flight: acknowledged (undefined) or refused by the MSB (the NIO keyword). */
@@ -583,19 +635,33 @@ export class MsbClient extends EventEmitter<MsbClientEvents> {
     const f = this.inFlight.shift();
     if (!f) return undefined;
     if ('direct' in f) {
-      this.settle(f.direct, nio ? new Error(`event "${eventIdOf(f.direct)}" refused by the MSB: ${nio} (${STATUS_KEYWORDS[nio] ?? nio})`) : 'published');
+      this.settle(
+        f.direct,
+        nio
+          ? new Error(`event "${eventIdOf(f.direct)}" refused by the MSB: ${nio} (${STATUS_KEYWORDS[nio] ?? nio})`)
+          : 'published',
+      );
       return eventIdOf(f.direct);
     }
     if ('seq' in f) {
       this.cachedInFlight--;
       // A refused event is removed too: sending it again would be refused again.
       this.cache?.ack(f.seq);
-      this.settle(f.data, nio ? new Error(`event "${eventIdOf(f.data)}" refused by the MSB: ${nio} (${STATUS_KEYWORDS[nio] ?? nio})`) : 'published');
+      this.settle(
+        f.data,
+        nio
+          ? new Error(`event "${eventIdOf(f.data)}" refused by the MSB: ${nio} (${STATUS_KEYWORDS[nio] ?? nio})`)
+          : 'published',
+      );
       this.pump();
       return eventIdOf(f.data);
     }
     const eventId = f.template.eventId;
-    if (nio) this.answer(f.callback, new Error(`event "${eventId}" refused by the MSB: ${nio} (${STATUS_KEYWORDS[nio] ?? nio})`));
+    if (nio)
+      this.answer(
+        f.callback,
+        new Error(`event "${eventId}" refused by the MSB: ${nio} (${STATUS_KEYWORDS[nio] ?? nio})`),
+      );
     else this.answer(f.callback, undefined, 'published');
     return eventId;
   }
@@ -674,7 +740,10 @@ export class MsbClient extends EventEmitter<MsbClientEvents> {
           try {
             this.onMessage(text);
           } catch (err) {
-            this.warn('message-error', `unexpected error handling a ${describeMessage(text)} message from the MSB: ${(err as Error).message}`);
+            this.warn(
+              'message-error',
+              `unexpected error handling a ${describeMessage(text)} message from the MSB: ${(err as Error).message}`,
+            );
           }
         }
     }
@@ -691,7 +760,10 @@ export class MsbClient extends EventEmitter<MsbClientEvents> {
       return;
     }
     if ((msg.type === 'C' || msg.type === 'K') && nestedDeeperThan(msg.body, MAX_NESTING_DEPTH)) {
-      this.warn('too-deep', `dropped a ${msg.type} message from the MSB nested deeper than ${MAX_NESTING_DEPTH} levels`);
+      this.warn(
+        'too-deep',
+        `dropped a ${msg.type} message from the MSB nested deeper than ${MAX_NESTING_DEPTH} levels`,
+      );
       return;
     }
     if (msg.type === 'C') {
@@ -741,7 +813,10 @@ export class MsbClient extends EventEmitter<MsbClientEvents> {
         // Like the official clients: drop this session; the reconnect registers afresh. Events in flight go back to
         // the cache (or fail) when the socket closes.
         this.emit('nio', keyword, STATUS_KEYWORDS[keyword], undefined);
-        this.closeReason = { code: keyword === 'NIO_ALREADY_CONNECTED' ? 'already-connected' : 'unauthorized', detail: keyword };
+        this.closeReason = {
+          code: keyword === 'NIO_ALREADY_CONNECTED' ? 'already-connected' : 'unauthorized',
+          detail: keyword,
+        };
         if (this.currentState === 'registered') this.setState('connected', undefined);
         this.ws?.close(1000, keyword);
         return;
@@ -764,7 +839,10 @@ export class MsbClient extends EventEmitter<MsbClientEvents> {
     }
     const params = body.functionParameters;
     if (params !== undefined && params !== null && !isRecord(params)) {
-      this.warn('malformed', `dropped a call of "${body.functionId.slice(0, 80)}": functionParameters is not an object`);
+      this.warn(
+        'malformed',
+        `dropped a call of "${body.functionId.slice(0, 80)}": functionParameters is not an object`,
+      );
       return;
     }
     this.emit('call', {
@@ -783,7 +861,10 @@ export class MsbClient extends EventEmitter<MsbClientEvents> {
       return;
     }
     if (!sd || body.uuid !== sd.uuid) {
-      this.warn('other-service', `ignored a configuration message for another service (${String(body.uuid).slice(0, 80)})`);
+      this.warn(
+        'other-service',
+        `ignored a configuration message for another service (${String(body.uuid).slice(0, 80)})`,
+      );
       return;
     }
     // Names come from the network: looked up in own data only, collected in a Map (no prototype to reach).
@@ -832,10 +913,21 @@ export class MsbClient extends EventEmitter<MsbClientEvents> {
 }
 
 /** Warning reasons that count as rejected input from the MSB. */
-const REJECTIONS = ['malformed', 'too-deep', 'unknown-parameter', 'bad-parameter', 'other-service', 'unexpected', 'frame-error', 'message-error'];
+const REJECTIONS = [
+  'malformed',
+  'too-deep',
+  'unknown-parameter',
+  'bad-parameter',
+  'other-service',
+  'unexpected',
+  'frame-error',
+  'message-error',
+];
 
 function unserialisable(eventId: string, err: unknown): Error {
-  return new Error(`event "${eventId}" not sent: its dataObject cannot be written as JSON (${(err as Error)?.message ?? String(err)})`);
+  return new Error(
+    `event "${eventId}" not sent: its dataObject cannot be written as JSON (${(err as Error)?.message ?? String(err)})`,
+  );
 }
 
 const EVENT_ID_PREFIX = /^\{"eventId":("(?:[^"\\]|\\.)*")/;
@@ -869,7 +961,8 @@ export function nestedDeeperThan(value: unknown, limit: number): boolean {
     const { v, d } = stack.pop()!;
     if (typeof v !== 'object' || v === null) continue;
     if (d >= limit) return true;
-    for (const child of Array.isArray(v) ? v : Object.values(v)) if (typeof child === 'object' && child !== null) stack.push({ v: child, d: d + 1 });
+    for (const child of Array.isArray(v) ? v : Object.values(v))
+      if (typeof child === 'object' && child !== null) stack.push({ v: child, d: d + 1 });
   }
   return false;
 }
@@ -928,4 +1021,3 @@ class Fifo<T> {
     this.head = 0;
   }
 }
-

@@ -104,11 +104,15 @@ export class MsbEmulator extends EventEmitter<EmulatorEvents> {
    * Listens on `host` (default 127.0.0.1) and `port` (default 0 = any free port); with `tls` (PEM key and cert) it
    * serves wss:// like the MSB's port 8084.
    */
-  async start(opts: { host?: string; port?: number; tls?: { key: string | Buffer; cert: string | Buffer } } = {}): Promise<{ port: number; url: string }> {
+  async start(
+    opts: { host?: string; port?: number; tls?: { key: string | Buffer; cert: string | Buffer } } = {},
+  ): Promise<{ port: number; url: string }> {
     if (this.server) throw new Error('MSB emulator already started');
     const host = opts.host ?? '127.0.0.1';
     const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => this.onHttp(req, res);
-    const server: http.Server = opts.tls ? https.createServer({ key: opts.tls.key, cert: opts.tls.cert }, handler) : http.createServer(handler);
+    const server: http.Server = opts.tls
+      ? https.createServer({ key: opts.tls.key, cert: opts.tls.cert }, handler)
+      : http.createServer(handler);
     const wss = new WebSocketServer({ noServer: true });
     server.on('connection', (socket: Socket) => {
       this.sockets.add(socket);
@@ -159,7 +163,8 @@ export class MsbEmulator extends EventEmitter<EmulatorEvents> {
       throw new Error('an integration flow needs source.uuid, source.eventId, target.uuid and target.functionId');
     }
     for (const m of flow.mapping ?? []) {
-      if (!m.from.startsWith('/') || !m.to.startsWith('/')) throw new Error(`mapping ${m.from} -> ${m.to}: both sides must be JSON pointers starting with /`);
+      if (!m.from.startsWith('/') || !m.to.startsWith('/'))
+        throw new Error(`mapping ${m.from} -> ${m.to}: both sides must be JSON pointers starting with /`);
     }
     const id = flow.id ?? randomUUID();
     this.flows.set(id, { ...flow, id });
@@ -207,7 +212,12 @@ export class MsbEmulator extends EventEmitter<EmulatorEvents> {
   }
 
   /** Calls a function directly, as if a flow had fired; generates a correlationId when none is given. */
-  callFunction(uuid: string, functionId: string, functionParameters: Record<string, unknown>, correlationId: string = randomUUID()): boolean {
+  callFunction(
+    uuid: string,
+    functionId: string,
+    functionParameters: Record<string, unknown>,
+    correlationId: string = randomUUID(),
+  ): boolean {
     return this.sendTo(uuid, formatMessage('C', { uuid, correlationId, functionId, functionParameters }));
   }
 
@@ -291,7 +301,16 @@ export class MsbEmulator extends EventEmitter<EmulatorEvents> {
     if (path === '/actuator/health') {
       res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"UP"}');
     } else if (path === '/websocket/data/info') {
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ websocket: true, origins: ['*:*'], cookie_needed: false, entropy: Math.floor(Math.random() * 2 ** 31) }));
+      res
+        .writeHead(200, { 'content-type': 'application/json' })
+        .end(
+          JSON.stringify({
+            websocket: true,
+            origins: ['*:*'],
+            cookie_needed: false,
+            entropy: Math.floor(Math.random() * 2 ** 31),
+          }),
+        );
     } else {
       res.writeHead(404).end();
     }
@@ -318,7 +337,11 @@ export class MsbEmulator extends EventEmitter<EmulatorEvents> {
     });
     if (sockJs) {
       this.sendFrame(session, serverFrame.open(), 'o');
-      if (this.heartbeatInterval > 0) session.heartbeat = setInterval(() => this.sendFrame(session, serverFrame.heartbeat(), 'h'), this.heartbeatInterval);
+      if (this.heartbeatInterval > 0)
+        session.heartbeat = setInterval(
+          () => this.sendFrame(session, serverFrame.heartbeat(), 'h'),
+          this.heartbeatInterval,
+        );
     }
     this.emit('connection', session.id);
     this.sendMessage(session, 'IO_CONNECTED');
@@ -341,7 +364,8 @@ export class MsbEmulator extends EventEmitter<EmulatorEvents> {
     if (msg.type === 'R') this.onRegistration(session, msg.body);
     else if (msg.type === 'E') this.onEvent(session, msg.body);
     else if (msg.type === 'invalid' && text.startsWith('R')) this.sendMessage(session, 'NIO_REGISTRATION_ERROR');
-    else if (msg.type === 'invalid' && text.startsWith('E')) this.sendMessage(session, session.uuid ? 'NIO_UNEXPECTED_EVENT_FORWARDING_ERROR' : 'NIO_UNAUTHORIZED_CONNECTION');
+    else if (msg.type === 'invalid' && text.startsWith('E'))
+      this.sendMessage(session, session.uuid ? 'NIO_UNEXPECTED_EVENT_FORWARDING_ERROR' : 'NIO_UNAUTHORIZED_CONNECTION');
     // `pong` and anything else: recorded, no answer.
   }
 
@@ -383,7 +407,8 @@ export class MsbEmulator extends EventEmitter<EmulatorEvents> {
     const events = Array.isArray(session.selfDescription.events) ? (session.selfDescription.events as unknown[]) : [];
     const known = events.some((e) => isRecord(e) && e.eventId === body.eventId);
     const priorityOk = body.priority === undefined || PRIORITIES.has(body.priority);
-    const dateOk = body.postDate === undefined || (typeof body.postDate === 'string' && !Number.isNaN(Date.parse(body.postDate)));
+    const dateOk =
+      body.postDate === undefined || (typeof body.postDate === 'string' && !Number.isNaN(Date.parse(body.postDate)));
     if (!known || !priorityOk || !dateOk) {
       this.sendMessage(session, 'NIO_EVENT_FORWARDING_ERROR');
       return;
@@ -399,8 +424,17 @@ export class MsbEmulator extends EventEmitter<EmulatorEvents> {
         const value = getPointer(body, m.from);
         if (value !== undefined) setPointer(functionParameters, m.to, value);
       }
-      const correlationId = typeof body.correlationId === 'string' && body.correlationId !== '' ? body.correlationId : randomUUID();
-      this.sendTo(flow.target.uuid, formatMessage('C', { uuid: flow.target.uuid, correlationId, functionId: flow.target.functionId, functionParameters }));
+      const correlationId =
+        typeof body.correlationId === 'string' && body.correlationId !== '' ? body.correlationId : randomUUID();
+      this.sendTo(
+        flow.target.uuid,
+        formatMessage('C', {
+          uuid: flow.target.uuid,
+          correlationId,
+          functionId: flow.target.functionId,
+          functionParameters,
+        }),
+      );
     }
   }
 
@@ -454,7 +488,13 @@ export class MsbEmulator extends EventEmitter<EmulatorEvents> {
 
   private record(session: Session | undefined, direction: 'in' | 'out', message: string, uuid?: string): void {
     if (!this.recording) return;
-    const record: TrafficRecord = { time: Date.now(), direction, session: session?.id ?? '(none: not connected)', uuid: session?.uuid ?? uuid, message };
+    const record: TrafficRecord = {
+      time: Date.now(),
+      direction,
+      session: session?.id ?? '(none: not connected)',
+      uuid: session?.uuid ?? uuid,
+      message,
+    };
     this.traffic.push(record);
     if (this.traffic.length > this.trafficLimit) this.traffic.splice(0, this.traffic.length - this.trafficLimit);
     this.emit('traffic', record);
@@ -466,19 +506,22 @@ export function registrationProblem(body: unknown): string | undefined {
   if (!isRecord(body)) return 'not a JSON object';
   if (typeof body.uuid !== 'string' || body.uuid === '') return 'uuid missing';
   if (typeof body.name !== 'string' || body.name === '') return 'name missing';
-  if (!['SmartObject', 'Application', 'Gateway'].includes(body['@class'] as string)) return '@class must be SmartObject, Application or Gateway';
+  if (!['SmartObject', 'Application', 'Gateway'].includes(body['@class'] as string))
+    return '@class must be SmartObject, Application or Gateway';
   const events = body.events ?? [];
   const functions = body.functions ?? [];
   if (!Array.isArray(events) || !Array.isArray(functions)) return 'events and functions must be arrays';
   const ids = new Set<unknown>();
   for (const e of events) {
-    if (!isRecord(e) || typeof e.eventId !== 'string' || !Number.isInteger(e['@id'])) return 'every event needs eventId and an integer @id';
+    if (!isRecord(e) || typeof e.eventId !== 'string' || !Number.isInteger(e['@id']))
+      return 'every event needs eventId and an integer @id';
     ids.add(e['@id']);
   }
   for (const f of functions) {
     if (!isRecord(f) || typeof f.functionId !== 'string') return 'every function needs a functionId';
     const responses = f.responseEvents ?? [];
-    if (!Array.isArray(responses) || !responses.every((r) => ids.has(r))) return `function ${f.functionId}: responseEvents must be @ids of declared events`;
+    if (!Array.isArray(responses) || !responses.every((r) => ids.has(r)))
+      return `function ${f.functionId}: responseEvents must be @ids of declared events`;
   }
   return undefined;
 }
@@ -494,7 +537,10 @@ function getPointer(root: unknown, pointer: string): unknown {
 }
 
 function setPointer(root: Record<string, unknown>, pointer: string, value: unknown): void {
-  const parts = pointer.split('/').slice(1).map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
+  const parts = pointer
+    .split('/')
+    .slice(1)
+    .map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
   if (parts.length === 0 || (parts.length === 1 && parts[0] === '')) {
     if (isRecord(value)) Object.assign(root, value);
     return;
@@ -506,4 +552,3 @@ function setPointer(root: Record<string, unknown>, pointer: string, value: unkno
   }
   node[parts[parts.length - 1]] = value;
 }
-

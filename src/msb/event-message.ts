@@ -111,27 +111,35 @@ export class EventTemplate {
 
   /** Everything after `{` or `{"uuid":"…",`, plain. */
   private rest(fields: EventFields): string {
-    let text = this.head(fields.priority, false) + (fields.postDate === undefined ? clock.nowQuoted() : JSON.stringify(fields.postDate));
+    let text =
+      this.head(fields.priority, false) +
+      (fields.postDate === undefined ? clock.nowQuoted() : JSON.stringify(fields.postDate));
     const data = fields.dataObject;
     if (data !== undefined && data !== null) {
       const json = JSON.stringify(data) as string | undefined; // undefined for a function or symbol: no key, like JSON.stringify of the object
       if (json !== undefined) text += `,"dataObject":${json}`;
     }
     const correlationId = fields.correlationId;
-    if (correlationId !== undefined && correlationId !== '') text += `,"correlationId":${JSON.stringify(correlationId)}`;
+    if (correlationId !== undefined && correlationId !== '')
+      text += `,"correlationId":${JSON.stringify(correlationId)}`;
     return `${text}}`;
   }
 
   private sockJsMessage(head: EventHead, fields: EventFields): string {
-    let text = head.sockJs + this.head(fields.priority, true) + (fields.postDate === undefined ? clock.nowEscaped() : escapeJson(JSON.stringify(fields.postDate)));
+    let text =
+      head.sockJs +
+      this.head(fields.priority, true) +
+      (fields.postDate === undefined ? clock.nowEscaped() : escapeJson(JSON.stringify(fields.postDate)));
     const data = fields.dataObject;
     if (data !== undefined && data !== null) {
       const json = JSON.stringify(data) as string | undefined;
       // Numbers, booleans (and null for NaN) hold nothing a JSON string must escape.
-      if (json !== undefined) text += `,\\"dataObject\\":${typeof data === 'number' || typeof data === 'boolean' ? json : escapeJson(json)}`;
+      if (json !== undefined)
+        text += `,\\"dataObject\\":${typeof data === 'number' || typeof data === 'boolean' ? json : escapeJson(json)}`;
     }
     const correlationId = fields.correlationId;
-    if (correlationId !== undefined && correlationId !== '') text += `,\\"correlationId\\":${escapeJson(JSON.stringify(correlationId))}`;
+    if (correlationId !== undefined && correlationId !== '')
+      text += `,\\"correlationId\\":${escapeJson(JSON.stringify(correlationId))}`;
     return `${text}}"`;
   }
 }

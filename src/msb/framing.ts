@@ -17,7 +17,9 @@ export function decodeServerFrame(frame: string, sockJs: boolean): IncomingFrame
   if (tag === 'h' && frame.length === 1) return { kind: 'heartbeat' };
   if (tag === 'a') {
     const messages = parseStringArray(frame.slice(1));
-    return messages ? { kind: 'messages', messages } : { kind: 'invalid', reason: 'a-frame is not a JSON array of strings' };
+    return messages
+      ? { kind: 'messages', messages }
+      : { kind: 'invalid', reason: 'a-frame is not a JSON array of strings' };
   }
   if (tag === 'c') {
     const body = parseJson(frame.slice(1));
@@ -42,7 +44,7 @@ export function decodeClientFrame(frame: string, sockJs: boolean): string[] | un
   if (!sockJs) return [frame];
   const body = parseJson(frame.trim());
   if (typeof body === 'string') return [body];
-  return Array.isArray(body) && body.every((m) => typeof m === 'string') ? (body) : undefined;
+  return Array.isArray(body) && body.every((m) => typeof m === 'string') ? body : undefined;
 }
 
 /** Server-side frames. */
@@ -80,7 +82,7 @@ export function formatMessage(type: 'R' | 'E' | 'C' | 'K', body: unknown): strin
 
 function parseStringArray(text: string): string[] | undefined {
   const body = parseJson(text);
-  return Array.isArray(body) && body.every((m) => typeof m === 'string') ? (body) : undefined;
+  return Array.isArray(body) && body.every((m) => typeof m === 'string') ? body : undefined;
 }
 
 function parseJson(text: string): unknown {

@@ -15,11 +15,17 @@ const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$
 
 function makeAjv(): Ajv {
   const ajv = new (AjvClass())({ allErrors: false, strict: false, validateFormats: true });
-  ajv.addFormat('int32', { type: 'number', validate: (n: number) => Number.isInteger(n) && n >= INT32_MIN && n <= INT32_MAX });
+  ajv.addFormat('int32', {
+    type: 'number',
+    validate: (n: number) => Number.isInteger(n) && n >= INT32_MIN && n <= INT32_MAX,
+  });
   ajv.addFormat('int64', { type: 'number', validate: (n: number) => Number.isInteger(n) });
   ajv.addFormat('float', { type: 'number', validate: (n: number) => Number.isFinite(n) && Math.abs(n) <= FLOAT_MAX });
   ajv.addFormat('double', { type: 'number', validate: (n: number) => Number.isFinite(n) });
-  ajv.addFormat('date-time', { type: 'string', validate: (s: string) => DATE_TIME.test(s) && !Number.isNaN(Date.parse(s)) });
+  ajv.addFormat('date-time', {
+    type: 'string',
+    validate: (s: string) => DATE_TIME.test(s) && !Number.isNaN(Date.parse(s)),
+  });
   ajv.addFormat('byte', { type: 'string', validate: (s: string) => BASE64.test(s) });
   return ajv;
 }
@@ -59,10 +65,18 @@ export function validatorFor(format: DataFormat): PayloadValidator {
 
 function describe(error: ErrorObject | undefined): MsbValidationError {
   if (!error) return new MsbValidationError('payload', 'does not match the data format');
-  const path = 'payload' + error.instancePath.split('/').slice(1).map((p) => (/^\d+$/.test(p) ? `[${p}]` : `.${p}`)).join('');
+  const path =
+    'payload' +
+    error.instancePath
+      .split('/')
+      .slice(1)
+      .map((p) => (/^\d+$/.test(p) ? `[${p}]` : `.${p}`))
+      .join('');
   let rule = `${error.keyword}: ${error.message ?? 'does not match'}`;
-  if (error.keyword === 'additionalProperties') rule += ` (${String((error.params as { additionalProperty?: string }).additionalProperty)})`;
-  if (error.keyword === 'enum') rule += ` (${JSON.stringify((error.params as { allowedValues?: unknown }).allowedValues)})`;
+  if (error.keyword === 'additionalProperties')
+    rule += ` (${String((error.params as { additionalProperty?: string }).additionalProperty)})`;
+  if (error.keyword === 'enum')
+    rule += ` (${JSON.stringify((error.params as { allowedValues?: unknown }).allowedValues)})`;
   return new MsbValidationError(path, rule);
 }
 
@@ -80,7 +94,10 @@ const unchanged = (value: unknown): unknown => value;
 export function wireConverter(format: DataFormat | undefined): (value: unknown) => unknown {
   if (!format) return unchanged;
   const root = format.dataObject;
-  const items = root.type === 'array' && typeof root.items === 'object' && root.items !== null ? (root.items as Record<string, unknown>) : undefined;
+  const items =
+    root.type === 'array' && typeof root.items === 'object' && root.items !== null
+      ? (root.items as Record<string, unknown>)
+      : undefined;
   const convert = (schema: Record<string, unknown>): ((v: unknown) => unknown) | undefined => {
     if (schema.format === 'date-time') return (v) => (v instanceof Date ? v.toISOString() : v);
     if (schema.format === 'byte') return (v) => (Buffer.isBuffer(v) ? v.toString('base64') : v);

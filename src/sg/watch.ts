@@ -36,7 +36,12 @@ export class SgResourceWatch {
     let resource = this.resources.get(name);
     if (!resource) {
       if (this.resources.size >= MAX_RESOURCES) return false;
-      resource = { name, commands: Object.create(null) as Record<string, SeenSignal>, data: Object.create(null) as Record<string, SeenSignal>, lastHeard: now };
+      resource = {
+        name,
+        commands: Object.create(null) as Record<string, SeenSignal>,
+        data: Object.create(null) as Record<string, SeenSignal>,
+        lastHeard: now,
+      };
       this.resources.set(name, resource);
     }
     resource.lastHeard = now;

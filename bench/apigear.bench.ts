@@ -35,7 +35,12 @@ interface HelperNode {
  * Runs up to `total` calls (no new call after `seconds`) with at most `window` in flight; returns answered calls per
  * second and the calls whose reply never came (each given up after CALL_TIMEOUT_MS, so a lost reply never hangs).
  */
-async function drive(total: number, window: number, call: Call, seconds = SECONDS): Promise<{ rate: number; calls: number; lost: number }> {
+async function drive(
+  total: number,
+  window: number,
+  call: Call,
+  seconds = SECONDS,
+): Promise<{ rate: number; calls: number; lost: number }> {
   let started = 0;
   let completed = 0;
   let lost = 0;
@@ -90,7 +95,11 @@ async function rawPair(url: string, qos: QoS): Promise<{ call: Call; close(): Pr
   svc.on('message', (_topic, payload, packet) => {
     const [msg, when] = JSON.parse(payload.toString()) as [{ content: string }, number];
     const rt = packet.properties?.responseTopic;
-    if (rt) svc.publish(rt, JSON.stringify(msg.content.length + when), { qos, properties: { correlationData: packet.properties?.correlationData } });
+    if (rt)
+      svc.publish(rt, JSON.stringify(msg.content.length + when), {
+        qos,
+        properties: { correlationData: packet.properties?.correlationData },
+      });
   });
   await svc.subscribeAsync(`${P}/rpc/+`, { qos });
   const pending = new Pending();
@@ -117,14 +126,46 @@ async function rawPair(url: string, qos: QoS): Promise<{ call: Call; close(): Pr
 
 /** The nodes: apigear-client → (broker) → apigear-service → a flow answering say → back to the client's output 3. */
 async function nodePair(url: string, qos: QoS): Promise<{ call: Call }> {
-  const nodes = [require('../nodes/sg/sg-broker'), require('../nodes/apigear/apigear-service'), require('../nodes/apigear/apigear-client')] as TestNodeInitializer[];
+  const nodes = [
+    require('../nodes/sg/sg-broker'),
+    require('../nodes/apigear/apigear-service'),
+    require('../nodes/apigear/apigear-client'),
+  ] as TestNodeInitializer[];
   const yaml = helloYaml('bench.nodes');
   const flow = [
     { id: 'f1', type: 'tab' },
-    { id: 'b1', type: 'sg-broker', mode: 'external', host: new URL(url).hostname, port: Number(new URL(url).port), protocol: '5' },
-    { id: 'svc', z: 'f1', type: 'apigear-service', broker: 'b1', moduleYaml: yaml, interface: 'Hello', qos, clientId: 'bench-svc', wires: [[], ['answer']] },
+    {
+      id: 'b1',
+      type: 'sg-broker',
+      mode: 'external',
+      host: new URL(url).hostname,
+      port: Number(new URL(url).port),
+      protocol: '5',
+    },
+    {
+      id: 'svc',
+      z: 'f1',
+      type: 'apigear-service',
+      broker: 'b1',
+      moduleYaml: yaml,
+      interface: 'Hello',
+      qos,
+      clientId: 'bench-svc',
+      wires: [[], ['answer']],
+    },
     { id: 'answer', z: 'f1', type: 'helper' },
-    { id: 'cli', z: 'f1', type: 'apigear-client', broker: 'b1', moduleYaml: yaml, interface: 'Hello', qos, clientId: 'bench-cli', timeout: 10, wires: [[], [], ['results']] },
+    {
+      id: 'cli',
+      z: 'f1',
+      type: 'apigear-client',
+      broker: 'b1',
+      moduleYaml: yaml,
+      interface: 'Hello',
+      qos,
+      clientId: 'bench-cli',
+      timeout: 10,
+      wires: [[], [], ['results']],
+    },
     { id: 'results', z: 'f1', type: 'helper' },
   ];
   await helper.load(nodes as never, flow as never);
@@ -161,13 +202,23 @@ async function measure(url: string, label: string, qos: QoS): Promise<RoundResul
     const side = (call: Call) => async (): Promise<Measures> => {
       const seq = await drive(SEQUENTIAL, 1, call);
       const pipe = await drive(PIPELINED, WINDOW, call);
-      return { seq: seq.rate, seqCalls: seq.calls, seqLost: seq.lost, pipe: pipe.rate, pipeCalls: pipe.calls, pipeLost: pipe.lost };
+      return {
+        seq: seq.rate,
+        seqCalls: seq.calls,
+        seqLost: seq.lost,
+        pipe: pipe.rate,
+        pipeCalls: pipe.calls,
+        pipeLost: pipe.lost,
+      };
     };
     return await alternate(
       {
         rounds: ROUNDS,
         budgetMs: BUDGET_MS,
-        onRound: (r, b, c) => progress(`${label} QoS ${qos} round ${r + 1}: raw ${Math.round(b.seq ?? 0)} / ${Math.round(b.pipe ?? 0)} calls/s, nodes ${Math.round(c.seq ?? 0)} / ${Math.round(c.pipe ?? 0)} calls/s`),
+        onRound: (r, b, c) =>
+          progress(
+            `${label} QoS ${qos} round ${r + 1}: raw ${Math.round(b.seq ?? 0)} / ${Math.round(b.pipe ?? 0)} calls/s, nodes ${Math.round(c.seq ?? 0)} / ${Math.round(c.pipe ?? 0)} calls/s`,
+          ),
       },
       side(raw.call),
       side(nodes.call),
@@ -198,7 +249,9 @@ export async function run(): Promise<string> {
     const brokers: Array<{ label: string; short: string; url: () => Promise<string>; close: () => Promise<void> }> = [];
     let embedded: Awaited<ReturnType<typeof startBroker>> | undefined;
     brokers.push({
-      label: process.env.MQTT_URL ? `Broker at ${process.env.MQTT_URL} (MQTT_URL)` : 'Embedded broker (aedes 2.0.0-beta.1, in-process, TCP_NODELAY)',
+      label: process.env.MQTT_URL
+        ? `Broker at ${process.env.MQTT_URL} (MQTT_URL)`
+        : 'Embedded broker (aedes 2.0.0-beta.1, in-process, TCP_NODELAY)',
       short: process.env.MQTT_URL ? 'MQTT_URL' : 'embedded',
       url: async () => (embedded = await startBroker()).url,
       close: async () => embedded?.close(),
@@ -226,7 +279,9 @@ export async function run(): Promise<string> {
           const r = await measure(url, b.label, qos);
           lines.push(...rows(qos, r));
           const pipe = r.compare('pipe');
-          goals.push(`${b.short} QoS ${qos}: median ${pipe.ratio.median.toFixed(2)} (min ${pipe.ratio.min.toFixed(2)}) — **${pipe.ratio.median >= 0.8 ? 'met' : 'not met'}**`);
+          goals.push(
+            `${b.short} QoS ${qos}: median ${pipe.ratio.median.toFixed(2)} (min ${pipe.ratio.min.toFixed(2)}) — **${pipe.ratio.median >= 0.8 ? 'met' : 'not met'}**`,
+          );
         }
       } finally {
         await b.close();
@@ -241,7 +296,10 @@ export async function run(): Promise<string> {
         ].join('\n'),
       );
     }
-    if (!mosquittoBinary()) tables.push('No `mosquitto` binary on this machine: the Mosquitto table is missing (Debian: `apt-get install mosquitto`).');
+    if (!mosquittoBinary())
+      tables.push(
+        'No `mosquitto` binary on this machine: the Mosquitto table is missing (Debian: `apt-get install mosquitto`).',
+      );
   } finally {
     await mosquitto?.stop();
     await helper.stopServer();

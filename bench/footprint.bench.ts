@@ -57,7 +57,10 @@ function cpuMs(pid: number): number {
 function userDir(withPackage: boolean, port: number): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `busbar-footprint-${withPackage ? 'with' : 'without'}-`));
   const deps = withPackage ? { [PACKAGE]: `file:${root}` } : {};
-  fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: 'footprint', version: '0.0.0', private: true, dependencies: deps }));
+  fs.writeFileSync(
+    path.join(dir, 'package.json'),
+    JSON.stringify({ name: 'footprint', version: '0.0.0', private: true, dependencies: deps }),
+  );
   if (withPackage) {
     const link = path.join(dir, 'node_modules', ...PACKAGE.split('/'));
     fs.mkdirSync(path.dirname(link), { recursive: true });
@@ -88,7 +91,10 @@ async function startOnce(withPackage: boolean): Promise<Measures> {
   let exited = false;
   try {
     const t0 = process.hrtime.bigint();
-    child = spawn(process.execPath, [redJs, '-u', dir], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_RED_ENABLE_TOURS: 'false' } });
+    child = spawn(process.execPath, [redJs, '-u', dir], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, NODE_RED_ENABLE_TOURS: 'false' },
+    });
     child.once('exit', () => (exited = true));
     let log = '';
     let startedAt: bigint | undefined;
@@ -108,7 +114,8 @@ async function startOnce(withPackage: boolean): Promise<Measures> {
       await new Promise((r) => setTimeout(r, 10));
     }
     const answeredAt = process.hrtime.bigint();
-    if (startedAt === undefined || nodes?.status !== 200) throw new Error(`bench: Node-RED did not start:\n${log.slice(-2000)}`);
+    if (startedAt === undefined || nodes?.status !== 200)
+      throw new Error(`bench: Node-RED did not start:\n${log.slice(-2000)}`);
     const rss = rssMiB(child.pid as number);
     const cpu = cpuMs(child.pid as number);
     const modules = JSON.parse(nodes.body) as Array<{ module: string; enabled?: boolean; err?: string }>;
@@ -160,8 +167,16 @@ function sizes(dir: string): { all: number; maps: number; files: number } {
 /** What `npm pack` would publish (local, no registry): tarball and unpacked size, and the .js.map part of it. */
 function packed(): { size: number; unpacked: number; maps: number; files: number } | undefined {
   try {
-    const out = execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
-    const [info] = JSON.parse(out) as Array<{ size: number; unpackedSize: number; files: Array<{ path: string; size: number }> }>;
+    const out = execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], {
+      cwd: root,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    const [info] = JSON.parse(out) as Array<{
+      size: number;
+      unpackedSize: number;
+      files: Array<{ path: string; size: number }>;
+    }>;
     if (!info) return undefined;
     const maps = info.files.filter((f) => f.path.endsWith('.js.map')).reduce((s, f) => s + f.size, 0);
     return { size: info.size, unpacked: info.unpackedSize, maps, files: info.files.length };
@@ -181,7 +196,10 @@ export async function run(): Promise<string> {
     {
       rounds: ROUNDS,
       budgetMs: BUDGET_MS,
-      onRound: (i, b, c) => progress(`round ${i + 1}: without ${Math.round(b.startMs ?? 0)} ms (cpu ${Math.round(b.cpu ?? 0)} ms) ${(b.rss ?? 0).toFixed(1)} MiB, with ${Math.round(c.startMs ?? 0)} ms (cpu ${Math.round(c.cpu ?? 0)} ms) ${(c.rss ?? 0).toFixed(1)} MiB`),
+      onRound: (i, b, c) =>
+        progress(
+          `round ${i + 1}: without ${Math.round(b.startMs ?? 0)} ms (cpu ${Math.round(b.cpu ?? 0)} ms) ${(b.rss ?? 0).toFixed(1)} MiB, with ${Math.round(c.startMs ?? 0)} ms (cpu ${Math.round(c.cpu ?? 0)} ms) ${(c.rss ?? 0).toFixed(1)} MiB`,
+        ),
     },
     () => startOnce(false),
     () => startOnce(true),
@@ -191,7 +209,9 @@ export async function run(): Promise<string> {
   const rss = r.compare('rss');
   const cpu = r.compare('cpu');
   const dist = sizes(path.join(root, 'dist'));
-  const shipped = ['src', 'nodes'].map((d) => sizes(path.join(root, 'dist', d))).reduce((a, b) => ({ all: a.all + b.all, maps: a.maps + b.maps, files: a.files + b.files }));
+  const shipped = ['src', 'nodes']
+    .map((d) => sizes(path.join(root, 'dist', d)))
+    .reduce((a, b) => ({ all: a.all + b.all, maps: a.maps + b.maps, files: a.files + b.files }));
   const pack = packed();
   const nodeRed = (require('node-red/package.json') as { version: string }).version;
   return [
@@ -213,7 +233,9 @@ export async function run(): Promise<string> {
     `| dist/ (everything the build writes, ${dist.files} files) | ${kB(dist.all)} | ${kB(dist.maps)} (${pct(dist.maps, dist.all)}) |`,
     `| dist/src + dist/nodes (the part the package ships, ${shipped.files} files) | ${kB(shipped.all)} | ${kB(shipped.maps)} (${pct(shipped.maps, shipped.all)}) |`,
     ...(pack
-      ? [`| \`npm pack\` (${pack.files} files): unpacked ${kB(pack.unpacked)}, tarball ${kB(pack.size)} | ${kB(pack.unpacked)} | ${kB(pack.maps)} (${pct(pack.maps, pack.unpacked)}) |`]
+      ? [
+          `| \`npm pack\` (${pack.files} files): unpacked ${kB(pack.unpacked)}, tarball ${kB(pack.size)} | ${kB(pack.unpacked)} | ${kB(pack.maps)} (${pct(pack.maps, pack.unpacked)}) |`,
+        ]
       : []),
   ].join('\n');
 }

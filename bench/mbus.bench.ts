@@ -2,7 +2,18 @@
 // unicast of the same bytes measured in alternating rounds.
 import dgram from 'dgram';
 import { once } from 'events';
-import { Address, Entity, M, Message, encryptionKey, formatMessage, hashKey, openDatagram, parseMessage, sealDatagram } from '../src/mbus';
+import {
+  Address,
+  Entity,
+  M,
+  Message,
+  encryptionKey,
+  formatMessage,
+  hashKey,
+  openDatagram,
+  parseMessage,
+  sealDatagram,
+} from '../src/mbus';
 import { alternate, mmm, Measures, progress, Stats } from './rounds';
 
 const GROUP = '224.255.222.239';
@@ -20,11 +31,29 @@ const sample: Message = {
   source: Address.parse('(app:bench module:a id:1234-1@127.0.0.1)'),
   destination: Address.parse('(app:bench module:b id:1234-2@127.0.0.1)'),
   acks: [],
-  commands: [{ name: 'bench.sample', args: [M.str('hello "world"'), M.int(42), M.float(3.5), M.sym('OK'), M.list(M.int(1), M.int(2), M.list(M.str('x'))), M.data(Buffer.from([0, 1, 2, 3]))] }],
+  commands: [
+    {
+      name: 'bench.sample',
+      args: [
+        M.str('hello "world"'),
+        M.int(42),
+        M.float(3.5),
+        M.sym('OK'),
+        M.list(M.int(1), M.int(2), M.list(M.str('x'))),
+        M.data(Buffer.from([0, 1, 2, 3])),
+      ],
+    },
+  ],
 };
 
 /** Sends up to `n` items keeping at most WINDOW in flight; returns delivered per second. */
-async function pump(n: number, maxMs: number, send: (i: number) => void | Promise<unknown>, delivered: () => number, onProgress: (cb: () => void) => () => void): Promise<{ rate: number; count: number; lost: number }> {
+async function pump(
+  n: number,
+  maxMs: number,
+  send: (i: number) => void | Promise<unknown>,
+  delivered: () => number,
+  onProgress: (cb: () => void) => () => void,
+): Promise<{ rate: number; count: number; lost: number }> {
   const t0 = process.hrtime.bigint();
   const deadline = Date.now() + maxMs;
   let sent = 0;
@@ -65,7 +94,13 @@ async function rawRate(rx: dgram.Socket, tx: dgram.Socket, data: Buffer, address
     for (const l of listeners) l();
   });
   const port = rx.address().port;
-  const r = await pump(n, 10000, () => tx.send(data, port, address), () => got, (cb) => (listeners.add(cb), () => listeners.delete(cb)));
+  const r = await pump(
+    n,
+    10000,
+    () => tx.send(data, port, address),
+    () => got,
+    (cb) => (listeners.add(cb), () => listeners.delete(cb)),
+  );
   rx.close();
   tx.close();
   return r.rate;
@@ -168,7 +203,12 @@ export async function run(): Promise<string> {
     };
   };
   const r = await alternate(
-    { rounds: ROUNDS, budgetMs: BUDGET_MS, onRound: (i, b, c) => progress(`round ${i + 1}: raw ${Math.round(b.uni ?? 0)} msg/s, entity U ${Math.round(c.unrel ?? 0)} msg/s`) },
+    {
+      rounds: ROUNDS,
+      budgetMs: BUDGET_MS,
+      onRound: (i, b, c) =>
+        progress(`round ${i + 1}: raw ${Math.round(b.uni ?? 0)} msg/s, entity U ${Math.round(c.unrel ?? 0)} msg/s`),
+    },
     baseline,
     candidate,
   );

@@ -21,12 +21,15 @@ interface Segment {
   topic: string;
 }
 
-const fmt = (s: Stats): string => `min ${s.min.toFixed(2)} / median ${s.median.toFixed(2)} / max ${s.max.toFixed(2)} ms`;
+const fmt = (s: Stats): string =>
+  `min ${s.min.toFixed(2)} / median ${s.median.toFixed(2)} / max ${s.max.toFixed(2)} ms`;
 
 async function captureOnce(tweak: string): Promise<string> {
   const broker = await startMosquitto(tweak);
   const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'busbar-nagle-')), 'trips.pcapng');
-  const cap: ChildProcess = spawn('tshark', ['-i', 'lo', '-f', `tcp port ${broker.port}`, '-w', file], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const cap: ChildProcess = spawn('tshark', ['-i', 'lo', '-f', `tcp port ${broker.port}`, '-w', file], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let capLog = '';
   cap.stderr?.on('data', (d: Buffer) => (capLog += d.toString()));
   const clients: MqttClient[] = [];
@@ -68,13 +71,46 @@ async function captureOnce(tweak: string): Promise<string> {
 }
 
 function analyse(file: string, port: number): string {
-  const out = execFileSync('tshark', ['-r', file, '-d', `tcp.port==${port},mqtt`, '-T', 'fields', '-e', 'frame.time_relative', '-e', 'tcp.srcport', '-e', 'tcp.dstport', '-e', 'tcp.len', '-e', 'mqtt.msgtype', '-e', 'mqtt.topic', '-E', 'separator=;'], { encoding: 'utf8' });
+  const out = execFileSync(
+    'tshark',
+    [
+      '-r',
+      file,
+      '-d',
+      `tcp.port==${port},mqtt`,
+      '-T',
+      'fields',
+      '-e',
+      'frame.time_relative',
+      '-e',
+      'tcp.srcport',
+      '-e',
+      'tcp.dstport',
+      '-e',
+      'tcp.len',
+      '-e',
+      'mqtt.msgtype',
+      '-e',
+      'mqtt.topic',
+      '-E',
+      'separator=;',
+    ],
+    { encoding: 'utf8' },
+  );
   const segs: Segment[] = out
     .trim()
     .split('\n')
     .map((l) => l.split(';'))
-    .map(([t, s, d, n, m, topic]) => ({ t: Number(t) * 1000, src: Number(s), dst: Number(d), len: Number(n || 0), types: m ?? '', topic: topic ?? '' }));
-  const isPublish = (g: Segment, topic: string): boolean => g.types.split(',').includes('3') && g.topic.split(',').includes(topic);
+    .map(([t, s, d, n, m, topic]) => ({
+      t: Number(t) * 1000,
+      src: Number(s),
+      dst: Number(d),
+      len: Number(n || 0),
+      types: m ?? '',
+      topic: topic ?? '',
+    }));
+  const isPublish = (g: Segment, topic: string): boolean =>
+    g.types.split(',').includes('3') && g.topic.split(',').includes(topic);
   const first = segs.find((g) => g.dst === port && isPublish(g, 'request'));
   const relay = segs.find((g) => g.src === port && isPublish(g, 'request'));
   if (!first || !relay) return '  (no request found in the capture)';
@@ -92,18 +128,29 @@ function analyse(file: string, port: number): string {
     const e = segs.findIndex((h, k) => k > j && h.src === port && h.dst === requester && isPublish(h, 'answer'));
     if (e >= 0) toRequester.push((segs[e] as Segment).t - g.t);
     // The broker's last data segment to the answerer before this request, and the answerer's bare ACK for it.
-    const before = segs.slice(0, i).filter((h) => h.src === port && h.dst === answerer && h.len > 0).pop();
-    const ack = segs.slice(i, j).filter((h) => h.src === answerer && h.len === 0).pop();
+    const before = segs
+      .slice(0, i)
+      .filter((h) => h.src === port && h.dst === answerer && h.len > 0)
+      .pop();
+    const ack = segs
+      .slice(i, j)
+      .filter((h) => h.src === answerer && h.len === 0)
+      .pop();
     if (before && ack) ackWait.push(ack.t - before.t);
     // The broker's PUBACK for this request, and the requester's bare ACK for it before the answer goes out.
     const puback = segs.slice(i + 1, e).find((h) => h.src === port && h.dst === requester && h.len > 0);
-    const reqAck = segs.slice(i + 1, e).filter((h) => h.src === requester && h.len === 0).pop();
+    const reqAck = segs
+      .slice(i + 1, e)
+      .filter((h) => h.src === requester && h.len === 0)
+      .pop();
     if (e >= 0 && puback && reqAck) requesterAckWait.push(reqAck.t - puback.t);
   });
   return [
     `  request arrives at the broker → broker sends it on to the answerer: ${fmt(stats(toAnswerer))}`,
     `  request arrives at the broker → broker sends the answer to the requester: ${fmt(stats(toRequester))}`,
-    ackWait.length ? `  broker's last segment to the answerer (its PUBACK) → the answerer's bare (delayed) ACK: ${fmt(stats(ackWait))}` : '  no bare ACK from the answerer before the request is relayed (nothing waits for one)',
+    ackWait.length
+      ? `  broker's last segment to the answerer (its PUBACK) → the answerer's bare (delayed) ACK: ${fmt(stats(ackWait))}`
+      : '  no bare ACK from the answerer before the request is relayed (nothing waits for one)',
     requesterAckWait.length
       ? `  broker's PUBACK to the requester → the requester's bare (delayed) ACK, after which the answer goes out: ${fmt(stats(requesterAckWait))}`
       : '  no bare ACK from the requester before the answer goes out (nothing waits for one)',

@@ -39,7 +39,10 @@ async function main(): Promise<void> {
     const t0 = Date.now();
     const section = await mod.run();
     const took = Math.round((Date.now() - t0) / 1000);
-    const load = os.loadavg().map((l) => l.toFixed(1)).join(' / ');
+    const load = os
+      .loadavg()
+      .map((l) => l.toFixed(1))
+      .join(' / ');
     const stamp = `_Measured ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC with \`npm run bench -- ${name}\` (${took} s), Node ${process.version}, ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, load average at the end ${load} (1 / 5 / 15 min)._\n`;
     fs.writeFileSync(path.join(resultsDir, `${name}.md`), `${section.trim()}\n\n${stamp}`);
     process.stdout.write(section + '\n');
@@ -52,7 +55,10 @@ async function main(): Promise<void> {
     'median / max. The MQTT benches run on the embedded broker and on a private Mosquitto with its default ' +
     'configuration that the bench starts itself. Reproduce all of them with `npm run bench`, or some with ' +
     '`npm run bench -- <name>…` (names: the `bench/<name>.bench.ts` files).';
-  fs.writeFileSync(path.join(root, 'BENCHMARKS.md'), [header, ...markdownIn(resultsDir), ...markdownIn(notesDir)].join('\n\n') + '\n');
+  fs.writeFileSync(
+    path.join(root, 'BENCHMARKS.md'),
+    [header, ...markdownIn(resultsDir), ...markdownIn(notesDir)].join('\n\n') + '\n',
+  );
 }
 
 main().catch((err: unknown) => {

@@ -45,7 +45,10 @@ class NodeRed {
     const scope = path.join(this.dir, 'node_modules', '@busbar');
     fs.mkdirSync(scope, { recursive: true });
     fs.symlinkSync(path.join(__dirname, '..', '..'), path.join(scope, 'node-red-buses'), 'dir');
-    fs.writeFileSync(path.join(this.dir, 'package.json'), JSON.stringify({ name: 'bench', dependencies: { '@busbar/node-red-buses': '*' } }));
+    fs.writeFileSync(
+      path.join(this.dir, 'package.json'),
+      JSON.stringify({ name: 'bench', dependencies: { '@busbar/node-red-buses': '*' } }),
+    );
     this.red.init(http.createServer(), {
       userDir: this.dir,
       httpAdminRoot: false,
@@ -165,13 +168,40 @@ const core = `benchcore${process.pid}`;
 
 // Ids differ between the sg and the core flows so each deploy is a clean replacement.
 const completion = (tab: string, target: string): object[] => [
-  { id: `${tab}-completion`, type: 'complete', z: tab, scope: [target], uncaught: false, wires: [[`${tab}-completed`]] },
-  { id: `${tab}-completed`, type: 'debug', z: tab, active: false, tosidebar: false, console: false, tostatus: false, complete: 'false', wires: [] },
+  {
+    id: `${tab}-completion`,
+    type: 'complete',
+    z: tab,
+    scope: [target],
+    uncaught: false,
+    wires: [[`${tab}-completed`]],
+  },
+  {
+    id: `${tab}-completed`,
+    type: 'debug',
+    z: tab,
+    active: false,
+    tosidebar: false,
+    console: false,
+    tostatus: false,
+    complete: 'false',
+    wires: [],
+  },
 ];
 const sgFlow = (b: Broker, echoAnswer: boolean): object[] => [
   { id: 'fs', type: 'tab' },
   ...completion('fs', 'res'),
-  { id: 'sgb', type: 'sg-broker', mode: 'external', host: b.host, port: b.port, protocol: '3.1.1', keepalive: 10, qos: 1, clean: true },
+  {
+    id: 'sgb',
+    type: 'sg-broker',
+    mode: 'external',
+    host: b.host,
+    port: b.port,
+    protocol: '3.1.1',
+    keepalive: 10,
+    qos: 1,
+    clean: true,
+  },
   {
     id: 'res',
     z: 'fs',
@@ -188,10 +218,39 @@ const sgFlow = (b: Broker, echoAnswer: boolean): object[] => [
 const coreFlow = (b: Broker): object[] => [
   { id: 'fc', type: 'tab' },
   ...completion('fc', 'out'),
-  { id: 'mb', type: 'mqtt-broker', broker: b.host, port: b.port, clientid: `${core}-${process.pid}`, autoConnect: true, usetls: false, protocolVersion: 4, keepalive: 10, cleansession: true },
+  {
+    id: 'mb',
+    type: 'mqtt-broker',
+    broker: b.host,
+    port: b.port,
+    clientid: `${core}-${process.pid}`,
+    autoConnect: true,
+    usetls: false,
+    protocolVersion: 4,
+    keepalive: 10,
+    cleansession: true,
+  },
   { id: 'out', z: 'fc', type: 'mqtt out', broker: 'mb', topic: '', qos: '1', retain: 'false', wires: [] },
-  { id: 'in', z: 'fc', type: 'mqtt in', broker: 'mb', topic: `command/${core}/ping`, qos: '1', datatype: 'utf8', wires: [['echo']] },
-  { id: 'echo', z: 'fc', type: 'mqtt out', broker: 'mb', topic: `data/${core}/ping`, qos: '1', retain: 'false', wires: [] },
+  {
+    id: 'in',
+    z: 'fc',
+    type: 'mqtt in',
+    broker: 'mb',
+    topic: `command/${core}/ping`,
+    qos: '1',
+    datatype: 'utf8',
+    wires: [['echo']],
+  },
+  {
+    id: 'echo',
+    z: 'fc',
+    type: 'mqtt out',
+    broker: 'mb',
+    topic: `data/${core}/ping`,
+    qos: '1',
+    retain: 'false',
+    wires: [],
+  },
 ];
 
 async function sgReady(b: Broker): Promise<void> {
@@ -226,7 +285,10 @@ async function pingerFor(b: Broker): Promise<MqttClient> {
   return pinger;
 }
 
-const latency = (prefix: string, times: number[]): Measures => ({ [`${prefix}P50`]: percentile(times, 50), [`${prefix}P99`]: percentile(times, 99) });
+const latency = (prefix: string, times: number[]): Measures => ({
+  [`${prefix}P50`]: percentile(times, 50),
+  [`${prefix}P99`]: percentile(times, 99),
+});
 const middle = (xs: number[]): number => percentile(xs, 50);
 
 /** Alternating rounds of the sg flow and the core flow on `main`, plus echo-only rounds on each of `extras`. */
@@ -241,17 +303,26 @@ async function measure(red: NodeRed, main: Broker, extras: ExtraBroker[]): Promi
       const counter = counting(red, 'fs-completed');
       const rates: number[] = [];
       for (let b = 0; b < BURSTS; b++) rates.push(await throughput(counter, red.node('res'), 'value'));
-      const m: Measures = { rate: middle(rates), ...latency('echo', await roundTrips(pinger(main), `command/${res}/ping`, `data/${res}/ping`)) };
+      const m: Measures = {
+        rate: middle(rates),
+        ...latency('echo', await roundTrips(pinger(main), `command/${res}/ping`, `data/${res}/ping`)),
+      };
       await red.deploy(sgFlow(main, true));
       await sgReady(main);
       Object.assign(m, latency('flow', await roundTrips(pinger(main), `command/${res}/ping`, `data/${res}/ping`)));
       for (const x of extras) {
         await red.deploy(sgFlow(x, false));
         await sgReady(x);
-        Object.assign(m, latency(`${x.key}echo`, await roundTrips(pinger(x), `command/${res}/ping`, `data/${res}/ping`)));
+        Object.assign(
+          m,
+          latency(`${x.key}echo`, await roundTrips(pinger(x), `command/${res}/ping`, `data/${res}/ping`)),
+        );
         await red.deploy(sgFlow(x, true));
         await sgReady(x);
-        Object.assign(m, latency(`${x.key}flow`, await roundTrips(pinger(x), `command/${res}/ping`, `data/${res}/ping`)));
+        Object.assign(
+          m,
+          latency(`${x.key}flow`, await roundTrips(pinger(x), `command/${res}/ping`, `data/${res}/ping`)),
+        );
       }
       await red.deploy([]);
       return m;
@@ -262,11 +333,17 @@ async function measure(red: NodeRed, main: Broker, extras: ExtraBroker[]): Promi
       const counter = counting(red, 'fc-completed');
       const rates: number[] = [];
       for (let b = 0; b < BURSTS; b++) rates.push(await throughput(counter, red.node('out'), `data/${core}/value`));
-      const m: Measures = { rate: middle(rates), ...latency('echo', await roundTrips(pinger(main), `command/${core}/ping`, `data/${core}/ping`)) };
+      const m: Measures = {
+        rate: middle(rates),
+        ...latency('echo', await roundTrips(pinger(main), `command/${core}/ping`, `data/${core}/ping`)),
+      };
       for (const x of extras) {
         await red.deploy(coreFlow(x));
         await coreReady(x);
-        Object.assign(m, latency(`${x.key}echo`, await roundTrips(pinger(x), `command/${core}/ping`, `data/${core}/ping`)));
+        Object.assign(
+          m,
+          latency(`${x.key}echo`, await roundTrips(pinger(x), `command/${core}/ping`, `data/${core}/ping`)),
+        );
       }
       await red.deploy([]);
       return m;
@@ -275,7 +352,10 @@ async function measure(red: NodeRed, main: Broker, extras: ExtraBroker[]): Promi
       {
         rounds: ROUNDS,
         budgetMs: BUDGET_MS,
-        onRound: (r, c, s) => progress(`${main.label} round ${r + 1}: sg ${Math.round(s.rate ?? 0)} msg/s, echo p50 ${(s.echoP50 ?? 0).toFixed(2)} ms; core ${Math.round(c.rate ?? 0)} msg/s, echo p50 ${(c.echoP50 ?? 0).toFixed(2)} ms`),
+        onRound: (r, c, s) =>
+          progress(
+            `${main.label} round ${r + 1}: sg ${Math.round(s.rate ?? 0)} msg/s, echo p50 ${(s.echoP50 ?? 0).toFixed(2)} ms; core ${Math.round(c.rate ?? 0)} msg/s, echo p50 ${(c.echoP50 ?? 0).toFixed(2)} ms`,
+          ),
       },
       coreRound,
       sgRound,
@@ -286,7 +366,12 @@ async function measure(red: NodeRed, main: Broker, extras: ExtraBroker[]): Promi
       if (!b.shared) continue;
       // Clear the retained presence/availability the resource left on a shared broker.
       const cleaner = await mqtt.connectAsync(b.url, { reconnectPeriod: 0 });
-      for (const t of [`resourceavailable/${res}/presence`, `dataavailable/${res}/value`, `dataavailable/${res}/ping`, `commandavailable/${res}/ping`]) {
+      for (const t of [
+        `resourceavailable/${res}/presence`,
+        `dataavailable/${res}/value`,
+        `dataavailable/${res}/ping`,
+        `commandavailable/${res}/ping`,
+      ]) {
         await cleaner.publishAsync(t, Buffer.alloc(0), { qos: 1, retain: true });
       }
       await cleaner.endAsync();
@@ -317,7 +402,10 @@ function table(main: Broker, extras: ExtraBroker[], r: RoundResults): string {
     lines.push(row(`${x.label}: command → flow → echo, p50 ms`, r.compare(`${x.key}flowP50`, `${x.key}echoP50`), 2));
   }
   const met = rate.ratio.median >= 1 ? 'met' : 'not met';
-  lines.push('', `Goal "sg publish throughput ≥ core \`mqtt out\`": median ratio ${rate.ratio.median.toFixed(2)} (min ${rate.ratio.min.toFixed(2)}) — **${met}**.`);
+  lines.push(
+    '',
+    `Goal "sg publish throughput ≥ core \`mqtt out\`": median ratio ${rate.ratio.median.toFixed(2)} (min ${rate.ratio.min.toFixed(2)}) — **${met}**.`,
+  );
   return lines.join('\n');
 }
 
@@ -331,7 +419,13 @@ export async function run(): Promise<string> {
   try {
     embedded = new EmbeddedBroker({ port: 0 });
     const port = await embedded.start();
-    const aedes: Broker = { label: 'Embedded broker (aedes, in-process, TCP_NODELAY)', url: embedded.url, host: '127.0.0.1', port, shared: false };
+    const aedes: Broker = {
+      label: 'Embedded broker (aedes, in-process, TCP_NODELAY)',
+      url: embedded.url,
+      host: '127.0.0.1',
+      port,
+      shared: false,
+    };
     tables.push(table(aedes, [], await measure(red, aedes, [])));
     await embedded.close();
     embedded = undefined;
@@ -341,17 +435,38 @@ export async function run(): Promise<string> {
       mosquittos.push(plain);
       const tuned = await startMosquitto('set_tcp_nodelay true');
       mosquittos.push(tuned);
-      const main: Broker = { label: `Private Mosquitto ${plain.version}, default configuration`, url: plain.url, host: plain.host, port: plain.port, shared: false };
-      const extra: ExtraBroker = { key: 'nodelay', label: 'same Mosquitto with `set_tcp_nodelay true`', url: tuned.url, host: tuned.host, port: tuned.port, shared: false };
+      const main: Broker = {
+        label: `Private Mosquitto ${plain.version}, default configuration`,
+        url: plain.url,
+        host: plain.host,
+        port: plain.port,
+        shared: false,
+      };
+      const extra: ExtraBroker = {
+        key: 'nodelay',
+        label: 'same Mosquitto with `set_tcp_nodelay true`',
+        url: tuned.url,
+        host: tuned.host,
+        port: tuned.port,
+        shared: false,
+      };
       tables.push(table(main, [extra], await measure(red, main, [extra])));
     } else {
-      notes.push('No `mosquitto` binary on this machine: the Mosquitto table is missing (Debian: `apt-get install mosquitto`).');
+      notes.push(
+        'No `mosquitto` binary on this machine: the Mosquitto table is missing (Debian: `apt-get install mosquitto`).',
+      );
     }
 
     const external = process.env.MQTT_URL;
     if (external) {
       const u = new URL(external);
-      const shared: Broker = { label: `Broker at ${external} (MQTT_URL)`, url: external, host: u.hostname, port: Number(u.port || 1883), shared: true };
+      const shared: Broker = {
+        label: `Broker at ${external} (MQTT_URL)`,
+        url: external,
+        host: u.hostname,
+        port: Number(u.port || 1883),
+        shared: true,
+      };
       tables.push(table(shared, [], await measure(red, shared, [])));
     }
   } finally {

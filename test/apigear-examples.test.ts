@@ -9,7 +9,8 @@ import type { TestNodeInitializer } from 'node-red-node-test-helper';
 
 helper.init(require.resolve('node-red'));
 
-const core = (file: string): TestNodeInitializer => require(path.join(path.dirname(require.resolve('@node-red/nodes/package.json')), 'core', file));
+const core = (file: string): TestNodeInitializer =>
+  require(path.join(path.dirname(require.resolve('@node-red/nodes/package.json')), 'core', file));
 
 const nodes = [
   require('../nodes/sg/sg-broker'),
@@ -31,7 +32,15 @@ function exampleFlow(): FlowNode[] {
   }
   return [...byId.values()].map((n) => {
     // Tests never bind a fixed port, and see debug output through helper nodes; the flows are otherwise as shipped.
-    if (n.type === 'sg-broker') return process.env.MQTT_URL ? { ...n, mode: 'external', host: new URL(process.env.MQTT_URL).hostname, port: Number(new URL(process.env.MQTT_URL).port || 1883) } : { ...n, embeddedPort: 0 };
+    if (n.type === 'sg-broker')
+      return process.env.MQTT_URL
+        ? {
+            ...n,
+            mode: 'external',
+            host: new URL(process.env.MQTT_URL).hostname,
+            port: Number(new URL(process.env.MQTT_URL).port || 1883),
+          }
+        : { ...n, embeddedPort: 0 };
     if (n.type === 'debug') return { id: n.id, type: 'helper', z: n.z, name: n.name };
     return n;
   });
@@ -50,7 +59,12 @@ function trigger(id: string): void {
 }
 
 function next(id: string): Promise<Record<string, unknown>> {
-  return new Promise((resolve) => (helper.getNode(id) as unknown as { once(e: string, fn: (m: Record<string, unknown>) => void): void }).once('input', resolve));
+  return new Promise((resolve) =>
+    (helper.getNode(id) as unknown as { once(e: string, fn: (m: Record<string, unknown>) => void): void }).once(
+      'input',
+      resolve,
+    ),
+  );
 }
 
 describe('apigear examples', () => {
@@ -98,9 +112,15 @@ describe('apigear examples', () => {
     const moduleYaml = (JSON.parse(yaml) as FlowNode[]).find((n) => n.type === 'apigear-service')!.moduleYaml as string;
     const ok = await helper.request().post('/busbar/apigear/module').send({ yaml: moduleYaml }).expect(200);
     assert.strictEqual(ok.body.module, 'io.world');
-    assert.deepStrictEqual(ok.body.interfaces[0].operations, [{ name: 'say', params: 'msg: Message, when: When', returns: 'int' }]);
+    assert.deepStrictEqual(ok.body.interfaces[0].operations, [
+      { name: 'say', params: 'msg: Message, when: When', returns: 'int' },
+    ]);
     assert.deepStrictEqual(ok.body.interfaces[0].properties, [{ name: 'last', type: 'Message', readonly: false }]);
-    const bad = await helper.request().post('/busbar/apigear/module').send({ yaml: 'name: io.world\ninterfaces: [{name: Hello, properties: [{name: p, type: Nope}]}]' }).expect(400);
+    const bad = await helper
+      .request()
+      .post('/busbar/apigear/module')
+      .send({ yaml: 'name: io.world\ninterfaces: [{name: Hello, properties: [{name: p, type: Nope}]}]' })
+      .expect(400);
     assert.match(bad.body.error, /Hello\.p: unknown type Nope/);
   });
 });

@@ -39,14 +39,23 @@ function node(id: string): TestNode {
 function brokerDef(): Record<string, unknown> {
   if (process.env.MQTT_URL) {
     const u = new URL(process.env.MQTT_URL);
-    return { id: 'b1', type: 'sg-broker', mode: 'external', host: u.hostname, port: Number(u.port || 1883), protocol: '5' };
+    return {
+      id: 'b1',
+      type: 'sg-broker',
+      mode: 'external',
+      host: u.hostname,
+      port: Number(u.port || 1883),
+      protocol: '5',
+    };
   }
   return { id: 'b1', type: 'sg-broker', mode: 'embedded', embeddedPort: 0 };
 }
 
 /** Resolves with the next msg a helper node receives. */
 function next(id: string): Promise<Msg> {
-  return new Promise((resolve) => (helper.getNode(id) as unknown as { once(e: string, fn: (m: Msg) => void): void }).once('input', resolve));
+  return new Promise((resolve) =>
+    (helper.getNode(id) as unknown as { once(e: string, fn: (m: Msg) => void): void }).once('input', resolve),
+  );
 }
 
 const connected = green;
@@ -72,12 +81,36 @@ describe('apigear nodes' + (process.env.MQTT_URL ? ` (${process.env.MQTT_URL})` 
   });
 
   function serviceDef(extra: object = {}): Record<string, unknown> {
-    return { id: 'svc', type: 'apigear-service', broker: 'b1', source: 'yaml', moduleYaml: helloYaml(moduleName), interface: 'Hello', applySet: true, wires: [['svcSet'], ['svcCall']], ...extra };
+    return {
+      id: 'svc',
+      type: 'apigear-service',
+      broker: 'b1',
+      source: 'yaml',
+      moduleYaml: helloYaml(moduleName),
+      interface: 'Hello',
+      applySet: true,
+      wires: [['svcSet'], ['svcCall']],
+      ...extra,
+    };
   }
   function clientDef(extra: object = {}): Record<string, unknown> {
-    return { id: 'cli', type: 'apigear-client', broker: 'b1', source: 'yaml', moduleYaml: helloYaml(moduleName), interface: 'Hello', clientId: `nr-cli-${process.pid}`, timeout: 5, wires: [['cliProp'], ['cliSig'], ['cliResult']], ...extra };
+    return {
+      id: 'cli',
+      type: 'apigear-client',
+      broker: 'b1',
+      source: 'yaml',
+      moduleYaml: helloYaml(moduleName),
+      interface: 'Hello',
+      clientId: `nr-cli-${process.pid}`,
+      timeout: 5,
+      wires: [['cliProp'], ['cliSig'], ['cliResult']],
+      ...extra,
+    };
   }
-  const helpers = ['svcSet', 'svcCall', 'cliProp', 'cliSig', 'cliResult', 'caught'].map((id) => ({ id, type: 'helper' }));
+  const helpers = ['svcSet', 'svcCall', 'cliProp', 'cliSig', 'cliResult', 'caught'].map((id) => ({
+    id,
+    type: 'helper',
+  }));
 
   async function start(flow: object[]): Promise<void> {
     // Flow nodes on one tab, so a Catch node there sees their errors.
@@ -106,7 +139,12 @@ describe('apigear nodes' + (process.env.MQTT_URL ? ` (${process.env.MQTT_URL})` 
 
     let got = next('cliProp');
     node('svc').receive({ topic: 'prop/last', payload: { content: 'first' } });
-    assert.deepStrictEqual(await got, { ...(await got), topic: 'prop/last', property: 'last', payload: { content: 'first' } });
+    assert.deepStrictEqual(await got, {
+      ...(await got),
+      topic: 'prop/last',
+      property: 'last',
+      payload: { content: 'first' },
+    });
 
     got = next('cliSig');
     node('svc').receive({ topic: 'sig/justSaid', payload: { msg: { content: 'said' } } });
@@ -135,7 +173,9 @@ describe('apigear nodes' + (process.env.MQTT_URL ? ` (${process.env.MQTT_URL})` 
     await connected('svc');
     // The reply msg travels through JSON on the way back (as after a JSON or file node): CorrelationData becomes
     // { type: 'Buffer', data: [...] }, and must still be echoed byte for byte.
-    node('svcCall').on('input', (msg) => node('svc').receive({ ...(JSON.parse(JSON.stringify(msg)) as Msg), payload: 42 }));
+    node('svcCall').on('input', (msg) =>
+      node('svc').receive({ ...(JSON.parse(JSON.stringify(msg)) as Msg), payload: 42 }),
+    );
     // A watcher that sees the live publish marks the moment the broker holds the retained value.
     const watcher = await peer();
     await subscribe(watcher.client, `${P}/prop/+`);
@@ -157,7 +197,10 @@ describe('apigear nodes' + (process.env.MQTT_URL ? ` (${process.env.MQTT_URL})` 
     const cppTopic = `${P}/rpc/say/cpp/result`;
     await subscribe(client, [pyTopic, cppTopic]);
     const call = next('svcCall');
-    await publish(client, `${P}/rpc/say`, '[{"content":"py"},0]', { qos: 2, properties: { responseTopic: pyTopic, correlationData: Buffer.from([0x05]) } });
+    await publish(client, `${P}/rpc/say`, '[{"content":"py"},0]', {
+      qos: 2,
+      properties: { responseTopic: pyTopic, correlationData: Buffer.from([0x05]) },
+    });
     const callMsg = await call;
     assert.strictEqual(callMsg.topic, 'rpc/say');
     assert.deepStrictEqual(callMsg.args, [{ content: 'py' }, 0]);
@@ -168,7 +211,9 @@ describe('apigear nodes' + (process.env.MQTT_URL ? ` (${process.env.MQTT_URL})` 
     assert.deepStrictEqual([...py.packet.properties!.correlationData!], [5]);
     assert.strictEqual(py.payload.toString(), '42');
 
-    await publish(client, `${P}/rpc/say`, '[{"content":"cpp"},2]', { properties: { responseTopic: cppTopic, correlationData: Buffer.from('90210', 'ascii') } });
+    await publish(client, `${P}/rpc/say`, '[{"content":"cpp"},2]', {
+      properties: { responseTopic: cppTopic, correlationData: Buffer.from('90210', 'ascii') },
+    });
     const cpp = await inbox.next(cppTopic);
     assert.strictEqual(cpp.packet.properties!.correlationData!.toString('ascii'), '90210');
     assert.strictEqual(cpp.payload.toString(), '42');
@@ -211,7 +256,9 @@ describe('apigear nodes' + (process.env.MQTT_URL ? ` (${process.env.MQTT_URL})` 
     const second = next('cliResult');
     node('cli').receive({ topic: 'rpc/say', payload: [{ content: 'again' }, 0] });
     const req2 = await inbox.next(`${P}/rpc/say`);
-    await publish(raw, req2.packet.properties!.responseTopic!, '9', { properties: { correlationData: req2.packet.properties!.correlationData } });
+    await publish(raw, req2.packet.properties!.responseTopic!, '9', {
+      properties: { correlationData: req2.packet.properties!.correlationData },
+    });
     assert.strictEqual((await second).payload, 9);
     assert.deepStrictEqual(results, [9]);
   });
@@ -223,11 +270,23 @@ describe('apigear nodes' + (process.env.MQTT_URL ? ` (${process.env.MQTT_URL})` 
     const { client, inbox } = await peer();
     await subscribe(client, `${P}/#`);
     const cases: Array<[string, Msg, RegExp]> = [
-      ['svc', { topic: 'sig/justSaid', payload: { msg: { content: 5 } } }, /Hello\.justSaid\(msg\)\.content: must be of type string \(got 5\)/],
+      [
+        'svc',
+        { topic: 'sig/justSaid', payload: { msg: { content: 5 } } },
+        /Hello\.justSaid\(msg\)\.content: must be of type string \(got 5\)/,
+      ],
       ['svc', { topic: 'prop/last', payload: 'plain' }, /Hello\.last: must be of type object/],
       ['svc', { topic: 'prop/nope', payload: 1 }, /Hello has no property nope/],
-      ['cli', { topic: 'rpc/say', payload: { msg: { content: 'x' }, when: 7 } }, /Hello\.say\(when\): must be a When value: 0 \(Now\), 1 \(Soon\), 2 \(Never\) \(got 7\)/],
-      ['cli', { topic: 'rpc/say', payload: [{ content: 'x' }] }, /Hello\.say: expects 2 arguments \(msg, when\), got 1/],
+      [
+        'cli',
+        { topic: 'rpc/say', payload: { msg: { content: 'x' }, when: 7 } },
+        /Hello\.say\(when\): must be a When value: 0 \(Now\), 1 \(Soon\), 2 \(Never\) \(got 7\)/,
+      ],
+      [
+        'cli',
+        { topic: 'rpc/say', payload: [{ content: 'x' }] },
+        /Hello\.say: expects 2 arguments \(msg, when\), got 1/,
+      ],
       ['cli', { topic: 'set/last', payload: { content: 'x', extra: true } }, /Hello\.last: has no field extra/],
       ['cli', { topic: 'whatever/else' }, /apigear-client\.error\.noMember/],
     ];
@@ -257,7 +316,12 @@ describe('apigear nodes' + (process.env.MQTT_URL ? ` (${process.env.MQTT_URL})` 
     const { client, inbox } = await peer();
     await subscribe(client, `${P}/prop/+`);
     assert.strictEqual((await inbox.next(`${P}/prop/last`)).payload.toString(), '{"content":"kept?"}');
-    const flowWith = (name: string): object[] => [{ id: 'f1', type: 'tab', label: 'apigear' }, brokerDef(), { z: 'f1', ...serviceDef({ name, clearRetained: true }) }, ...helpers.map((h) => ({ z: 'f1', ...h }))];
+    const flowWith = (name: string): object[] => [
+      { id: 'f1', type: 'tab', label: 'apigear' },
+      brokerDef(),
+      { z: 'f1', ...serviceDef({ name, clearRetained: true }) },
+      ...helpers.map((h) => ({ z: 'f1', ...h })),
+    ];
     // Modified node: Node-RED restarts it (close with removed=false). The value stays retained.
     await helper.setFlows(flowWith('renamed') as never, 'nodes');
     await connected('svc');
@@ -267,7 +331,10 @@ describe('apigear nodes' + (process.env.MQTT_URL ? ` (${process.env.MQTT_URL})` 
     assert.strictEqual(kept.packet.retain, true);
     // Deleted node ("modified nodes" deploy, so the broker node stays up): close with removed=true clears the
     // retained value with an empty retained publish.
-    await helper.setFlows([{ id: 'f1', type: 'tab', label: 'apigear' }, brokerDef(), ...helpers.map((h) => ({ z: 'f1', ...h }))] as never, 'nodes');
+    await helper.setFlows(
+      [{ id: 'f1', type: 'tab', label: 'apigear' }, brokerDef(), ...helpers.map((h) => ({ z: 'f1', ...h }))] as never,
+      'nodes',
+    );
     const cleared = await inbox.next(`${P}/prop/last`);
     assert.strictEqual(cleared.payload.length, 0);
   });
@@ -285,13 +352,20 @@ describe('apigear nodes' + (process.env.MQTT_URL ? ` (${process.env.MQTT_URL})` 
   });
 
   it('reports a broker that cannot start (embedded port in use) in status and log, and keeps the runtime up', async function () {
-    if (process.env.MQTT_URL) skipBecause(this, 'about the embedded broker, and MQTT_URL points this run at an external one');
+    if (process.env.MQTT_URL)
+      skipBecause(this, 'about the embedded broker, and MQTT_URL points this run at an external one');
     const net = await import('net');
     const blocker = net.createServer();
     await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
     const port = (blocker.address() as { port: number }).port;
     try {
-      await helper.load(nodes as never, [{ id: 'b1', type: 'sg-broker', mode: 'embedded', embeddedPort: port }, clientDef({ wires: [[], [], []] })] as never);
+      await helper.load(
+        nodes as never,
+        [
+          { id: 'b1', type: 'sg-broker', mode: 'embedded', embeddedPort: port },
+          clientDef({ wires: [[], [], []] }),
+        ] as never,
+      );
       await until(() => callsOf('cli', 'warn').length > 0, 'a warning from the client', 5000, 20);
       assert.match(String(callsOf('cli', 'warn')[0]?.[0]), /EADDRINUSE|port \d+ is in use by another program/);
       assert.strictEqual(lastStatus('cli')?.fill, 'red');

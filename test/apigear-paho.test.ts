@@ -14,7 +14,11 @@ import { skipBecause } from './support/skip';
 
 helper.init(require.resolve('node-red'));
 
-const nodes = [require('../nodes/sg/sg-broker'), require('../nodes/apigear/apigear-service'), require('../nodes/apigear/apigear-client')] as TestNodeInitializer[];
+const nodes = [
+  require('../nodes/sg/sg-broker'),
+  require('../nodes/apigear/apigear-service'),
+  require('../nodes/apigear/apigear-client'),
+] as TestNodeInitializer[];
 const script = path.join(__dirname, '..', '..', 'test', 'support', 'apigear_paho_peer.py');
 
 /** The first Python on this machine that can import paho-mqtt (Debian: apt-get install python3-paho-mqtt). */
@@ -32,9 +36,16 @@ interface Event {
 }
 
 /** Runs the Paho peer; `events` yields its JSON lines as they come. */
-function runPeer(python: string, mode: 'client' | 'service' | 'watch', url: string, prefix: string): { proc: ChildProcess; next(name: string): Promise<Event>; all: Event[] } {
+function runPeer(
+  python: string,
+  mode: 'client' | 'service' | 'watch',
+  url: string,
+  prefix: string,
+): { proc: ChildProcess; next(name: string): Promise<Event>; all: Event[] } {
   const u = new URL(url);
-  const proc = spawn(python, [script, mode, u.hostname, u.port || '1883', prefix], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const proc = spawn(python, [script, mode, u.hostname, u.port || '1883', prefix], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   const all: Event[] = [];
   const waiting: Array<{ name: string; resolve: (e: Event) => void }> = [];
   readline.createInterface({ input: proc.stdout! }).on('line', (line) => {
@@ -54,7 +65,10 @@ function runPeer(python: string, mode: 'client' | 'service' | 'watch', url: stri
   };
 }
 
-function node(id: string): { receive(m: object): void; on(e: 'input', fn: (m: Record<string, unknown>) => void): void } {
+function node(id: string): {
+  receive(m: object): void;
+  on(e: 'input', fn: (m: Record<string, unknown>) => void): void;
+} {
   return helper.getNode(id) as never;
 }
 
@@ -63,7 +77,12 @@ describe('apigear nodes with an Eclipse Paho (Python) peer', function () {
   let peer: ReturnType<typeof runPeer> | undefined;
 
   before(function () {
-    if (!python) skipBecause(this, 'no python3 that can import paho.mqtt.client (apt-get install python3-paho-mqtt; .ci/run installs it)', { requiredInCi: true });
+    if (!python)
+      skipBecause(
+        this,
+        'no python3 that can import paho.mqtt.client (apt-get install python3-paho-mqtt; .ci/run installs it)',
+        { requiredInCi: true },
+      );
     return helper.startServer();
   });
   after(() => (python ? helper.stopServer() : undefined));
@@ -80,7 +99,14 @@ describe('apigear nodes with an Eclipse Paho (Python) peer', function () {
   function brokerDef(): object {
     if (process.env.MQTT_URL) {
       const u = new URL(process.env.MQTT_URL);
-      return { id: 'b1', type: 'sg-broker', mode: 'external', host: u.hostname, port: Number(u.port || 1883), protocol: '5' };
+      return {
+        id: 'b1',
+        type: 'sg-broker',
+        mode: 'external',
+        host: u.hostname,
+        port: Number(u.port || 1883),
+        protocol: '5',
+      };
     }
     return { id: 'b1', type: 'sg-broker', mode: 'embedded', embeddedPort: 0 };
   }
@@ -88,7 +114,15 @@ describe('apigear nodes with an Eclipse Paho (Python) peer', function () {
   async function load(moduleName: string, flow: object[]): Promise<string> {
     const yaml = helloYaml(moduleName);
     const full = [brokerDef(), ...flow.map((n) => ({ moduleYaml: yaml, interface: 'Hello', broker: 'b1', ...n }))];
-    await helper.load(nodes as never, [...full, { id: 'out1', type: 'helper' }, { id: 'out2', type: 'helper' }, { id: 'out3', type: 'helper' }] as never);
+    await helper.load(
+      nodes as never,
+      [
+        ...full,
+        { id: 'out1', type: 'helper' },
+        { id: 'out2', type: 'helper' },
+        { id: 'out3', type: 'helper' },
+      ] as never,
+    );
     const broker = helper.getNode('b1') as unknown as SgBrokerNode;
     const probe = { id: 'probe', status: () => undefined };
     const { url } = await broker.endpoint(probe);
@@ -98,9 +132,13 @@ describe('apigear nodes with an Eclipse Paho (Python) peer', function () {
 
   it('a Paho client sets, calls say (one-byte CorrelationData, bytes client id in the reply topic) and gets the signal', async () => {
     const moduleName = uniqueModule();
-    const url = await load(moduleName, [{ id: 'svc', type: 'apigear-service', applySet: true, qos: 2, wires: [['out1'], ['out2']] }]);
+    const url = await load(moduleName, [
+      { id: 'svc', type: 'apigear-service', applySet: true, qos: 2, wires: [['out1'], ['out2']] },
+    ]);
     await green('svc');
-    node('out2').on('input', (msg) => node('svc').receive({ ...msg, payload: ((msg.payload as { msg: { content: string } }).msg.content.length) }));
+    node('out2').on('input', (msg) =>
+      node('svc').receive({ ...msg, payload: (msg.payload as { msg: { content: string } }).msg.content.length }),
+    );
     const sets: unknown[] = [];
     node('out1').on('input', (msg) => sets.push(msg.payload));
     peer = runPeer(python!, 'client', url, `${moduleName}/Hello`);
@@ -124,8 +162,30 @@ describe('apigear nodes with an Eclipse Paho (Python) peer', function () {
     const P = `${moduleName}/Hello`;
     const yaml = helloYaml(moduleName);
     // A second service keeps the broker node in use (the embedded broker stops with its last user).
-    const base = [{ id: 'f1', type: 'tab', label: 'apigear' }, brokerDef(), { id: 'keeper', z: 'f1', type: 'apigear-service', broker: 'b1', moduleYaml: helloYaml(uniqueModule()), interface: 'Hello', wires: [[], []] }];
-    const svc = (more: object): object => ({ id: 'svc', z: 'f1', type: 'apigear-service', broker: 'b1', moduleYaml: yaml, interface: 'Hello', wires: [[], []], ...extra, ...more });
+    const base = [
+      { id: 'f1', type: 'tab', label: 'apigear' },
+      brokerDef(),
+      {
+        id: 'keeper',
+        z: 'f1',
+        type: 'apigear-service',
+        broker: 'b1',
+        moduleYaml: helloYaml(uniqueModule()),
+        interface: 'Hello',
+        wires: [[], []],
+      },
+    ];
+    const svc = (more: object): object => ({
+      id: 'svc',
+      z: 'f1',
+      type: 'apigear-service',
+      broker: 'b1',
+      moduleYaml: yaml,
+      interface: 'Hello',
+      wires: [[], []],
+      ...extra,
+      ...more,
+    });
     await helper.load(nodes as never, [...base, svc({})] as never);
     await green('svc');
     const broker = helper.getNode('b1') as unknown as SgBrokerNode;
@@ -143,7 +203,11 @@ describe('apigear nodes with an Eclipse Paho (Python) peer', function () {
     await green('svc');
     await helper.setFlows(base as never, 'nodes');
     const mqtt = await import('mqtt');
-    const marker = await mqtt.connectAsync(url, { protocolVersion: 5, clientId: `marker-${process.pid}`, reconnectPeriod: 0 });
+    const marker = await mqtt.connectAsync(url, {
+      protocolVersion: 5,
+      clientId: `marker-${process.pid}`,
+      reconnectPeriod: 0,
+    });
     await marker.publishAsync(`${P}/sig/busbarMarker`, '["end"]', { qos: 1 });
     await watcher.next('end');
     // The test's own clean-up on a shared broker (the peer has ended): no retained value left behind.
@@ -154,21 +218,39 @@ describe('apigear nodes with an Eclipse Paho (Python) peer', function () {
 
   it('apigear-service restarted, disabled and deleted: the Paho peer (json.loads on every message) parses everything', async () => {
     const watcher = await serviceLifecycle({});
-    assert.deepStrictEqual(watcher.all.filter((e) => e.event === 'unparsable'), []);
-    assert.ok(watcher.all.some((e) => e.event === 'message' && (e.value as { content?: string }).content === 'retained'), 'the peer saw the property');
+    assert.deepStrictEqual(
+      watcher.all.filter((e) => e.event === 'unparsable'),
+      [],
+    );
+    assert.ok(
+      watcher.all.some((e) => e.event === 'message' && (e.value as { content?: string }).content === 'retained'),
+      'the peer saw the property',
+    );
     assert.strictEqual(watcher.all.find((e) => e.event === 'end')?.ok, true);
   });
 
   it('with "clear retained" on, deleting apigear-service sends what the Paho peer cannot parse (the peer catches it)', async () => {
     const watcher = await serviceLifecycle({ clearRetained: true });
     const bad = watcher.all.filter((e) => e.event === 'unparsable');
-    assert.ok(bad.length >= 1 && bad.every((e) => String(e.topic).endsWith('/Hello/prop/last') && e.payload === ''), JSON.stringify(bad));
+    assert.ok(
+      bad.length >= 1 && bad.every((e) => String(e.topic).endsWith('/Hello/prop/last') && e.payload === ''),
+      JSON.stringify(bad),
+    );
     assert.strictEqual(watcher.all.find((e) => e.event === 'end')?.ok, false);
   });
 
   it('a client node uses a Paho service: retained property, say with its return value, a signal, a set', async () => {
     const moduleName = uniqueModule();
-    const url = await load(moduleName, [{ id: 'cli', type: 'apigear-client', qos: 2, clientId: `nr-cli-${process.pid}`, timeout: 10, wires: [['out1'], ['out2'], ['out3']] }]);
+    const url = await load(moduleName, [
+      {
+        id: 'cli',
+        type: 'apigear-client',
+        qos: 2,
+        clientId: `nr-cli-${process.pid}`,
+        timeout: 10,
+        wires: [['out1'], ['out2'], ['out3']],
+      },
+    ]);
     const props: unknown[] = [];
     node('out1').on('input', (m) => props.push(m.payload));
     peer = runPeer(python!, 'service', url, `${moduleName}/Hello`);

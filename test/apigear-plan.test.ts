@@ -10,10 +10,19 @@ describe('apigear module and plan', () => {
     assert.strictEqual(mod.version, '1.0.0');
     const hello = mod.interfaces[0];
     assert.deepStrictEqual(hello.properties, [{ name: 'last', type: 'Message', array: false, readonly: false }]);
-    assert.deepStrictEqual(hello.operations[0].params.map((p) => `${p.name}:${p.type}`), ['msg:Message', 'when:When']);
+    assert.deepStrictEqual(
+      hello.operations[0].params.map((p) => `${p.name}:${p.type}`),
+      ['msg:Message', 'when:When'],
+    );
     assert.deepStrictEqual(hello.operations[0].return, { type: 'int', array: false });
-    assert.deepStrictEqual(hello.signals[0], { name: 'justSaid', params: [{ name: 'msg', type: 'Message', array: false }] });
-    assert.deepStrictEqual(mod.enums[0].members.map((m) => m.value), [0, 1, 2]);
+    assert.deepStrictEqual(hello.signals[0], {
+      name: 'justSaid',
+      params: [{ name: 'msg', type: 'Message', array: false }],
+    });
+    assert.deepStrictEqual(
+      mod.enums[0].members.map((m) => m.value),
+      [0, 1, 2],
+    );
     assert.deepStrictEqual(mod.structs[0].fields, [{ name: 'content', type: 'string', array: false }]);
   });
 
@@ -26,7 +35,11 @@ describe('apigear module and plan', () => {
     assert.strictEqual(plan.operations.get('say')?.topic, 'io.world/Hello/rpc/say');
     assert.strictEqual(plan.operations.get('say')?.responseTopic('nr-cli'), 'io.world/Hello/rpc/say/nr-cli/result');
     assert.deepStrictEqual(plan.serviceSubscriptions, ['io.world/Hello/set/+', 'io.world/Hello/rpc/+']);
-    assert.deepStrictEqual(plan.clientSubscriptions('nr-cli'), ['io.world/Hello/prop/+', 'io.world/Hello/sig/+', 'io.world/Hello/rpc/+/nr-cli/result']);
+    assert.deepStrictEqual(plan.clientSubscriptions('nr-cli'), [
+      'io.world/Hello/prop/+',
+      'io.world/Hello/sig/+',
+      'io.world/Hello/rpc/+/nr-cli/result',
+    ]);
     assert.deepStrictEqual(plan.route('io.world/Hello/rpc/say/nr-cli/result'), { verb: 'result', member: 'say' });
     assert.deepStrictEqual(plan.route('io.world/Hello/set/last'), { verb: 'set', member: 'last' });
     assert.strictEqual(plan.route('io.world/Other/set/last'), undefined);
@@ -37,13 +50,19 @@ describe('apigear module and plan', () => {
     const plan = compilePlan(parseModule(helloYaml()), 'Hello');
     const last = plan.properties.get('last')!;
     last.check({ content: 'hi' });
-    assert.throws(() => last.check({ content: 5 }), /^ApiGearValueError: Hello\.last\.content: must be of type string \(got 5\)$/);
+    assert.throws(
+      () => last.check({ content: 5 }),
+      /^ApiGearValueError: Hello\.last\.content: must be of type string \(got 5\)$/,
+    );
     assert.throws(() => last.check({}), /Hello\.last: must have field content/);
     assert.throws(() => last.check({ content: 'x', extra: 1 }), /Hello\.last: has no field extra/);
     assert.throws(() => last.check('hi'), /Hello\.last: must be of type object/);
     const say = plan.operations.get('say')!;
     say.checkArgs([{ content: 'hi' }, 1]);
-    assert.throws(() => say.checkArgs([{ content: 'hi' }, 5]), /Hello\.say\(when\): must be a When value: 0 \(Now\), 1 \(Soon\), 2 \(Never\) \(got 5\)/);
+    assert.throws(
+      () => say.checkArgs([{ content: 'hi' }, 5]),
+      /Hello\.say\(when\): must be a When value: 0 \(Now\), 1 \(Soon\), 2 \(Never\) \(got 5\)/,
+    );
     assert.throws(() => say.checkArgs([{ content: 'hi' }, 'Now']), /Hello\.say\(when\): must be an integer/);
     assert.throws(() => say.checkArgs([{ content: 'hi' }]), /Hello\.say: expects 2 arguments \(msg, when\), got 1/);
     say.checkResult(42);
@@ -53,11 +72,23 @@ describe('apigear module and plan', () => {
   it('accepts arguments as an array or by name, and rejects anything else', () => {
     const plan = compilePlan(parseModule(helloYaml()), 'Hello');
     const params = plan.operations.get('say')!.params;
-    assert.deepStrictEqual(argsFromPayload('Hello', 'say', params, { when: 1, msg: { content: 'a' } }), [{ content: 'a' }, 1]);
+    assert.deepStrictEqual(argsFromPayload('Hello', 'say', params, { when: 1, msg: { content: 'a' } }), [
+      { content: 'a' },
+      1,
+    ]);
     assert.deepStrictEqual(argsFromPayload('Hello', 'say', params, [{ content: 'a' }, 1]), [{ content: 'a' }, 1]);
-    assert.throws(() => argsFromPayload('Hello', 'say', params, { msg: { content: 'a' } }), /Hello\.say\(when\): argument is missing/);
-    assert.throws(() => argsFromPayload('Hello', 'say', params, { msg: {}, when: 0, whom: 1 }), /Hello\.say: has no parameter whom/);
-    assert.throws(() => argsFromPayload('Hello', 'say', params, 'hi'), /arguments must be an array \[msg, when\] or an object \{msg, when\}/);
+    assert.throws(
+      () => argsFromPayload('Hello', 'say', params, { msg: { content: 'a' } }),
+      /Hello\.say\(when\): argument is missing/,
+    );
+    assert.throws(
+      () => argsFromPayload('Hello', 'say', params, { msg: {}, when: 0, whom: 1 }),
+      /Hello\.say: has no parameter whom/,
+    );
+    assert.throws(
+      () => argsFromPayload('Hello', 'say', params, 'hi'),
+      /arguments must be an array \[msg, when\] or an object \{msg, when\}/,
+    );
     assert.deepStrictEqual(argsFromPayload('Hello', 'ping', [], undefined), []);
   });
 
@@ -81,8 +112,14 @@ enums:
 `);
     const plan = compilePlan(mod, 'Simple');
     plan.properties.get('propInts')!.check([1, -2]);
-    assert.throws(() => plan.properties.get('propInts')!.check([1, 2.5]), /Simple\.propInts\[1\]: must be an integer \(got 2\.5\)/);
-    assert.throws(() => plan.properties.get('propInts')!.check([2 ** 31]), /Simple\.propInts\[0\]: must be <= 2147483647/);
+    assert.throws(
+      () => plan.properties.get('propInts')!.check([1, 2.5]),
+      /Simple\.propInts\[1\]: must be an integer \(got 2\.5\)/,
+    );
+    assert.throws(
+      () => plan.properties.get('propInts')!.check([2 ** 31]),
+      /Simple\.propInts\[0\]: must be <= 2147483647/,
+    );
     plan.properties.get('propFloats')!.check([1.5, 2]);
     assert.throws(() => plan.properties.get('propBool')!.check(1), /Simple\.propBool: must be of type boolean/);
     assert.strictEqual(plan.properties.get('propBool')!.readonly, true);
@@ -95,12 +132,22 @@ enums:
   });
 
   it('reports module mistakes with the declaration at fault', () => {
-    assert.throws(() => parseModule('name: io.world\ninterfaces:\n  - name: Hello\n    properties:\n      - { name: p, type: Nope }\n'), /Hello\.p: unknown type Nope/);
+    assert.throws(
+      () =>
+        parseModule('name: io.world\ninterfaces:\n  - name: Hello\n    properties:\n      - { name: p, type: Nope }\n'),
+      /Hello\.p: unknown type Nope/,
+    );
     assert.throws(() => parseModule('schema: other/1\nname: x'), /schema must be apigear\.module\/1\.0/);
     assert.throws(() => parseModule('name: "io world"'), /module name must be a dotted identifier/);
-    assert.throws(() => parseModule('name: a\ninterfaces: [ {name: I, operations: [{name: f}, {name: f}]} ]'), /I\.operations: f is declared twice/);
+    assert.throws(
+      () => parseModule('name: a\ninterfaces: [ {name: I, operations: [{name: f}, {name: f}]} ]'),
+      /I\.operations: f is declared twice/,
+    );
     assert.throws(() => parseModule('name: a\n  - : ['), /module YAML does not parse/);
-    assert.throws(() => compilePlan(parseModule(helloYaml()), 'Goodbye'), /module io\.world has no interface "Goodbye" \(it declares: Hello\)/);
+    assert.throws(
+      () => compilePlan(parseModule(helloYaml()), 'Goodbye'),
+      /module io\.world has no interface "Goodbye" \(it declares: Hello\)/,
+    );
   });
 
   it('builds a module from members listed by hand', () => {
@@ -113,10 +160,16 @@ enums:
     ]);
     const plan = compilePlan(mod, 'Counter');
     assert.strictEqual(plan.operations.get('increment')!.topic, 'demo/Counter/rpc/increment');
-    assert.throws(() => plan.operations.get('increment')!.checkArgs(['1']), /Counter\.increment\(step\): must be an integer/);
+    assert.throws(
+      () => plan.operations.get('increment')!.checkArgs(['1']),
+      /Counter\.increment\(step\): must be an integer/,
+    );
     plan.properties.get('anything')!.check({ any: ['json'] });
     plan.signals.get('overflow')!.checkArgs([3, { free: 'form' }]);
     assert.strictEqual(plan.operations.get('reset')!.void, true);
-    assert.throws(() => moduleFromMembers('demo', 'Counter', [{ kind: 'property', name: 'x', type: 'Message' }]), /Counter\.x: unknown type Message/);
+    assert.throws(
+      () => moduleFromMembers('demo', 'Counter', [{ kind: 'property', name: 'x', type: 'Message' }]),
+      /Counter\.x: unknown type Message/,
+    );
   });
 });

@@ -16,7 +16,13 @@ import { clearRetained, KillableProxy } from './lib/mqtt-peer';
 
 helper.init(require.resolve('node-red'));
 
-const nodes = [require('../nodes/sg/sg-broker'), require('../nodes/sg/sg-resource'), require('../nodes/sg/sg-app'), require('../nodes/apigear/apigear-service'), require('../nodes/apigear/apigear-client')] as TestNodeInitializer[];
+const nodes = [
+  require('../nodes/sg/sg-broker'),
+  require('../nodes/sg/sg-resource'),
+  require('../nodes/sg/sg-app'),
+  require('../nodes/apigear/apigear-service'),
+  require('../nodes/apigear/apigear-client'),
+] as TestNodeInitializer[];
 
 interface Features {
   v31: boolean;
@@ -30,7 +36,12 @@ interface Features {
 /** Connects with `options`; resolves undefined on CONNACK success, else the error text (or "closed"). */
 function tryConnect(url: string, options: IClientOptions): Promise<{ client?: MqttClient; refusal?: string }> {
   return new Promise((resolve) => {
-    const client = mqtt.connect(url, { reconnectPeriod: 0, connectTimeout: 5000, clientId: `probe-${randomBytes(4).toString('hex')}`, ...options });
+    const client = mqtt.connect(url, {
+      reconnectPeriod: 0,
+      connectTimeout: 5000,
+      clientId: `probe-${randomBytes(4).toString('hex')}`,
+      ...options,
+    });
     client.once('connect', () => resolve({ client }));
     client.once('error', (err) => {
       client.end(true);
@@ -110,13 +121,28 @@ describe(`broker compatibility: sg and ApiGear essentials on ${brokerName}`, fun
 
   function brokerNode(extra: object = {}): object {
     const u = new URL(url);
-    return { id: 'b1', type: 'sg-broker', mode: 'external', host: u.hostname, port: Number(u.port || 1883), protocol: '3.1.1', qos: 1, keepalive: 10, clean: true, ...extra };
+    return {
+      id: 'b1',
+      type: 'sg-broker',
+      mode: 'external',
+      host: u.hostname,
+      port: Number(u.port || 1883),
+      protocol: '3.1.1',
+      qos: 1,
+      keepalive: 10,
+      clean: true,
+      ...extra,
+    };
   }
 
-  async function observer(topics: string[]): Promise<{ client: MqttClient; seen: Array<{ topic: string; payload: string; retain: boolean }> }> {
+  async function observer(
+    topics: string[],
+  ): Promise<{ client: MqttClient; seen: Array<{ topic: string; payload: string; retain: boolean }> }> {
     const client = (await tryConnect(url, { protocolVersion: 4 })).client!;
     const seen: Array<{ topic: string; payload: string; retain: boolean }> = [];
-    client.on('message', (topic, payload, packet) => seen.push({ topic, payload: payload.toString(), retain: packet.retain }));
+    client.on('message', (topic, payload, packet) =>
+      seen.push({ topic, payload: payload.toString(), retain: packet.retain }),
+    );
     await client.subscribeAsync(topics, { qos: 1 });
     return { client, seen };
   }
@@ -124,8 +150,25 @@ describe(`broker compatibility: sg and ApiGear essentials on ${brokerName}`, fun
   function sgFlow(name: string, broker: object = brokerNode()): object[] {
     return [
       broker,
-      { id: 'res', type: 'sg-resource', broker: 'b1', resource: name, commands: [{ signal: 'state', echo: true, echoRetained: true, defaultValue: 'False' }], wires: [['resOut']] },
-      { id: 'app', type: 'sg-app', broker: 'b1', app: `${name}app`, subscriptions: [{ type: 'data', service: name, signal: 'state' }, { type: 'resourceavailable', service: name, signal: '' }], wires: [['appOut']] },
+      {
+        id: 'res',
+        type: 'sg-resource',
+        broker: 'b1',
+        resource: name,
+        commands: [{ signal: 'state', echo: true, echoRetained: true, defaultValue: 'False' }],
+        wires: [['resOut']],
+      },
+      {
+        id: 'app',
+        type: 'sg-app',
+        broker: 'b1',
+        app: `${name}app`,
+        subscriptions: [
+          { type: 'data', service: name, signal: 'state' },
+          { type: 'resourceavailable', service: name, signal: '' },
+        ],
+        wires: [['appOut']],
+      },
       { id: 'resOut', type: 'helper' },
       { id: 'appOut', type: 'helper' },
     ];
@@ -133,7 +176,10 @@ describe(`broker compatibility: sg and ApiGear essentials on ${brokerName}`, fun
 
   function outputs(id: string): Array<Record<string, unknown>> {
     const got: Array<Record<string, unknown>> = [];
-    (helper.getNode(id) as unknown as { on(e: string, fn: (m: Record<string, unknown>) => void): void }).on('input', (m) => got.push(m));
+    (helper.getNode(id) as unknown as { on(e: string, fn: (m: Record<string, unknown>) => void): void }).on(
+      'input',
+      (m) => got.push(m),
+    );
     return got;
   }
 
@@ -141,13 +187,22 @@ describe(`broker compatibility: sg and ApiGear essentials on ${brokerName}`, fun
    * Loads the sg flow with an observer subscribed first; resolves when the resource's subscription is in (its live
    * startup publication follows its SUBSCRIBE) and, with `appOut`, the app's too (a probe on its data topic arrived).
    */
-  async function loadSg(name: string, broker: object, appOut = false): Promise<{ resOut: Array<Record<string, unknown>>; appOut: Array<Record<string, unknown>>; obs: MqttClient }> {
+  async function loadSg(
+    name: string,
+    broker: object,
+    appOut = false,
+  ): Promise<{ resOut: Array<Record<string, unknown>>; appOut: Array<Record<string, unknown>>; obs: MqttClient }> {
     retainedTopics = sgTopics(name);
     const obs = await observer(sgTopics(name));
     observers.push(obs.client);
     await helper.load(nodes as never, sgFlow(name, broker) as never);
     const out = { resOut: outputs('resOut'), appOut: outputs('appOut'), obs: obs.client };
-    await until(() => obs.seen.some((s) => s.topic === `data/${name}/state`), 'the resource announced itself', 15000, 50);
+    await until(
+      () => obs.seen.some((s) => s.topic === `data/${name}/state`),
+      'the resource announced itself',
+      15000,
+      50,
+    );
     if (appOut) {
       let n = 0;
       await until(
@@ -165,7 +220,12 @@ describe(`broker compatibility: sg and ApiGear essentials on ${brokerName}`, fun
   }
 
   function sgTopics(name: string): string[] {
-    return [`resourceavailable/${name}/presence`, `commandavailable/${name}/state`, `dataavailable/${name}/state`, `data/${name}/state`];
+    return [
+      `resourceavailable/${name}/presence`,
+      `commandavailable/${name}/state`,
+      `dataavailable/${name}/state`,
+      `data/${name}/state`,
+    ];
   }
 
   it('sg-resource: presence, availability and the retained default reach a late subscriber (MQTT 3.1.1, QoS 1)', async function () {
@@ -179,7 +239,12 @@ describe(`broker compatibility: sg and ApiGear essentials on ${brokerName}`, fun
       await until(() => seen.length >= 4, 'four retained announcements', 10000, 50);
       assert.deepStrictEqual(
         seen.map((s) => [s.topic, s.payload, s.retain]).sort(),
-        [[`commandavailable/${name}/state`, 'True', true], [`data/${name}/state`, 'False', true], [`dataavailable/${name}/state`, 'True', true], [`resourceavailable/${name}/presence`, 'True', true]].sort(),
+        [
+          [`commandavailable/${name}/state`, 'True', true],
+          [`data/${name}/state`, 'False', true],
+          [`dataavailable/${name}/state`, 'True', true],
+          [`resourceavailable/${name}/presence`, 'True', true],
+        ].sort(),
       );
     } finally {
       await client.endAsync(true);
@@ -189,9 +254,17 @@ describe(`broker compatibility: sg and ApiGear essentials on ${brokerName}`, fun
   it('sg-app command → sg-resource → echo → sg-app data (QoS 1)', async () => {
     const name = `bc${randomBytes(3).toString('hex')}`;
     const { resOut, appOut } = await loadSg(name, brokerNode(), true);
-    (helper.getNode('app') as unknown as { receive(m: object): void }).receive({ topic: `${name}/state`, payload: true });
+    (helper.getNode('app') as unknown as { receive(m: object): void }).receive({
+      topic: `${name}/state`,
+      payload: true,
+    });
     await until(() => resOut.some((m) => m.payload === 'True'), 'the command at the resource', 10000, 50);
-    await until(() => appOut.some((m) => m.topic === `data/${name}/state` && m.payload === 'True'), 'the echo at the app', 10000, 50);
+    await until(
+      () => appOut.some((m) => m.topic === `data/${name}/state` && m.payload === 'True'),
+      'the echo at the app',
+      10000,
+      50,
+    );
   });
 
   it('sg-resource cut off without DISCONNECT: the broker publishes its will (presence False)', async () => {
@@ -220,8 +293,16 @@ describe(`broker compatibility: sg and ApiGear essentials on ${brokerName}`, fun
     need(this, 'qos2', 'the broker grants QoS 1 for a QoS 2 subscription (no QoS 2)');
     const name = `bc${randomBytes(3).toString('hex')}`;
     const { appOut } = await loadSg(name, brokerNode({ qos: 2 }), true);
-    (helper.getNode('app') as unknown as { receive(m: object): void }).receive({ topic: `${name}/state`, payload: true });
-    await until(() => appOut.some((m) => m.topic === `data/${name}/state` && m.payload === 'True'), 'the echo at the app', 10000, 50);
+    (helper.getNode('app') as unknown as { receive(m: object): void }).receive({
+      topic: `${name}/state`,
+      payload: true,
+    });
+    await until(
+      () => appOut.some((m) => m.topic === `data/${name}/state` && m.payload === 'True'),
+      'the echo at the app',
+      10000,
+      50,
+    );
   });
 
   it("sg on MQTT 3.1 (sgframework's default protocol)", async function () {
@@ -233,24 +314,64 @@ describe(`broker compatibility: sg and ApiGear essentials on ${brokerName}`, fun
   });
 
   it('ApiGear service ↔ client: property, signal, call (MQTT 5)', async function () {
-    need(this, 'v5', `ApiGear needs MQTT 5 (ResponseTopic, CorrelationData); the broker answers a v5 CONNECT with: ${features.v5Refusal}`);
+    need(
+      this,
+      'v5',
+      `ApiGear needs MQTT 5 (ResponseTopic, CorrelationData); the broker answers a v5 CONNECT with: ${features.v5Refusal}`,
+    );
     const moduleName = uniqueModule('bc.mod');
     retainedTopics = [`${moduleName}/Hello/prop/last`];
     const yaml = helloYaml(moduleName);
-    await helper.load(nodes as never, [
-      brokerNode({ protocol: '5' }),
-      { id: 'svc', type: 'apigear-service', broker: 'b1', moduleYaml: yaml, interface: 'Hello', wires: [[], ['svcCall']] },
-      { id: 'cli', type: 'apigear-client', broker: 'b1', moduleYaml: yaml, interface: 'Hello', clientId: `bc-cli-${process.pid}`, wires: [['cliProp'], ['cliSig'], ['cliRes']] },
-      ...['svcCall', 'cliProp', 'cliSig', 'cliRes'].map((id) => ({ id, type: 'helper' })),
-    ] as never);
-    const [props, sigs, results, calls] = [outputs('cliProp'), outputs('cliSig'), outputs('cliRes'), outputs('svcCall')];
-    await until(() => lastStatus('svc')?.fill === 'green' && lastStatus('cli')?.fill === 'green', 'both connected', 10000, 50);
+    await helper.load(
+      nodes as never,
+      [
+        brokerNode({ protocol: '5' }),
+        {
+          id: 'svc',
+          type: 'apigear-service',
+          broker: 'b1',
+          moduleYaml: yaml,
+          interface: 'Hello',
+          wires: [[], ['svcCall']],
+        },
+        {
+          id: 'cli',
+          type: 'apigear-client',
+          broker: 'b1',
+          moduleYaml: yaml,
+          interface: 'Hello',
+          clientId: `bc-cli-${process.pid}`,
+          wires: [['cliProp'], ['cliSig'], ['cliRes']],
+        },
+        ...['svcCall', 'cliProp', 'cliSig', 'cliRes'].map((id) => ({ id, type: 'helper' })),
+      ] as never,
+    );
+    const [props, sigs, results, calls] = [
+      outputs('cliProp'),
+      outputs('cliSig'),
+      outputs('cliRes'),
+      outputs('svcCall'),
+    ];
+    await until(
+      () => lastStatus('svc')?.fill === 'green' && lastStatus('cli')?.fill === 'green',
+      'both connected',
+      10000,
+      50,
+    );
     const svc = helper.getNode('svc') as unknown as { receive(m: object): void };
     svc.receive({ topic: 'prop/last', payload: { content: 'hi' } });
-    await until(() => props.some((m) => (m.payload as { content?: string }).content === 'hi'), 'the property at the client', 10000, 50);
+    await until(
+      () => props.some((m) => (m.payload as { content?: string }).content === 'hi'),
+      'the property at the client',
+      10000,
+      50,
+    );
     svc.receive({ topic: 'sig/justSaid', payload: [{ content: 'said' }] });
     await until(() => sigs.length === 1, 'the signal at the client', 10000, 50);
-    (helper.getNode('cli') as unknown as { receive(m: object): void }).receive({ topic: 'rpc/say', payload: [{ content: 'abc' }, 1] });
+    (helper.getNode('cli') as unknown as { receive(m: object): void }).receive({
+      topic: 'rpc/say',
+      payload: [{ content: 'abc' }, 1],
+    });
     const call = await until(() => calls[0], 'the call at the service', 10000, 50);
     svc.receive({ ...call, payload: 4 });
     await until(() => results[0]?.payload === 4, 'the reply at the client', 10000, 50);
@@ -261,14 +382,31 @@ describe(`broker compatibility: sg and ApiGear essentials on ${brokerName}`, fun
       skipBecause(this, `${brokerName}: the broker speaks MQTT 5`);
     }
     const moduleName = uniqueModule('bc.mod');
-    await helper.load(nodes as never, [
-      brokerNode(),
-      { id: 'cli', type: 'apigear-client', broker: 'b1', moduleYaml: helloYaml(moduleName), interface: 'Hello', clientId: `bc-cli-${process.pid}`, wires: [[], [], []] },
-    ] as never);
+    await helper.load(
+      nodes as never,
+      [
+        brokerNode(),
+        {
+          id: 'cli',
+          type: 'apigear-client',
+          broker: 'b1',
+          moduleYaml: helloYaml(moduleName),
+          interface: 'Hello',
+          clientId: `bc-cli-${process.pid}`,
+          wires: [[], [], []],
+        },
+      ] as never,
+    );
     await until(() => lastStatus('cli')?.fill === 'red', 'a red status', 15000, 50);
     if (features.v5Refusal && /protocol version/i.test(features.v5Refusal)) {
       // The broker refused with a CONNACK reason: the node's log names it.
-      await until(() => [...callsOf('cli', 'warn'), ...callsOf('cli', 'error')].some((a) => /protocol version/i.test(String(a[0]))), 'the reason in the log', 15000, 50);
+      await until(
+        () =>
+          [...callsOf('cli', 'warn'), ...callsOf('cli', 'error')].some((a) => /protocol version/i.test(String(a[0]))),
+        'the reason in the log',
+        15000,
+        50,
+      );
     }
   });
 });
@@ -354,13 +492,51 @@ describe('ApiGear nodes on an MQTT 5 broker that grants QoS 1 for QoS 2', functi
   it('both nodes connect and say in their status that the broker grants a lower QoS', async () => {
     const moduleName = uniqueModule('bc.q1');
     const yaml = helloYaml(moduleName);
-    await helper.load(nodes as never, [
-      { id: 'b1', type: 'sg-broker', mode: 'external', host: '127.0.0.1', port: proxy!.port, protocol: '5', qos: 1, keepalive: 10, clean: true },
-      { id: 'svc', type: 'apigear-service', broker: 'b1', moduleYaml: yaml, interface: 'Hello', qos: 2, wires: [[], []] },
-      { id: 'cli', type: 'apigear-client', broker: 'b1', moduleYaml: yaml, interface: 'Hello', qos: 2, clientId: `q1-cli-${process.pid}`, wires: [[], [], []] },
-    ] as never);
-    for (const [id, key] of [['svc', 'apigear-service'], ['cli', 'apigear-client']]) {
-      await until(() => lastStatus(id)?.text === `${key}.status.qos-limited`, `${id}: the QoS-limited status`, 10000, 50);
+    await helper.load(
+      nodes as never,
+      [
+        {
+          id: 'b1',
+          type: 'sg-broker',
+          mode: 'external',
+          host: '127.0.0.1',
+          port: proxy!.port,
+          protocol: '5',
+          qos: 1,
+          keepalive: 10,
+          clean: true,
+        },
+        {
+          id: 'svc',
+          type: 'apigear-service',
+          broker: 'b1',
+          moduleYaml: yaml,
+          interface: 'Hello',
+          qos: 2,
+          wires: [[], []],
+        },
+        {
+          id: 'cli',
+          type: 'apigear-client',
+          broker: 'b1',
+          moduleYaml: yaml,
+          interface: 'Hello',
+          qos: 2,
+          clientId: `q1-cli-${process.pid}`,
+          wires: [[], [], []],
+        },
+      ] as never,
+    );
+    for (const [id, key] of [
+      ['svc', 'apigear-service'],
+      ['cli', 'apigear-client'],
+    ]) {
+      await until(
+        () => lastStatus(id)?.text === `${key}.status.qos-limited`,
+        `${id}: the QoS-limited status`,
+        10000,
+        50,
+      );
       assert.strictEqual(lastStatus(id)?.fill, 'green');
     }
   });

@@ -20,7 +20,8 @@ function lookup(catalog: unknown, key: string): unknown {
 /** Literal keys in `catalogError(RED, '<key>'` and `RED._('<key>'` calls (keys completed at run time are skipped). */
 function keysUsed(source: string): string[] {
   const keys = new Set<string>();
-  for (const m of source.matchAll(/(?:catalogError\(RED, |RED\._\()'([A-Za-z-]+\.[A-Za-z0-9.-]+)'/g)) if (m[1] && !m[1].endsWith('.')) keys.add(m[1]);
+  for (const m of source.matchAll(/(?:catalogError\(RED, |RED\._\()'([A-Za-z-]+\.[A-Za-z0-9.-]+)'/g))
+    if (m[1] && !m[1].endsWith('.')) keys.add(m[1]);
   return [...keys];
 }
 

@@ -168,7 +168,12 @@ describe('Outbox', () => {
     for (let i = 0; i < 10; i++) await box.push(b(`${i}`));
     await box.close();
     const dropped: string[] = [];
-    const small = new Outbox({ maxEntries: 4, maxBytes: 1 << 20, file, onDrop: (e) => dropped.push(e.data.toString()) });
+    const small = new Outbox({
+      maxEntries: 4,
+      maxBytes: 1 << 20,
+      file,
+      onDrop: (e) => dropped.push(e.data.toString()),
+    });
     assert.deepStrictEqual(dropped, ['0', '1', '2', '3', '4', '5']);
     assert.deepStrictEqual(texts(small.peekAll()), ['6', '7', '8', '9']);
     await small.close();

@@ -29,28 +29,53 @@ describe('hostile inbound input', () => {
     const decoded = decodePayload(Buffer.from('{"__proto__":{"polluted":1},"content":"x"}'));
     assert.ok(decoded?.ok);
     assert.throws(() => prop.check(decoded.value), /has no field __proto__/);
-    assert.throws(() => prop.check(JSON.parse('{"constructor":{"prototype":{"polluted":1}}}')), /must have field content/);
+    assert.throws(
+      () => prop.check(JSON.parse('{"constructor":{"prototype":{"polluted":1}}}')),
+      /must have field content/,
+    );
     assert.strictEqual(plan.properties.get('__proto__'), undefined);
     assert.strictEqual(plan.route(`io.world/Hello/set/constructor`)?.member, 'constructor');
     assert.strictEqual(({} as Record<string, unknown>).polluted, undefined);
   });
 
   it('sg: accepts registered topics only, strips like Python, refuses invalid UTF-8 and prototype names', () => {
-    const plan = compileSgPlan('r', [{ owner: 'n', role: 'resource', commands: [{ signal: 'state', echo: true, echoRetained: false, defaultValue: null, changeOnly: false }] }]);
+    const plan = compileSgPlan('r', [
+      {
+        owner: 'n',
+        role: 'resource',
+        commands: [{ signal: 'state', echo: true, echoRetained: false, defaultValue: null, changeOnly: false }],
+      },
+    ]);
     const inputs = new Map(plan.inputs.map((i) => [i.topic, i]));
     const ok = classifyInbound('command/r/state', Buffer.from('  on \u00a0'), inputs);
     assert.ok(ok.ok && ok.payload === 'on' && ok.entry.signal === 'state');
-    assert.deepStrictEqual(classifyInbound('command/r/state', Buffer.from([0xff]), inputs), { ok: false, reason: 'not UTF-8', detail: 'payload on command/r/state' });
-    assert.strictEqual((classifyInbound('command/r/__proto__', Buffer.from('x'), inputs) as { reason: string }).reason, 'unregistered topic');
-    assert.strictEqual((classifyInbound('command/r/constructor', Buffer.from('x'), inputs) as { reason: string }).reason, 'unregistered topic');
-    assert.strictEqual((classifyInbound('command/r/state/x', Buffer.from('x'), inputs) as { reason: string }).reason, 'wrong topic structure');
+    assert.deepStrictEqual(classifyInbound('command/r/state', Buffer.from([0xff]), inputs), {
+      ok: false,
+      reason: 'not UTF-8',
+      detail: 'payload on command/r/state',
+    });
+    assert.strictEqual(
+      (classifyInbound('command/r/__proto__', Buffer.from('x'), inputs) as { reason: string }).reason,
+      'unregistered topic',
+    );
+    assert.strictEqual(
+      (classifyInbound('command/r/constructor', Buffer.from('x'), inputs) as { reason: string }).reason,
+      'unregistered topic',
+    );
+    assert.strictEqual(
+      (classifyInbound('command/r/state/x', Buffer.from('x'), inputs) as { reason: string }).reason,
+      'wrong topic structure',
+    );
   });
 
   it('says rejections once per burst and reason, with the count; close() says the rest', async () => {
     const lines: string[] = [];
     const rejects = new RejectedInput('Hello', (t) => lines.push(t), 100);
     for (let i = 0; i < 1000; i++) rejects.note(i % 2 ? 'not JSON' : 'unknown member', `set/m${i}`);
-    assert.deepStrictEqual(lines, ['Hello: 1 inbound message dropped (unknown member); last: set/m0', 'Hello: 1 inbound message dropped (not JSON); last: set/m1']);
+    assert.deepStrictEqual(lines, [
+      'Hello: 1 inbound message dropped (unknown member); last: set/m0',
+      'Hello: 1 inbound message dropped (not JSON); last: set/m1',
+    ]);
     await until(() => lines.length === 4, 'the end-of-window lines', 5000, 20);
     assert.match(lines[2], /^Hello: 499 inbound messages dropped \((unknown member|not JSON)\); last: set\/m99[89]$/);
     rejects.note('not JSON', 'set/again');

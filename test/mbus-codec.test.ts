@@ -51,7 +51,7 @@ function dropReason(s: SecurityConfig, d: Buffer): string {
   try {
     parseMessage(openDatagram(s, d));
   } catch (err) {
-    return err instanceof DatagramError ? err.reason : (err as { code?: string }).code ?? 'other';
+    return err instanceof DatagramError ? err.reason : ((err as { code?: string }).code ?? 'other');
   }
   return 'accepted';
 }
@@ -98,7 +98,14 @@ describe('mbus codec: spec §8 known-answer vectors', () => {
   it('V-U2: every value type', () => {
     const [c] = parse('V-U2').commands;
     assert.strictEqual(c.name, 'test.tick');
-    assert.deepStrictEqual(c.args, [M.str('hello world'), M.int(42), M.float(3.5), M.sym('sym_bol'), M.list(M.int(1), M.int(2)), M.data(Buffer.from([0, 1, 2]))]);
+    assert.deepStrictEqual(c.args, [
+      M.str('hello world'),
+      M.int(42),
+      M.float(3.5),
+      M.sym('sym_bol'),
+      M.list(M.int(1), M.int(2)),
+      M.data(Buffer.from([0, 1, 2])),
+    ]);
     assert.strictEqual(formatValue(M.list(...c.args)), '("hello world" 42 3.5 sym_bol (1 2 ) <AAEC> )');
   });
 
@@ -112,7 +119,12 @@ describe('mbus codec: spec §8 known-answer vectors', () => {
   it('V-N1/V-U6: RFC escapes, negative float, nested list', () => {
     for (const id of ['V-N1', 'V-U6']) {
       const m = parse(id);
-      assert.deepStrictEqual(m.commands[0].args, [M.str('hi "q" back\\slash'), M.int(7), M.float(-1.5), M.list(M.sym('a'), M.str('b'), M.list(M.int(1), M.int(2)))]);
+      assert.deepStrictEqual(m.commands[0].args, [
+        M.str('hi "q" back\\slash'),
+        M.int(7),
+        M.float(-1.5),
+        M.list(M.sym('a'), M.str('b'), M.list(M.int(1), M.int(2))),
+      ]);
     }
     assert.strictEqual(parse('V-N1').reliable, true);
   });
@@ -137,16 +149,38 @@ describe('mbus codec: spec §8 known-answer vectors', () => {
     const g3 = parse('V-G3');
     assert.deepStrictEqual(g3.acks, [1]);
     const ret = readReturn(g3.commands[0])!;
-    assert.deepStrictEqual(ret, { procedure: 'math.sum', id: '0', ret: { success: true, result: 'OK', description: '', arguments: [M.int(8)], rpcStatus: 'OK' } });
+    assert.deepStrictEqual(ret, {
+      procedure: 'math.sum',
+      id: '0',
+      ret: { success: true, result: 'OK', description: '', arguments: [M.int(8)], rpcStatus: 'OK' },
+    });
     const d1 = parse('V-D1');
-    assert.deepStrictEqual(readCall(d1.commands[0], d1)!.arguments, [M.str('gg'), M.int(17), M.list(M.str('a'), M.str('b'))]);
+    assert.deepStrictEqual(readCall(d1.commands[0], d1)!.arguments, [
+      M.str('gg'),
+      M.int(17),
+      M.list(M.str('a'), M.str('b')),
+    ]);
     const d2 = readReturn(parse('V-D2').commands[0])!;
-    assert.deepStrictEqual(d2.ret, { success: true, result: 'BAR_COMPLETED', description: 'Success!', arguments: [M.int(1)], rpcStatus: 'OK' });
+    assert.deepStrictEqual(d2.ret, {
+      success: true,
+      result: 'BAR_COMPLETED',
+      description: 'Success!',
+      arguments: [M.int(1)],
+      rpcStatus: 'OK',
+    });
   });
 
   it('our RPC call and return are libgmbus-shaped (spaced lists, String meta)', () => {
     // Byte-identical to the captured libgmbus traffic (V-G2/V-G3) apart from the space before `(` UCL needs.
-    const call = formatMessage({ seq: 1, timestamp: 5, reliable: true, source: Address.parse('(a:b)'), destination: Address.parse('(c:d)'), acks: [], commands: [buildCall('math.sum', '0', [M.int(5), M.int(3)])] });
+    const call = formatMessage({
+      seq: 1,
+      timestamp: 5,
+      reliable: true,
+      source: Address.parse('(a:b)'),
+      destination: Address.parse('(c:d)'),
+      acks: [],
+      commands: [buildCall('math.sum', '0', [M.int(5), M.int(3)])],
+    });
     assert.strictEqual(call.split('\n')[1], 'math.sum ((("ID" "0" ) ("RPC-TYPE" "UNICAST" ) ) (5 3 ) )');
     const r = formatValue(M.list(...buildReturn('math.sum', '0', { arguments: [M.int(8)] }).args));
     assert.strictEqual(r, '((("ID" "0" ) ("RPC-STATUS" "OK" ) ) ((OK OK "" ) (8 ) ) )');
@@ -164,7 +198,10 @@ describe('mbus codec: spec §8 known-answer vectors', () => {
     const s: SecurityConfig = { hash: hashKey(KEYS.K1), encryption: encryptionKey('(DES,ASNFZ4mrze8=)') };
     const d = Buffer.concat([Buffer.from('jVoS7/f91+0acP/z\n'), ct]);
     const text = openDatagram(s, d);
-    assert.strictEqual(text, 'mbus/1.0      1 1795364794000 U (app:ucltest module:peer id:4711-1@127.0.0.1) () ()\nmbus.hello ()\n');
+    assert.strictEqual(
+      text,
+      'mbus/1.0      1 1795364794000 U (app:ucltest module:peer id:4711-1@127.0.0.1) () ()\nmbus.hello ()\n',
+    );
     assert.deepStrictEqual(encrypt(s.encryption, Buffer.from(text)), ct);
     assert.strictEqual(decrypt(s.encryption, ct).length, 98);
   });
@@ -178,11 +215,20 @@ describe('mbus codec: spec §8 known-answer vectors', () => {
     const before = desEngineInUse();
     try {
       setDesEngine('typescript');
-      assert.strictEqual(desCbc(Buffer.from('0123456789abcdef', 'hex'), Buffer.alloc(8), Buffer.from('Now is t'), false).toString('hex'), '3fa40e8a984d4815');
-      const ct = Buffer.from('e34159a6489ea7fb5720ad38b338fe2f01be76067d6c0a1fa6e50ca97e5f31d34232fc63f95ba0e8f54354807f5ac1a70c348b7ae8a37a35c3f84e6825d05bff621be15c544c7d4daab9ec1692e879e4c8851545a13610bed49142cd5abdc1a28e3cfe384b3478a0', 'hex');
+      assert.strictEqual(
+        desCbc(Buffer.from('0123456789abcdef', 'hex'), Buffer.alloc(8), Buffer.from('Now is t'), false).toString('hex'),
+        '3fa40e8a984d4815',
+      );
+      const ct = Buffer.from(
+        'e34159a6489ea7fb5720ad38b338fe2f01be76067d6c0a1fa6e50ca97e5f31d34232fc63f95ba0e8f54354807f5ac1a70c348b7ae8a37a35c3f84e6825d05bff621be15c544c7d4daab9ec1692e879e4c8851545a13610bed49142cd5abdc1a28e3cfe384b3478a0',
+        'hex',
+      );
       const des = encryptionKey('(DES,ASNFZ4mrze8=)');
       const plain = decrypt(des, ct);
-      assert.strictEqual(plain.toString(), 'mbus/1.0      1 1795364794000 U (app:ucltest module:peer id:4711-1@127.0.0.1) () ()\nmbus.hello ()\n');
+      assert.strictEqual(
+        plain.toString(),
+        'mbus/1.0      1 1795364794000 U (app:ucltest module:peer id:4711-1@127.0.0.1) () ()\nmbus.hello ()\n',
+      );
       assert.deepStrictEqual(encrypt(des, plain), ct);
     } finally {
       setDesEngine(before);
@@ -191,7 +237,10 @@ describe('mbus codec: spec §8 known-answer vectors', () => {
   });
 
   it('AES-128-CBC round trip, MAC over the ciphertext', () => {
-    const s: SecurityConfig = { hash: hashKey(KEYS.K1), encryption: encryptionKey(`(AES,${Buffer.alloc(16, 7).toString('base64')})`) };
+    const s: SecurityConfig = {
+      hash: hashKey(KEYS.K1),
+      encryption: encryptionKey(`(AES,${Buffer.alloc(16, 7).toString('base64')})`),
+    };
     const text = 'mbus/1.0 0 1 U (app:x id:1-1@127.0.0.1) () ()\nmbus.hello ()\n';
     const d = sealDatagram(s, text);
     assert.strictEqual((d.length - 17) % 16, 0);
@@ -233,7 +282,11 @@ describe('mbus codec: negative cases', () => {
     assert.deepStrictEqual(m.commands[0].args, [M.str('a(b'), M.int(1)]);
   });
   it('invalid UTF-8 inside the body is dropped as "utf8"', () => {
-    const b = Buffer.concat([Buffer.from('mbus/1.0 3 1000 U (app:x id:1-1@h) () ()\nfoo ("'), Buffer.from([0xff, 0xfe]), Buffer.from('")\n')]);
+    const b = Buffer.concat([
+      Buffer.from('mbus/1.0 3 1000 U (app:x id:1-1@h) () ()\nfoo ("'),
+      Buffer.from([0xff, 0xfe]),
+      Buffer.from('")\n'),
+    ]);
     assert.strictEqual(dropReason(s, Buffer.concat([Buffer.from(`${mac(s.hash, b)}\n`), b])), 'utf8');
   });
   for (const bad of [
@@ -252,7 +305,10 @@ describe('mbus codec: negative cases', () => {
     'mbus/1.0 1 1 U (a:b) () ()\nfoo ' + '('.repeat(100) + ')'.repeat(100) + '\n',
   ]) {
     it(`rejects ${JSON.stringify(bad.slice(0, 60))}`, () => {
-      assert.throws(() => parseMessage(bad), (e: { code?: string }) => e.code === 'EPARSE' || e.code === 'EMBUS');
+      assert.throws(
+        () => parseMessage(bad),
+        (e: { code?: string }) => e.code === 'EPARSE' || e.code === 'EMBUS',
+      );
     });
   }
 });
@@ -291,7 +347,10 @@ describe('mbus codec: what RFC 3259 forbids is rejected, with a reason to count'
     ['an acknowledged SeqNum above 2^32-1', 'mbus/1.0 1 1 U (a:b) () (1 4294967296 )\n', 'seq-range'],
   ] as const) {
     it(`rejects ${what} (${rejection})`, () => {
-      assert.throws(() => parseMessage(text), (e: unknown) => e instanceof RejectedMessage && e.rejection === rejection && e.code === 'EREJECT');
+      assert.throws(
+        () => parseMessage(text),
+        (e: unknown) => e instanceof RejectedMessage && e.rejection === rejection && e.code === 'EREJECT',
+      );
     });
   }
   it('still accepts the edges: SeqNum 2^32-1, a 400-digit integer, an unreliable message from ()', () => {
@@ -301,10 +360,22 @@ describe('mbus codec: what RFC 3259 forbids is rejected, with a reason to count'
   });
   it('string escapes: emits \\\\ \\" \\n; parses \\n as LF and \\x as x', () => {
     assert.strictEqual(formatValue(M.str('a"b\\c\nd e')), '"a\\"b\\\\c\\nd e"');
-    assert.deepStrictEqual(parseMessage('mbus/1.0 1 1 U (a:b) () ()\nx ("a\\"b\\\\c\\nd\\ e" "ü€")\n').commands[0].args, [M.str('a"b\\c\nd e'), M.str('ü€')]);
+    assert.deepStrictEqual(
+      parseMessage('mbus/1.0 1 1 U (a:b) () ()\nx ("a\\"b\\\\c\\nd\\ e" "ü€")\n').commands[0].args,
+      [M.str('a"b\\c\nd e'), M.str('ü€')],
+    );
   });
   it('plain values in and typed values out', () => {
-    const args = argsFromPlain([1, 2.5, 'x', true, Buffer.from('hi'), [1, [2]], { type: 'symbol', value: 'OK' }, 12345678901234567890n]);
+    const args = argsFromPlain([
+      1,
+      2.5,
+      'x',
+      true,
+      Buffer.from('hi'),
+      [1, [2]],
+      { type: 'symbol', value: 'OK' },
+      12345678901234567890n,
+    ]);
     assert.strictEqual(formatValue(M.list(...args)), '(1 2.5 "x" 1 <aGk=> (1 (2 ) ) OK 12345678901234567890 )');
     assert.throws(() => argsFromPlain([null]), /payload\[0\]: null/);
     assert.throws(() => argsFromPlain([{ type: 'symbol', value: '1x' }]), /symbol/);
@@ -329,7 +400,10 @@ describe('mbus security: key forms and config file', () => {
     try {
       assert.strictEqual(loadMbusFile({ MBUS: dir }), undefined);
       assert.deepStrictEqual(fs.readdirSync(dir), [], 'nothing created');
-      fs.writeFileSync(path.join(dir, '.mbus'), '[MBUS]\nCONFIG_VERSION=1\nHASHKEY=(HMAC-MD5-96, Y2eAxOs7XWLxrby6)\nENCRYPTIONKEY=(NOENCR, )\nPORT=47086\n');
+      fs.writeFileSync(
+        path.join(dir, '.mbus'),
+        '[MBUS]\nCONFIG_VERSION=1\nHASHKEY=(HMAC-MD5-96, Y2eAxOs7XWLxrby6)\nENCRYPTIONKEY=(NOENCR, )\nPORT=47086\n',
+      );
       assert.strictEqual(loadMbusFile({ MBUS: dir })?.port, 47086);
       assert.strictEqual(loadMbusFile({ MBUS: path.join(dir, '.mbus') })?.hashKey?.key.length, 12);
     } finally {
@@ -338,7 +412,9 @@ describe('mbus security: key forms and config file', () => {
   });
 
   it('parses the RFC example file', () => {
-    const f = parseMbusFile('[MBUS]\nCONFIG_VERSION=1\nHASHKEY=(HMAC-MD5-96,MTIzMTU2MTg5MTEy)\nENCRYPTIONKEY=(NOENCR)\n# c\nSCOPE=LINKLOCAL\nADDRESS=224.255.222.239\nPORT=47000\nSEND_UNICAST=no\n');
+    const f = parseMbusFile(
+      '[MBUS]\nCONFIG_VERSION=1\nHASHKEY=(HMAC-MD5-96,MTIzMTU2MTg5MTEy)\nENCRYPTIONKEY=(NOENCR)\n# c\nSCOPE=LINKLOCAL\nADDRESS=224.255.222.239\nPORT=47000\nSEND_UNICAST=no\n',
+    );
     assert.strictEqual(f.hashKey?.key.toString(), '123156189112');
     assert.strictEqual(f.encryptionKey?.algorithm, 'NOENCR');
     assert.strictEqual(f.scope, 'LINKLOCAL');
@@ -394,7 +470,10 @@ describe('mbus parser fuzz (bounded)', () => {
         assert.ok((err as { code?: string }).code === 'EMBUS', String(err));
       }
     } catch (err) {
-      assert.ok(err instanceof Error && String((err as unknown as { code?: string }).code).startsWith('E'), `unclean rejection: ${String(err)}`);
+      assert.ok(
+        err instanceof Error && String((err as unknown as { code?: string }).code).startsWith('E'),
+        `unclean rejection: ${String(err)}`,
+      );
     }
   }
 
@@ -417,7 +496,8 @@ describe('mbus parser fuzz (bounded)', () => {
     for (let i = 0; i < 2000; i++) {
       const len = Math.floor(r() * 300);
       const b = Buffer.alloc(len);
-      for (let j = 0; j < len; j++) b[j] = r() < 0.8 ? alphabet[Math.floor(r() * alphabet.length)] : Math.floor(r() * 256);
+      for (let j = 0; j < len; j++)
+        b[j] = r() < 0.8 ? alphabet[Math.floor(r() * alphabet.length)] : Math.floor(r() * 256);
       const body = r() < 0.5 ? Buffer.concat([Buffer.from('mbus/1.0 1 2 U (a:b) () ()\n'), b]) : b;
       check(body);
       // and raw, without a valid hash
@@ -436,7 +516,10 @@ describe('mbus parser fuzz (bounded)', () => {
       const body = Buffer.alloc(Math.floor(r() * 40) * (r() < 0.9 ? 8 : 3));
       for (let j = 0; j < body.length; j++) body[j] = Math.floor(r() * 256);
       const d = Buffer.concat([Buffer.from(`${mac(des.hash, body)}\n`), body]);
-      assert.throws(() => parseMessage(openDatagram(des, d)), (e: unknown) => e instanceof DatagramError);
+      assert.throws(
+        () => parseMessage(openDatagram(des, d)),
+        (e: unknown) => e instanceof DatagramError,
+      );
     }
   });
 });

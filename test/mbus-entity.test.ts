@@ -33,7 +33,9 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 /** A peer that speaks the wire format by hand, so a test can withhold acks, repeat SeqNums or forge hashes. */
 class RawPeer {
   readonly sock = dgram.createSocket({ type: 'udp4', reuseAddr: true });
-  readonly address = Address.parse(`(app:raw module:peer id:${process.pid}-9${Math.floor(Math.random() * 9999)}@127.0.0.1)`);
+  readonly address = Address.parse(
+    `(app:raw module:peer id:${process.pid}-9${Math.floor(Math.random() * 9999)}@127.0.0.1)`,
+  );
   readonly received: Message[] = [];
   seq = 0;
   private readonly sec = { hash: hashKey(KEY), encryption: encryptionKey('(NOENCR)') };
@@ -56,9 +58,21 @@ class RawPeer {
   sendRaw(data: Buffer): void {
     this.sock.send(data, this.port, GROUP);
   }
-  send(destination: Address, commands: Message['commands'], opts: { reliable?: boolean; seq?: number; acks?: number[] } = {}): number {
+  send(
+    destination: Address,
+    commands: Message['commands'],
+    opts: { reliable?: boolean; seq?: number; acks?: number[] } = {},
+  ): number {
     const seq = opts.seq ?? this.seq++;
-    const text = formatMessage({ seq, timestamp: Date.now(), reliable: !!opts.reliable, source: this.address, destination, acks: opts.acks ?? [], commands });
+    const text = formatMessage({
+      seq,
+      timestamp: Date.now(),
+      reliable: !!opts.reliable,
+      source: this.address,
+      destination,
+      acks: opts.acks ?? [],
+      commands,
+    });
     this.sendRaw(sealDatagram(this.sec, text));
     return seq;
   }
@@ -76,7 +90,13 @@ describe('mbus entities on loopback multicast', function () {
   let port = 0;
 
   async function entity(opts: Partial<EntityOptions> & { name: string }): Promise<Entity> {
-    const e = new Entity({ address: `(app:busbar-test module:${opts.name})`, port, security: { hash: hashKey(KEY) }, timers: FAST, ...opts });
+    const e = new Entity({
+      address: `(app:busbar-test module:${opts.name})`,
+      port,
+      security: { hash: hashKey(KEY) },
+      timers: FAST,
+      ...opts,
+    });
     await e.start();
     port = e.port;
     entities.push(e);
@@ -91,7 +111,10 @@ describe('mbus entities on loopback multicast', function () {
   async function pair(): Promise<[Entity, Entity]> {
     const a = await entity({ name: 'a' });
     const b = await entity({ name: 'b' });
-    await until(() => a.entities.some((p) => p.address.equals(b.address)) && b.entities.some((p) => p.address.equals(a.address)), 'discovery');
+    await until(
+      () => a.entities.some((p) => p.address.equals(b.address)) && b.entities.some((p) => p.address.equals(a.address)),
+      'discovery',
+    );
     return [a, b];
   }
 
@@ -134,7 +157,10 @@ describe('mbus entities on loopback multicast', function () {
     // The other group's hellos are on the wire (its second entity heard them): only now is silence at `a` meaningful.
     await until(() => other2.entities.some((p) => p.address.equals(other.address)), 'the other group hearing itself');
     assert.ok(!a.entities.some((p) => p.address.equals(other.address)), 'a must not hear the other group');
-    assert.ok(!other.entities.some((p) => p.address.equals(a.address) || p.address.equals(b.address)), 'the other group hears nobody of ours');
+    assert.ok(
+      !other.entities.some((p) => p.address.equals(a.address) || p.address.equals(b.address)),
+      'the other group hears nobody of ours',
+    );
   });
 
   it('loses a silent entity after the RFC timeout', async () => {
@@ -151,18 +177,29 @@ describe('mbus entities on loopback multicast', function () {
     const [a, b] = await pair();
     const got: unknown[] = [];
     b.on('command', (c, m) => c.name === 'test.echo' && got.push([c.args, m.reliable, m.source.toString()]));
-    await a.send(Address.parse(`(module:b)`), [{ name: 'test.echo', args: [M.str('hi "q"'), M.int(2n ** 60n)] }], { reliable: true });
+    await a.send(Address.parse(`(module:b)`), [{ name: 'test.echo', args: [M.str('hi "q"'), M.int(2n ** 60n)] }], {
+      reliable: true,
+    });
     assert.deepStrictEqual(got, [[[M.str('hi "q"'), M.int(2n ** 60n)], true, a.address.toString()]]);
   });
 
   it('refuses reliable sends to unknown or ambiguous destinations, and datagrams above the size limit', async () => {
     const [a] = await pair();
-    await assert.rejects(a.send(Address.parse('(module:nobody)'), [{ name: 'x', args: [] }], { reliable: true }), /no known entity/);
+    await assert.rejects(
+      a.send(Address.parse('(module:nobody)'), [{ name: 'x', args: [] }], { reliable: true }),
+      /no known entity/,
+    );
     await assert.rejects(a.send(Address.empty, [{ name: 'x', args: [] }], { reliable: true }), /not \(\) \(everyone\)/);
     await entity({ name: 'b' }); // a second (module:b)? no: a second app:busbar-test
     await until(() => a.entities.length === 2, 'third entity');
-    await assert.rejects(a.send(Address.parse('(app:busbar-test)'), [{ name: 'x', args: [] }], { reliable: true }), /matches 2 entities/);
-    await assert.rejects(a.send(Address.empty, [{ name: 'x', args: [M.str('y'.repeat(1500))] }]), /more than the maximum datagram size of 1500 bytes/);
+    await assert.rejects(
+      a.send(Address.parse('(app:busbar-test)'), [{ name: 'x', args: [] }], { reliable: true }),
+      /matches 2 entities/,
+    );
+    await assert.rejects(
+      a.send(Address.empty, [{ name: 'x', args: [M.str('y'.repeat(1500))] }]),
+      /more than the maximum datagram size of 1500 bytes/,
+    );
   });
 
   it('retransmits with the same SeqNum when acks are withheld, then reports the failure', async () => {
@@ -172,7 +209,10 @@ describe('mbus entities on loopback multicast', function () {
     a.on('delivery-failed', (f) => failures.push(f.seq));
     r.hello();
     await until(() => a.entities.length === 1, 'raw known');
-    await assert.rejects(a.send(r.address, [{ name: 'test.x', args: [] }], { reliable: true }), (e: { code?: string }) => e.code === 'EDELIVERY');
+    await assert.rejects(
+      a.send(r.address, [{ name: 'test.x', args: [] }], { reliable: true }),
+      (e: { code?: string }) => e.code === 'EDELIVERY',
+    );
     const tx = r.received.filter((m) => m.commands[0]?.name === 'test.x');
     assert.strictEqual(tx.length, 3, 'N_r = 3 transmissions');
     assert.ok(tx.every((m) => m.seq === tx[0].seq && m.reliable));
@@ -205,7 +245,10 @@ describe('mbus entities on loopback multicast', function () {
     const partial = r.send(Address.parse('(module:a)'), [{ name: 'test.partial', args: [] }], { reliable: true });
     r.send(a.address, [{ name: 'test.after', args: [] }]);
     await until(() => got.includes('test.after'), 'later message');
-    assert.deepStrictEqual(got.filter((n) => n.startsWith('test.')), ['test.once', 'test.after']);
+    assert.deepStrictEqual(
+      got.filter((n) => n.startsWith('test.')),
+      ['test.once', 'test.after'],
+    );
     assert.ok(!r.received.some((m) => m.acks.includes(partial)));
   });
 
@@ -232,13 +275,24 @@ describe('mbus entities on loopback multicast', function () {
     const drops: string[] = [];
     a.on('command', (c) => got.push(c.name));
     a.on('drop', (why) => drops.push(why));
-    const text = formatMessage({ seq: 1, timestamp: Date.now(), reliable: false, source: r.address, destination: Address.empty, acks: [], commands: [{ name: 'test.forged', args: [] }] });
+    const text = formatMessage({
+      seq: 1,
+      timestamp: Date.now(),
+      reliable: false,
+      source: r.address,
+      destination: Address.empty,
+      acks: [],
+      commands: [{ name: 'test.forged', args: [] }],
+    });
     const body = Buffer.from(text);
     const bad = Buffer.concat([Buffer.from(`${mac(hashKey('(HMAC-MD5-96,d3JvbmdrZXl3cm9u)'), body)}\n`), body]);
     r.sendRaw(bad);
     r.send(Address.empty, [{ name: 'test.genuine', args: [] }]);
     await until(() => got.includes('test.genuine'), 'genuine message');
-    assert.deepStrictEqual(got.filter((n) => n.startsWith('test.')), ['test.genuine']);
+    assert.deepStrictEqual(
+      got.filter((n) => n.startsWith('test.')),
+      ['test.genuine'],
+    );
     assert.ok(drops.includes('hash'));
     assert.strictEqual(a.entities.length, 1);
   });
@@ -251,8 +305,15 @@ describe('mbus entities on loopback multicast', function () {
     a.on('go', (c) => events.push(`go ${c}`));
     a.on('quit', () => events.push('quit'));
     r.send(Address.parse('(module:a)'), [{ name: 'mbus.ping', args: [] }]);
-    await until(() => r.received.some((m) => m.commands[0]?.name === 'mbus.hello' && m.source.equals(a.address)), 'hello');
-    r.send(Address.empty, [{ name: 'mbus.waiting', args: [M.str('rz token')] }, { name: 'mbus.go', args: [M.sym('tok')] }, { name: 'mbus.quit', args: [] }]);
+    await until(
+      () => r.received.some((m) => m.commands[0]?.name === 'mbus.hello' && m.source.equals(a.address)),
+      'hello',
+    );
+    r.send(Address.empty, [
+      { name: 'mbus.waiting', args: [M.str('rz token')] },
+      { name: 'mbus.go', args: [M.sym('tok')] },
+      { name: 'mbus.quit', args: [] },
+    ]);
     await until(() => events.length === 3, 'events');
     assert.deepStrictEqual(events, ['waiting rz token', 'go tok', 'quit']);
   });
@@ -269,7 +330,10 @@ describe('mbus entities on loopback multicast', function () {
     b.on('command', (c) => got.push(c.name));
     a.on('drop', (why) => drops.push(why));
     await a.send(b.address, [{ name: 'secret.thing', args: [M.str('x')] }], { reliable: true });
-    assert.deepStrictEqual(got.filter((n) => n === 'secret.thing'), ['secret.thing']);
+    assert.deepStrictEqual(
+      got.filter((n) => n === 'secret.thing'),
+      ['secret.thing'],
+    );
     assert.ok(!r.received.some((m) => m.commands[0]?.name === 'secret.thing'));
     r.hello();
     await until(() => drops.includes('decrypt'), 'plaintext dropped by the encrypting entity');
@@ -280,16 +344,53 @@ describe('mbus entities on loopback multicast', function () {
     const ra = new RpcEndpoint(a);
     const rb = new RpcEndpoint(b, { answerUnknown: true });
     try {
-      ra.setHandlers(new Map([['math.sum', (call) => void ra.reply(call, { arguments: [M.int(call.arguments.reduce((s, v) => s + (v.type === 'integer' ? v.value : 0n), 0n))] })]]));
-      rb.setHandlers(new Map([['tools.foo.bar', (call) => setTimeout(() => void rb.reply(call, { success: false, result: 'NO_SUCH_P1', description: 'deferred', arguments: [] }), 150)]]));
+      ra.setHandlers(
+        new Map([
+          [
+            'math.sum',
+            (call) =>
+              void ra.reply(call, {
+                arguments: [M.int(call.arguments.reduce((s, v) => s + (v.type === 'integer' ? v.value : 0n), 0n))],
+              }),
+          ],
+        ]),
+      );
+      rb.setHandlers(
+        new Map([
+          [
+            'tools.foo.bar',
+            (call) =>
+              setTimeout(
+                () =>
+                  void rb.reply(call, { success: false, result: 'NO_SUCH_P1', description: 'deferred', arguments: [] }),
+                150,
+              ),
+          ],
+        ]),
+      );
       const r1 = await rb.call(Address.parse('(module:a)'), 'math.sum', [M.int(5), M.int(3)]);
-      assert.deepStrictEqual(r1, { success: true, result: 'OK', description: '', arguments: [M.int(8)], rpcStatus: 'OK' });
+      assert.deepStrictEqual(r1, {
+        success: true,
+        result: 'OK',
+        description: '',
+        arguments: [M.int(8)],
+        rpcStatus: 'OK',
+      });
       const r2 = await ra.call(b.address, 'tools.foo.bar', [M.str('gg')]);
-      assert.deepStrictEqual(r2, { success: false, result: 'NO_SUCH_P1', description: 'deferred', arguments: [], rpcStatus: 'OK' });
+      assert.deepStrictEqual(r2, {
+        success: false,
+        result: 'NO_SUCH_P1',
+        description: 'deferred',
+        arguments: [],
+        rpcStatus: 'OK',
+      });
       const r3 = await ra.call(b.address, 'no.such', []);
       assert.strictEqual(r3.result, 'UNKNOWN');
       assert.strictEqual(r3.rpcStatus, 'UNKNOWN');
-      await assert.rejects(rb.call(a.address, 'no.such', [], 300), (e: RpcError) => e.code === 'ETIMEDOUT' && e.ret.result === 'TIMEOUT');
+      await assert.rejects(
+        rb.call(a.address, 'no.such', [], 300),
+        (e: RpcError) => e.code === 'ETIMEDOUT' && e.ret.result === 'TIMEOUT',
+      );
     } finally {
       ra.close();
       rb.close();
@@ -303,7 +404,10 @@ describe('mbus entities on loopback multicast', function () {
     await until(() => a.entities.length === 1, 'raw known');
     const rpc = new RpcEndpoint(a);
     try {
-      await assert.rejects(rpc.call(r.address, 'math.sum', [], 5000), (e: RpcError) => e.code === 'EDELIVERY' && e.ret.result === 'DELIVERY_FAILED');
+      await assert.rejects(
+        rpc.call(r.address, 'math.sum', [], 5000),
+        (e: RpcError) => e.code === 'EDELIVERY' && e.ret.result === 'DELIVERY_FAILED',
+      );
     } finally {
       rpc.close();
     }
@@ -319,7 +423,11 @@ describe('mbus entities on loopback multicast', function () {
       await until(() => a.entities.some((p) => p.address.equals(childAddr)), 'child discovered');
       const replies: unknown[] = [];
       a.on('command', (c) => c.name === 'test.echo.reply' && replies.push(c.args));
-      await a.send(Address.parse('(module:child)'), [{ name: 'test.echo', args: [M.float(2.5), M.data(Buffer.from([1, 2]))] }], { reliable: true });
+      await a.send(
+        Address.parse('(module:child)'),
+        [{ name: 'test.echo', args: [M.float(2.5), M.data(Buffer.from([1, 2]))] }],
+        { reliable: true },
+      );
       await until(() => replies.length === 1, 'echo reply');
       assert.deepStrictEqual(replies[0], [M.float(2.5), M.data(Buffer.from([1, 2]))]);
       const rpc = new RpcEndpoint(a);

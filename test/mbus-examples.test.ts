@@ -6,7 +6,6 @@ import path from 'path';
 import helper from 'node-red-node-test-helper';
 import { poller } from './support/until';
 
- 
 const nodes = [
   require('../nodes/mbus/mbus-config'),
   require('../nodes/mbus/mbus-entity'),
@@ -18,7 +17,6 @@ const nodes = [
   require('@node-red/nodes/core/function/10-function.js'),
   require('@node-red/nodes/core/function/15-change.js'),
 ];
- 
 
 helper.init(require.resolve('node-red'));
 
@@ -34,7 +32,11 @@ const examples = path.join(__dirname, '..', '..', 'examples', 'mbus');
 const until = poller(8000, 20);
 
 /** Loads an example with its port replaced and a helper node tapped onto the given outputs. */
-async function loadExample(file: string, port: number, taps: Record<string, [string, number]>): Promise<Record<string, Msg[]>> {
+async function loadExample(
+  file: string,
+  port: number,
+  taps: Record<string, [string, number]>,
+): Promise<Record<string, Msg[]>> {
   const flow = JSON.parse(fs.readFileSync(path.join(examples, file), 'utf8')) as FlowNode[];
   const z = flow.find((n) => n.type === 'tab')!.id;
   for (const n of flow) if (n.type === 'mbus-config') n.port = port;
@@ -63,10 +65,14 @@ describe('mbus example flows', function () {
     holder.close();
   });
 
-  const peers = (id: string): number => (helper.getNode(id) as unknown as { entity: { entities: unknown[] } }).entity.entities.length;
+  const peers = (id: string): number =>
+    (helper.getNode(id) as unknown as { entity: { entities: unknown[] } }).entity.entities.length;
 
   it('"Two entities chatting": Alice says hello reliably, Bob replies', async () => {
-    const t = await loadExample('Two entities chatting.json', holder.address().port, { aliceGot: ['mbus-chat-alice', 0], bobGot: ['mbus-chat-bob', 0] });
+    const t = await loadExample('Two entities chatting.json', holder.address().port, {
+      aliceGot: ['mbus-chat-alice', 0],
+      bobGot: ['mbus-chat-bob', 0],
+    });
     await until(() => peers('mbus-chat-cfg-alice') === 1 && peers('mbus-chat-cfg-bob') === 1, 'discovery');
     (helper.getNode('mbus-chat-inject') as TestNode).receive({});
     const said = await until(() => t.bobGot.find((m) => m.topic === 'chat.say'), 'chat.say at Bob');

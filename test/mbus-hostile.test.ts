@@ -76,7 +76,17 @@ class Injector {
       return () => e.off('command', fn);
     });
     try {
-      this.signed(formatMessage({ seq: this.marks, timestamp: Date.now(), reliable: false, source: MARKER, destination: Address.empty, acks: [], commands: [{ name, args: [] }] }));
+      this.signed(
+        formatMessage({
+          seq: this.marks,
+          timestamp: Date.now(),
+          reliable: false,
+          source: MARKER,
+          destination: Address.empty,
+          acks: [],
+          commands: [{ name, args: [] }],
+        }),
+      );
       await poller(20000, 2)(() => seen.size === entities.length, `marker ${name}`);
     } finally {
       for (const off of listeners) off();
@@ -95,7 +105,13 @@ describe('mbus on a hostile network', function () {
   let port = 0;
 
   async function entity(opts: Partial<EntityOptions> & { name: string }): Promise<Entity> {
-    const e = new Entity({ address: `(app:hostile module:${opts.name})`, port, security: { hash: hashKey(KEY) }, timers: FAST, ...opts });
+    const e = new Entity({
+      address: `(app:hostile module:${opts.name})`,
+      port,
+      security: { hash: hashKey(KEY) },
+      timers: FAST,
+      ...opts,
+    });
     await e.start();
     port = e.port;
     entities.push(e);
@@ -110,15 +126,22 @@ describe('mbus on a hostile network', function () {
   async function pair(): Promise<[Entity, Entity]> {
     const a = await entity({ name: 'a' });
     const b = await entity({ name: 'b' });
-    await until(() => a.entities.some((p) => p.address.equals(b.address)) && b.entities.some((p) => p.address.equals(a.address)), 'discovery');
+    await until(
+      () => a.entities.some((p) => p.address.equals(b.address)) && b.entities.some((p) => p.address.equals(a.address)),
+      'discovery',
+    );
     return [a, b];
   }
   /** RPC both ways between two entities, each call within the reliable-delivery budget (no EDELIVERY, no timeout). */
   async function rpcWorks(a: Entity, b: Entity): Promise<void> {
     const ra = new RpcEndpoint(a);
     const rb = new RpcEndpoint(b);
-    const sum = (rpc: RpcEndpoint) => (call: RpcCall): void =>
-      void rpc.reply(call, { arguments: [M.int(call.arguments.reduce((s, v) => s + (v.type === 'integer' ? v.value : 0n), 0n))] });
+    const sum =
+      (rpc: RpcEndpoint) =>
+      (call: RpcCall): void =>
+        void rpc.reply(call, {
+          arguments: [M.int(call.arguments.reduce((s, v) => s + (v.type === 'integer' ? v.value : 0n), 0n))],
+        });
     ra.setHandlers(new Map([['math.sum', sum(ra)]]));
     rb.setHandlers(new Map([['math.sum', sum(rb)]]));
     try {
@@ -143,9 +166,17 @@ describe('mbus on a hostile network', function () {
       const holder = dgram.createSocket({ type: 'udp4' });
       await new Promise<void>((r) => holder.bind({ port: 0, exclusive: true }, () => r()));
       const held = holder.address().port;
-      const e = new Entity({ address: '(app:hostile module:late)', port: held, security: { hash: hashKey(KEY) }, timers: FAST });
+      const e = new Entity({
+        address: '(app:hostile module:late)',
+        port: held,
+        security: { hash: hashKey(KEY) },
+        timers: FAST,
+      });
       try {
-        await assert.rejects(e.start(), (err: unknown) => err instanceof OpenFailure && err.reason === 'port-in-use' && err.detail.port === held);
+        await assert.rejects(
+          e.start(),
+          (err: unknown) => err instanceof OpenFailure && err.reason === 'port-in-use' && err.detail.port === held,
+        );
         assert.ok(!e.isRunning);
         await assert.rejects(e.start(), (err: unknown) => err instanceof OpenFailure && err.reason === 'port-in-use');
         await new Promise<void>((r) => holder.close(() => r()));
@@ -161,18 +192,38 @@ describe('mbus on a hostile network', function () {
     });
 
     it('an interface without an IPv4 address is a start failure (reason no-ipv4), not a construction error', async () => {
-      const e = new Entity({ address: '(app:hostile module:boot)', port: 0, scope: 'LINKLOCAL', interface: 'busbar-none0', security: { hash: hashKey(KEY) } });
-      await assert.rejects(e.start(), (err: unknown) => err instanceof OpenFailure && err.reason === 'no-ipv4' && err.detail.interface === 'busbar-none0');
+      const e = new Entity({
+        address: '(app:hostile module:boot)',
+        port: 0,
+        scope: 'LINKLOCAL',
+        interface: 'busbar-none0',
+        security: { hash: hashKey(KEY) },
+      });
+      await assert.rejects(
+        e.start(),
+        (err: unknown) =>
+          err instanceof OpenFailure && err.reason === 'no-ipv4' && err.detail.interface === 'busbar-none0',
+      );
       assert.ok(e.address.get('id')?.endsWith('@0.0.0.0'), 'the host part waits for the interface');
       // An address that is on no interface of this host (a static address before the link is configured).
-      const f = new Entity({ address: '(app:hostile module:static)', port: 0, scope: 'LINKLOCAL', interface: '192.0.2.123', security: { hash: hashKey(KEY) } });
-      await assert.rejects(f.start(), (err: unknown) => err instanceof OpenFailure && (err.reason === 'no-device' || err.reason === 'address-unavailable'));
+      const f = new Entity({
+        address: '(app:hostile module:static)',
+        port: 0,
+        scope: 'LINKLOCAL',
+        interface: '192.0.2.123',
+        security: { hash: hashKey(KEY) },
+      });
+      await assert.rejects(
+        f.start(),
+        (err: unknown) =>
+          err instanceof OpenFailure && (err.reason === 'no-device' || err.reason === 'address-unavailable'),
+      );
       assert.ok(!f.isRunning);
     });
   });
 
   describe('spoofing and floods', () => {
-    it('datagrams claiming a local entity\'s address from another socket are dropped and counted; RPC between the two keeps working', async () => {
+    it("datagrams claiming a local entity's address from another socket are dropped and counted; RPC between the two keeps working", async () => {
       const [a, b] = await pair();
       const inj = await injector();
       const spoofed: string[] = [];
@@ -182,20 +233,41 @@ describe('mbus on a hostile network', function () {
       // As a: a bye (b would forget a), reliable messages with every SeqNum a is about to use (b would suppress a's
       // real ones as duplicates), and acks for every SeqNum b might have outstanding.
       const n = 200;
-      inj.signed(text({ seq: 0, reliable: false, source: a.address, destination: Address.empty, acks: [], commands: [{ name: 'mbus.bye', args: [] }] }));
+      inj.signed(
+        text({
+          seq: 0,
+          reliable: false,
+          source: a.address,
+          destination: Address.empty,
+          acks: [],
+          commands: [{ name: 'mbus.bye', args: [] }],
+        }),
+      );
       for (let i = 0; i < n; i++) {
-        inj.signed(text({ seq: i, reliable: true, source: a.address, destination: b.address, acks: [i], commands: [{ name: 'math.sum', args: [M.list(M.list(M.str('ID'), M.str(String(i)))), M.list()] }] }));
+        inj.signed(
+          text({
+            seq: i,
+            reliable: true,
+            source: a.address,
+            destination: b.address,
+            acks: [i],
+            commands: [{ name: 'math.sum', args: [M.list(M.list(M.str('ID'), M.str(String(i)))), M.list()] }],
+          }),
+        );
         if (i % 50 === 49) await inj.flushed([b]);
       }
       await inj.flushed([b]);
       assert.strictEqual(spoofed.length, n + 1);
       assert.strictEqual(b.counters.get('spoofed'), n + 1);
       assert.ok(!got.includes('mbus.bye') && !got.includes('math.sum'));
-      assert.ok(b.entities.some((p) => p.address.equals(a.address)), 'b still knows a');
+      assert.ok(
+        b.entities.some((p) => p.address.equals(a.address)),
+        'b still knows a',
+      );
       await rpcWorks(a, b);
     });
 
-    it('a datagram claiming a foreign peer\'s address cannot redirect our unicasts to the claimant', async () => {
+    it("a datagram claiming a foreign peer's address cannot redirect our unicasts to the claimant", async () => {
       const a = await entity({ name: 'a' });
       const bus = await injector(); // the peer's receiver on the bus port
       const peer = Address.parse(`(app:hostile module:foreign id:${process.pid}-66@127.0.0.1)`);
@@ -218,15 +290,35 @@ describe('mbus on a hostile network', function () {
       const own = await socket(); // the peer's own endpoint (unicast goes here)
       const spoofer = await socket();
       const hello = (from: dgram.Socket): void =>
-        from.send(sealDatagram(SEC, text({ seq: 0, reliable: false, source: peer, destination: Address.empty, acks: [], commands: [{ name: 'mbus.hello', args: [] }] })), port, GROUP);
+        from.send(
+          sealDatagram(
+            SEC,
+            text({
+              seq: 0,
+              reliable: false,
+              source: peer,
+              destination: Address.empty,
+              acks: [],
+              commands: [{ name: 'mbus.hello', args: [] }],
+            }),
+          ),
+          port,
+          GROUP,
+        );
       hello(own.sock);
       await until(() => a.entities.some((p) => p.address.equals(peer)), 'peer known');
       await a.send(peer, [{ name: 'test.before', args: [] }]);
-      await until(() => own.got.includes('test.before'), 'unicast to the peer\'s own endpoint');
+      await until(() => own.got.includes('test.before'), "unicast to the peer's own endpoint");
       hello(spoofer.sock);
-      await until(() => a.entities.find((p) => p.address.equals(peer))?.endpoint.port === spoofer.sock.address().port, 'the claim was heard');
+      await until(
+        () => a.entities.find((p) => p.address.equals(peer))?.endpoint.port === spoofer.sock.address().port,
+        'the claim was heard',
+      );
       await a.send(peer, [{ name: 'test.after', args: [] }]);
-      await until(() => bus.received.some((r) => r.msg.commands[0]?.name === 'test.after'), 'sent by multicast, which reaches the real peer');
+      await until(
+        () => bus.received.some((r) => r.msg.commands[0]?.name === 'test.after'),
+        'sent by multicast, which reaches the real peer',
+      );
       await a.send(Address.empty, [{ name: 'test.flush', args: [] }]);
       await until(() => bus.received.some((r) => r.msg.commands[0]?.name === 'test.flush'), 'a later message');
       assert.deepStrictEqual(spoofer.got, [], 'nothing was unicast to the claimant');
@@ -247,7 +339,16 @@ describe('mbus on a hostile network', function () {
       const evicted: string[] = [];
       a.on('lost-entity', (addr, why) => why === 'evicted' && evicted.push(addr.toString()));
       for (let i = 0; i < 2000; i++) {
-        inj.signed(text({ seq: 0, reliable: false, source: Address.parse(`(app:flood module:m${i} id:${10000 + i}-1@127.0.0.1)`), destination: Address.empty, acks: [], commands: [{ name: 'mbus.hello', args: [] }] }));
+        inj.signed(
+          text({
+            seq: 0,
+            reliable: false,
+            source: Address.parse(`(app:flood module:m${i} id:${10000 + i}-1@127.0.0.1)`),
+            destination: Address.empty,
+            acks: [],
+            commands: [{ name: 'mbus.hello', args: [] }],
+          }),
+        );
         if (i % 100 === 99) await inj.flushed([a]);
       }
       const floodEnd = Date.now();
@@ -255,16 +356,29 @@ describe('mbus on a hostile network', function () {
       assert.ok(a.entities.length <= 1000, `table holds ${a.entities.length}`);
       // 2000 fakes + b + the marker in a table of 1000 (fewer only if the kernel dropped some of the flood).
       assert.ok(evicted.length >= 900, `evicted ${evicted.length}`);
-      console.log(`      figure: 2000 fake hellos, table of 1000: ${a.entities.length} kept, ${evicted.length} evicted`);
+      console.log(
+        `      figure: 2000 fake hellos, table of 1000: ${a.entities.length} kept, ${evicted.length} evicted`,
+      );
       assert.strictEqual(a.counters.get('evicted'), evicted.length);
-      assert.ok(a.entities.some((p) => p.address.equals(b.address)), 'the real peer, heard more than once, is never the one evicted');
+      assert.ok(
+        a.entities.some((p) => p.address.equals(b.address)),
+        'the real peer, heard more than once, is never the one evicted',
+      );
       // Our own hellos, as the bus sees them: consecutive ones no further apart than the cap (plus generous slack).
-      const hellos = (): number[] => inj.received.filter((r) => r.at >= floodEnd && r.msg.source.equals(a.address) && r.msg.commands[0]?.name === 'mbus.hello').map((r) => r.at);
+      const hellos = (): number[] =>
+        inj.received
+          .filter((r) => r.at >= floodEnd && r.msg.source.equals(a.address) && r.msg.commands[0]?.name === 'mbus.hello')
+          .map((r) => r.at);
       const seen = await until(() => hellos().length >= 3 && hellos(), 'three hellos after the flood', 15000);
       const gaps = seen.slice(1).map((t, i) => t - seen[i]);
       // Capped, at most 2200 ms apart (plus slack for a loaded machine); uncapped they would be ≈ 20 s apart.
-      assert.ok(gaps.every((g) => g < helloMax * 1.1 + 2500), `gaps ${gaps.join(', ')} ms`);
-      console.log(`      figure: hello gaps after the flood ${gaps.join(', ')} ms (cap ${helloMax} ms, dither up to ${helloMax * 1.1} ms)`);
+      assert.ok(
+        gaps.every((g) => g < helloMax * 1.1 + 2500),
+        `gaps ${gaps.join(', ')} ms`,
+      );
+      console.log(
+        `      figure: hello gaps after the flood ${gaps.join(', ')} ms (cap ${helloMax} ms, dither up to ${helloMax * 1.1} ms)`,
+      );
       // The arithmetic: whatever the count, hello_d never exceeds the cap (2000 ms by default, 2200 with dither).
       assert.ok(helloInterval(DEFAULT_TIMERS, 2002, 0.999999) <= 2200);
       assert.strictEqual(helloInterval(DEFAULT_TIMERS, 3, 0.5), 1000);
@@ -281,7 +395,8 @@ describe('mbus on a hostile network', function () {
       a.on('drop', (why) => drops.push(why));
       const got: string[] = [];
       a.on('command', (c) => got.push(c.name));
-      const hdr = (seq: string, type: 'R' | 'U', source: string, acks = '()'): string => `mbus/1.0 ${seq} ${Date.now()} ${type} ${source} ${a.address} ${acks}\n`;
+      const hdr = (seq: string, type: 'R' | 'U', source: string, acks = '()'): string =>
+        `mbus/1.0 ${seq} ${Date.now()} ${type} ${source} ${a.address} ${acks}\n`;
       inj.signed(`${hdr('1', 'U', String(src))}bad.float (1e400)\n`);
       inj.signed(`${hdr('2', 'U', String(src))}bad.float (2.5E3)\n`);
       inj.signed(`${hdr('3', 'U', String(src))}bad.float (${'9'.repeat(400)}.5)\n`);
@@ -290,7 +405,10 @@ describe('mbus on a hostile network', function () {
       inj.signed(`${hdr('5', 'U', String(src), '(4294967296 )')}bad.ack ()\n`);
       inj.signed(`${hdr('6', 'U', String(src))}good.after (1.5 4294967295)\n`);
       await until(() => got.includes('good.after'), 'a valid message after the forbidden ones');
-      assert.deepStrictEqual(got.filter((n) => n.startsWith('bad.')), []);
+      assert.deepStrictEqual(
+        got.filter((n) => n.startsWith('bad.')),
+        [],
+      );
       assert.deepStrictEqual(drops.sort(), ['empty-source', 'float', 'float', 'float', 'seq-range', 'seq-range']);
       assert.deepStrictEqual(Object.fromEntries(a.counters), { float: 3, 'empty-source': 1, 'seq-range': 2 });
       // Nothing of ours ever acknowledged SeqNum 77 (an ack to () would reach every entity).
@@ -302,14 +420,32 @@ describe('mbus on a hostile network', function () {
 
   describe('one reliable message in flight per destination', () => {
     const peerAddr = Address.parse(`(app:hostile module:slow id:${process.pid}-55@127.0.0.1)`);
-    async function slowPeer(opts: Partial<EntityOptions>): Promise<{ a: Entity; inj: Injector; seen: (name: string) => Message[]; ack: (seq: number) => void }> {
+    async function slowPeer(
+      opts: Partial<EntityOptions>,
+    ): Promise<{ a: Entity; inj: Injector; seen: (name: string) => Message[]; ack: (seq: number) => void }> {
       const a = await entity({ name: 'a', ...opts });
       const inj = await injector();
-      const hello = (): void => inj.signed(text({ seq: 0, reliable: false, source: peerAddr, destination: Address.empty, acks: [], commands: [{ name: 'mbus.hello', args: [] }] }));
+      const hello = (): void =>
+        inj.signed(
+          text({
+            seq: 0,
+            reliable: false,
+            source: peerAddr,
+            destination: Address.empty,
+            acks: [],
+            commands: [{ name: 'mbus.hello', args: [] }],
+          }),
+        );
       hello();
       await until(() => a.entities.some((p) => p.address.equals(peerAddr)), 'peer known');
-      const seen = (name: string): Message[] => inj.received.map((r) => r.msg).filter((m) => m.source.equals(a.address) && m.commands.some((c) => c.name === name));
-      const ack = (seq: number): void => inj.signed(text({ seq: 1, reliable: false, source: peerAddr, destination: a.address, acks: [seq], commands: [] }));
+      const seen = (name: string): Message[] =>
+        inj.received
+          .map((r) => r.msg)
+          .filter((m) => m.source.equals(a.address) && m.commands.some((c) => c.name === name));
+      const ack = (seq: number): void =>
+        inj.signed(
+          text({ seq: 1, reliable: false, source: peerAddr, destination: a.address, acks: [seq], commands: [] }),
+        );
       return { a, inj, seen, ack };
     }
 
@@ -327,14 +463,24 @@ describe('mbus on a hostile network', function () {
       await sent[0];
       const second = await until(() => seen('test.q2')[0], 'q2 after the ack of q1');
       assert.ok(second.seq > first.seq);
-      assert.deepStrictEqual(second.commands.map((c) => c.name), ['test.q2', 'test.q3'], 'both waiting ones in one message, in order');
+      assert.deepStrictEqual(
+        second.commands.map((c) => c.name),
+        ['test.q2', 'test.q3'],
+        'both waiting ones in one message, in order',
+      );
       ack(second.seq);
-      assert.deepStrictEqual(await Promise.all(sent.slice(1)), [second.seq, second.seq], 'one ack settles every caller of the packed message');
+      assert.deepStrictEqual(
+        await Promise.all(sent.slice(1)),
+        [second.seq, second.seq],
+        'one ack settles every caller of the packed message',
+      );
     });
 
     it('with the option off, all go out at once; a queued RPC call whose timeout passes is never sent', async () => {
       const off = await slowPeer({ oneReliablePerPeer: false, pack: false });
-      const all = [1, 2].map((i) => off.a.send(peerAddr, [{ name: `test.p${i}`, args: [] }], { reliable: true }).catch(() => 'failed'));
+      const all = [1, 2].map((i) =>
+        off.a.send(peerAddr, [{ name: `test.p${i}`, args: [] }], { reliable: true }).catch(() => 'failed'),
+      );
       await until(() => off.seen('test.p1').length > 0 && off.seen('test.p2').length > 0, 'both in flight at once');
       assert.notStrictEqual(off.seen('test.p1')[0].seq, off.seen('test.p2')[0].seq, 'without packing, two messages');
       await Promise.all(all);
@@ -345,7 +491,9 @@ describe('mbus on a hostile network', function () {
       const { a, seen } = await slowPeer({});
       const rpc = new RpcEndpoint(a);
       try {
-        const blocking = a.send(peerAddr, [{ name: 'test.block', args: [] }], { reliable: true }).catch((e: { code?: string }) => e.code);
+        const blocking = a
+          .send(peerAddr, [{ name: 'test.block', args: [] }], { reliable: true })
+          .catch((e: { code?: string }) => e.code);
         await assert.rejects(rpc.call(peerAddr, 'math.sum', [], 50), (e: { code?: string }) => e.code === 'ETIMEDOUT');
         assert.strictEqual(await blocking, 'EDELIVERY');
         // A later message goes out; the withdrawn call never did.
@@ -366,13 +514,25 @@ describe('mbus on a hostile network', function () {
      * equals the last reliable one from that sender (all UCL remembers), sends its own reliable messages one at a
      * time with retransmissions, and hellos every 100 ms.
      */
-    async function lossyRun(loss: number, seed: number, oneReliablePerPeer: boolean, count: number, packing: Partial<EntityOptions> = { pack: false }) {
+    async function lossyRun(
+      loss: number,
+      seed: number,
+      oneReliablePerPeer: boolean,
+      count: number,
+      packing: Partial<EntityOptions> = { pack: false },
+    ) {
       const random = rng(seed);
       const hold = dgram.createSocket({ type: 'udp4', reuseAddr: true });
       await new Promise<void>((r) => hold.bind({ port: 0, exclusive: false }, () => r()));
       const portY = hold.address().port;
       closers.push(() => hold.close());
-      const a = await entity({ name: 'a', sendUnicast: false, oneReliablePerPeer, timers: { ...FAST, helloMin: 500, retransmit: 40, ackDelay: 10 }, ...packing });
+      const a = await entity({
+        name: 'a',
+        sendUnicast: false,
+        oneReliablePerPeer,
+        timers: { ...FAST, helloMin: 500, retransmit: 40, ackDelay: 10 },
+        ...packing,
+      });
       const portX = a.port;
       const member = async (p: number): Promise<dgram.Socket> => {
         const s = dgram.createSocket({ type: 'udp4', reuseAddr: true });
@@ -427,7 +587,16 @@ describe('mbus on a hostile network', function () {
           deliveredAtU.set(i, (deliveredAtU.get(i) ?? 0) + 1);
         }
       });
-      const hello = setInterval(() => uSend({ reliable: false, destination: Address.empty, acks: [], commands: [{ name: 'mbus.hello', args: [] }] }), 100);
+      const hello = setInterval(
+        () =>
+          uSend({
+            reliable: false,
+            destination: Address.empty,
+            acks: [],
+            commands: [{ name: 'mbus.hello', args: [] }],
+          }),
+        100,
+      );
       closers.push(() => clearInterval(hello));
       await until(() => a.entities.some((p) => p.address.equals(uAddr)), 'a knows the UCL-like peer');
 
@@ -451,7 +620,11 @@ describe('mbus on a hostile network', function () {
       const schedule = retransmitSchedule({ ...DEFAULT_TIMERS, retransmit: 40 });
       for (let i = 0; i < count; i++) {
         const seq = uSeq++;
-        const send = (): void => void uSend({ reliable: true, destination: a.address, acks: [], commands: [{ name: 'test.n', args: [M.int(i)] }] }, seq);
+        const send = (): void =>
+          void uSend(
+            { reliable: true, destination: a.address, acks: [], commands: [{ name: 'test.n', args: [M.int(i)] }] },
+            seq,
+          );
         const t0 = Date.now();
         const timers = schedule.sends.map((at) => setTimeout(send, at));
         try {
@@ -487,7 +660,9 @@ describe('mbus on a hostile network', function () {
       it(`${loss * 100}% loss both ways, one command per message: every reliable message delivered once or reported failed, in both directions`, async function () {
         this.timeout(60000);
         const r = await lossyRun(loss, seed, true, 40);
-        console.log(`      figure: ${loss * 100}% loss, 40+40 reliable messages: to the UCL-like peer ${JSON.stringify(r.toPeer)}, from it ${JSON.stringify(r.fromPeer)}, relay ${JSON.stringify(r.relayed)}`);
+        console.log(
+          `      figure: ${loss * 100}% loss, 40+40 reliable messages: to the UCL-like peer ${JSON.stringify(r.toPeer)}, from it ${JSON.stringify(r.fromPeer)}, relay ${JSON.stringify(r.relayed)}`,
+        );
         for (const side of [r.toPeer, r.fromPeer]) {
           assert.strictEqual(side.duplicated, 0, 'no message delivered twice');
           assert.strictEqual(side.ackedNotDelivered, 0, 'an acked message was delivered (once)');
@@ -500,7 +675,9 @@ describe('mbus on a hostile network', function () {
     it('30% loss, packed (all 40 handed over at once, about 10 commands per 300-byte message): each command delivered once or reported failed', async function () {
       this.timeout(60000);
       const r = await lossyRun(0.3, 31, true, 40, { pack: true, maxDatagram: 300 });
-      console.log(`      figure: 30% loss, packed: to the UCL-like peer ${JSON.stringify(r.toPeer)}, from it ${JSON.stringify(r.fromPeer)}, relay ${JSON.stringify(r.relayed)}`);
+      console.log(
+        `      figure: 30% loss, packed: to the UCL-like peer ${JSON.stringify(r.toPeer)}, from it ${JSON.stringify(r.fromPeer)}, relay ${JSON.stringify(r.relayed)}`,
+      );
       for (const side of [r.toPeer, r.fromPeer]) {
         assert.strictEqual(side.duplicated, 0, 'no command delivered twice');
         assert.strictEqual(side.ackedNotDelivered, 0, 'an acked command was delivered (once)');
@@ -525,12 +702,68 @@ describe('mbus on a hostile network', function () {
       const stranger = Address.parse('(app:hostile module:stranger id:777-1@127.0.0.1)');
       const rpcCall = (id: string): string => `math.sum ((("ID" "${id}" ) ("RPC-TYPE" "UNICAST" ) ) (5 3 ) )`;
       const templates = [
-        text({ seq: 5, reliable: false, source: stranger, destination: Address.empty, acks: [], commands: [{ name: 'mbus.hello', args: [] }] }),
-        text({ seq: 6, reliable: true, source: stranger, destination: a.address, acks: [3], commands: [] }).trimEnd() + `\n${rpcCall('1')}\n`,
-        text({ seq: 7, reliable: true, source: a.address, destination: b.address, acks: [1, 2], commands: [] }).trimEnd() + `\n${rpcCall('2')}\n`,
-        text({ seq: 8, reliable: false, source: b.address, destination: a.address, acks: [4], commands: [{ name: 'math.sum.return', args: [M.list(M.list(M.str('ID'), M.str('0'))), M.list(M.list(M.sym('OK'), M.sym('OK'), M.str('')), M.list(M.int(8)))] }] }),
-        text({ seq: 9, reliable: false, source: stranger, destination: Address.empty, acks: [], commands: [{ name: 'test.types', args: [M.str('a "q"\n'), M.int(-5), M.float(2.5), M.sym('SYM'), M.data(Buffer.from([1, 2, 3])), M.list(M.list())] }] }),
-        text({ seq: 10, reliable: false, source: a.address, destination: Address.empty, acks: [], commands: [{ name: 'mbus.bye', args: [] }] }),
+        text({
+          seq: 5,
+          reliable: false,
+          source: stranger,
+          destination: Address.empty,
+          acks: [],
+          commands: [{ name: 'mbus.hello', args: [] }],
+        }),
+        text({ seq: 6, reliable: true, source: stranger, destination: a.address, acks: [3], commands: [] }).trimEnd() +
+          `\n${rpcCall('1')}\n`,
+        text({
+          seq: 7,
+          reliable: true,
+          source: a.address,
+          destination: b.address,
+          acks: [1, 2],
+          commands: [],
+        }).trimEnd() + `\n${rpcCall('2')}\n`,
+        text({
+          seq: 8,
+          reliable: false,
+          source: b.address,
+          destination: a.address,
+          acks: [4],
+          commands: [
+            {
+              name: 'math.sum.return',
+              args: [
+                M.list(M.list(M.str('ID'), M.str('0'))),
+                M.list(M.list(M.sym('OK'), M.sym('OK'), M.str('')), M.list(M.int(8))),
+              ],
+            },
+          ],
+        }),
+        text({
+          seq: 9,
+          reliable: false,
+          source: stranger,
+          destination: Address.empty,
+          acks: [],
+          commands: [
+            {
+              name: 'test.types',
+              args: [
+                M.str('a "q"\n'),
+                M.int(-5),
+                M.float(2.5),
+                M.sym('SYM'),
+                M.data(Buffer.from([1, 2, 3])),
+                M.list(M.list()),
+              ],
+            },
+          ],
+        }),
+        text({
+          seq: 10,
+          reliable: false,
+          source: a.address,
+          destination: Address.empty,
+          acks: [],
+          commands: [{ name: 'mbus.bye', args: [] }],
+        }),
       ];
       const alphabet = Buffer.from('()"<>\\ \t\r\n:.-_0123456789abcRUmbus/1.0=+@eE\x00\xff');
       const total = 10000;
@@ -550,15 +783,21 @@ describe('mbus on a hostile network', function () {
         } else {
           const len = Math.floor(random() * 200);
           const tail = Buffer.alloc(len);
-          for (let j = 0; j < len; j++) tail[j] = random() < 0.8 ? alphabet[Math.floor(random() * alphabet.length)] : Math.floor(random() * 256);
-          body = Buffer.concat([Buffer.from(`mbus/1.0 ${Math.floor(random() * 2 ** 33)} 1 ${random() < 0.5 ? 'R' : 'U'} `), tail]);
+          for (let j = 0; j < len; j++)
+            tail[j] = random() < 0.8 ? alphabet[Math.floor(random() * alphabet.length)] : Math.floor(random() * 256);
+          body = Buffer.concat([
+            Buffer.from(`mbus/1.0 ${Math.floor(random() * 2 ** 33)} 1 ${random() < 0.5 ? 'R' : 'U'} `),
+            tail,
+          ]);
         }
         const signed = random() < 0.9;
         inj.raw(signed ? sealBody(body) : Buffer.concat([Buffer.from('AAAAAAAAAAAAAAAA\n'), body]));
         if (i % 100 === 99) await inj.flushed([a, b]);
       }
       assert.ok(a.isRunning && b.isRunning);
-      assert.ok(a.entities.some((p) => p.address.equals(b.address)) && b.entities.some((p) => p.address.equals(a.address)));
+      assert.ok(
+        a.entities.some((p) => p.address.equals(b.address)) && b.entities.some((p) => p.address.equals(a.address)),
+      );
       // Right after the fuzz, without waiting for anything to expire: the first RPC each way succeeds. Its call is
       // reliable, so success means it was acked before T_k (600 ms), i.e. within one retransmission timeout.
       const t0 = Date.now();
@@ -566,7 +805,9 @@ describe('mbus on a hostile network', function () {
       const ms = Date.now() - t0;
       const drops = Object.fromEntries([...b.counters].filter(([k]) => k !== 'evicted'));
       const dropped = Object.values(drops).reduce((x, y) => x + y, 0);
-      console.log(`      figure: fuzz ${total} datagrams, b dropped ${dropped} ${JSON.stringify(drops)}; two RPCs after it took ${ms} ms`);
+      console.log(
+        `      figure: fuzz ${total} datagrams, b dropped ${dropped} ${JSON.stringify(drops)}; two RPCs after it took ${ms} ms`,
+      );
     });
   });
 });

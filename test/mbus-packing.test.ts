@@ -2,7 +2,22 @@
 import assert from 'assert';
 import dgram from 'dgram';
 import { once } from 'events';
-import { Address, Command, Entity, EntityOptions, M, Message, RpcEndpoint, SecurityConfig, encryptionKey, formatMessage, hashKey, openDatagram, parseMessage, sealDatagram } from '../src/mbus';
+import {
+  Address,
+  Command,
+  Entity,
+  EntityOptions,
+  M,
+  Message,
+  RpcEndpoint,
+  SecurityConfig,
+  encryptionKey,
+  formatMessage,
+  hashKey,
+  openDatagram,
+  parseMessage,
+  sealDatagram,
+} from '../src/mbus';
 import { poller } from './support/until';
 
 const KEY = '(HMAC-MD5-96,MTIzNDU2Nzg5MDEy)';
@@ -17,11 +32,16 @@ const cmd = (name: string, ...args: Command['args']): Command => ({ name, args }
 /** A member of the bus written by hand: it sees every datagram on the group (from the bus port, so nobody unicasts to it). */
 class Sniffer {
   readonly sock = dgram.createSocket({ type: 'udp4', reuseAddr: true });
-  readonly address = Address.parse(`(app:pack module:sniffer id:${process.pid}-7${Math.floor(Math.random() * 9999)}@127.0.0.1)`);
+  readonly address = Address.parse(
+    `(app:pack module:sniffer id:${process.pid}-7${Math.floor(Math.random() * 9999)}@127.0.0.1)`,
+  );
   /** Every datagram it could open, with its size. */
   readonly received: Array<{ msg: Message; size: number }> = [];
   private seq = 0;
-  constructor(readonly port: number, readonly sec: SecurityConfig = SEC) {}
+  constructor(
+    readonly port: number,
+    readonly sec: SecurityConfig = SEC,
+  ) {}
   async open(): Promise<void> {
     this.sock.bind({ port: this.port, exclusive: false });
     await once(this.sock, 'listening');
@@ -38,11 +58,25 @@ class Sniffer {
   }
   /** Messages from `source` that carry commands (hellos left out). */
   from(source: Address): Message[] {
-    return this.received.map((r) => r.msg).filter((m) => m.source.equals(source) && m.commands.length > 0 && m.commands[0].name !== 'mbus.hello');
+    return this.received
+      .map((r) => r.msg)
+      .filter((m) => m.source.equals(source) && m.commands.length > 0 && m.commands[0].name !== 'mbus.hello');
   }
-  send(destination: Address, commands: Command[], opts: { reliable?: boolean; seq?: number; acks?: number[] } = {}): number {
+  send(
+    destination: Address,
+    commands: Command[],
+    opts: { reliable?: boolean; seq?: number; acks?: number[] } = {},
+  ): number {
     const seq = opts.seq ?? this.seq++;
-    const text = formatMessage({ seq, timestamp: Date.now(), reliable: !!opts.reliable, source: this.address, destination, acks: opts.acks ?? [], commands });
+    const text = formatMessage({
+      seq,
+      timestamp: Date.now(),
+      reliable: !!opts.reliable,
+      source: this.address,
+      destination,
+      acks: opts.acks ?? [],
+      commands,
+    });
     this.sock.send(sealDatagram(this.sec, text), this.port, GROUP);
     return seq;
   }
@@ -75,7 +109,10 @@ describe('mbus packing', function () {
     return s;
   }
   /** An entity that knows the sniffer as a peer (it said hello). */
-  async function withPeer(opts: Partial<EntityOptions> = {}, sec?: SecurityConfig): Promise<{ a: Entity; peer: Sniffer }> {
+  async function withPeer(
+    opts: Partial<EntityOptions> = {},
+    sec?: SecurityConfig,
+  ): Promise<{ a: Entity; peer: Sniffer }> {
     const a = await entity({ name: 'a', ...opts });
     const peer = await sniffer(sec);
     peer.hello();
@@ -91,7 +128,7 @@ describe('mbus packing', function () {
     await Promise.all(entities.splice(0).map((e) => e.stop()));
   });
 
-  it('sends one turn\'s commands for one destination as one message, in order; every caller gets its SeqNum', async () => {
+  it("sends one turn's commands for one destination as one message, in order; every caller gets its SeqNum", async () => {
     const { a, peer } = await withPeer();
     const sent = [1, 2, 3, 4, 5].map((i) => a.send(peer.address, [cmd(`test.n${i}`, M.int(i))]));
     const seqs = await Promise.all(sent);
@@ -121,7 +158,10 @@ describe('mbus packing', function () {
     peer.hello();
     peer.send(b.address, [cmd('test.x', M.str('one')), cmd('test.y', M.list(M.int(2))), cmd('test.z')]);
     await until(() => got.length === 6, 'the hand-made multi-command message');
-    assert.deepStrictEqual(got.slice(3).map((g) => g.split('@')[0]), ['test.x', 'test.y', 'test.z']);
+    assert.deepStrictEqual(
+      got.slice(3).map((g) => g.split('@')[0]),
+      ['test.x', 'test.y', 'test.z'],
+    );
   });
 
   it('receives a reliable multi-command message: delivered once in order, acknowledged once, a retransmission re-acked only', async () => {
@@ -130,7 +170,8 @@ describe('mbus packing', function () {
     a.on('command', (c) => c.name.startsWith('test.') && got.push(c.name));
     const commands = [cmd('test.r1'), cmd('test.r2'), cmd('test.r3')];
     const seq = peer.send(a.address, commands, { reliable: true });
-    const acks = (): Message[] => peer.received.map((r) => r.msg).filter((m) => m.source.equals(a.address) && m.acks.includes(seq));
+    const acks = (): Message[] =>
+      peer.received.map((r) => r.msg).filter((m) => m.source.equals(a.address) && m.acks.includes(seq));
     await until(() => acks().length === 1, 'the ack');
     assert.deepStrictEqual(got, ['test.r1', 'test.r2', 'test.r3']);
     peer.send(a.address, commands, { reliable: true, seq });
@@ -145,14 +186,19 @@ describe('mbus packing', function () {
     it(`splits at the datagram limit, ${label}: every datagram within it, all commands in order; one too big fails alone`, async () => {
       const { a, peer } = await withPeer({ maxDatagram: 400, security: sec }, sec);
       const big = cmd('test.big', M.str('x'.repeat(500)));
-      const outcomes = Array.from({ length: 20 }, (_, i) => (i === 7 ? big : cmd('test.n', M.int(i), M.str('payload-'.repeat(3))))).map((c) =>
+      const outcomes = Array.from({ length: 20 }, (_, i) =>
+        i === 7 ? big : cmd('test.n', M.int(i), M.str('payload-'.repeat(3))),
+      ).map((c) =>
         a.send(peer.address, [c]).then(
           () => 'sent',
           (e: { code?: string }) => e.code,
         ),
       );
       const results = await Promise.all(outcomes);
-      assert.deepStrictEqual(results.filter((r) => r !== 'sent'), ['ETOOBIG']);
+      assert.deepStrictEqual(
+        results.filter((r) => r !== 'sent'),
+        ['ETOOBIG'],
+      );
       assert.strictEqual(results[7], 'ETOOBIG');
       const msgs = await until(() => {
         const m = peer.from(a.address);
@@ -179,7 +225,10 @@ describe('mbus packing', function () {
   it('a lost packed reliable message is retransmitted whole (same SeqNum, same commands); unanswered, every caller fails once', async () => {
     const { a, peer } = await withPeer({ timers: { ...FAST, retransmit: 300 } });
     const sent = [1, 2, 3].map((i) => a.send(peer.address, [cmd(`test.l${i}`)], { reliable: true }));
-    const [first, second] = await until(() => peer.from(a.address).length >= 2 && peer.from(a.address), 'a retransmission');
+    const [first, second] = await until(
+      () => peer.from(a.address).length >= 2 && peer.from(a.address),
+      'a retransmission',
+    );
     assert.strictEqual(second.seq, first.seq);
     assert.deepStrictEqual(names(second), names(first));
     assert.deepStrictEqual(names(first), ['test.l1', 'test.l2', 'test.l3']);
@@ -189,7 +238,9 @@ describe('mbus packing', function () {
     // Never acknowledged: one delivery-failed naming all commands, and each caller rejected.
     const failures: string[][] = [];
     a.on('delivery-failed', (f) => failures.push(f.commands.map((c) => c.name)));
-    const doomed = [1, 2].map((i) => a.send(peer.address, [cmd(`test.d${i}`)], { reliable: true }).catch((e: { code?: string }) => e.code));
+    const doomed = [1, 2].map((i) =>
+      a.send(peer.address, [cmd(`test.d${i}`)], { reliable: true }).catch((e: { code?: string }) => e.code),
+    );
     assert.deepStrictEqual(await Promise.all(doomed), ['EDELIVERY', 'EDELIVERY']);
     assert.deepStrictEqual(failures, [['test.d1', 'test.d2']]);
     const tries = peer.from(a.address).filter((m) => m.commands[0].name === 'test.d1');
@@ -218,7 +269,10 @@ describe('mbus packing', function () {
     const a = await entity({ name: 'a', sendUnicast: false });
     const b = await entity({ name: 'b', sendUnicast: false });
     const peer = await sniffer();
-    await until(() => a.entities.some((p) => p.address.equals(b.address)) && b.entities.some((p) => p.address.equals(a.address)), 'discovery');
+    await until(
+      () => a.entities.some((p) => p.address.equals(b.address)) && b.entities.some((p) => p.address.equals(a.address)),
+      'discovery',
+    );
     const caller = new RpcEndpoint(a);
     const callee = new RpcEndpoint(b);
     try {
@@ -233,12 +287,17 @@ describe('mbus packing', function () {
           ],
         ]),
       );
-      const returns = await Promise.all([1, 2, 3].map((i) => caller.call(b.address, 'math.sum', [M.int(i), M.int(10)])));
+      const returns = await Promise.all(
+        [1, 2, 3].map((i) => caller.call(b.address, 'math.sum', [M.int(i), M.int(10)])),
+      );
       assert.deepStrictEqual(
         returns.map((r) => (r.arguments[0] as { value: bigint }).value),
         [11n, 12n, 13n],
       );
-      const rpc = (): Message[] => [...peer.from(a.address), ...peer.from(b.address)].filter((m) => m.commands.some((c) => c.name.startsWith('math.sum')));
+      const rpc = (): Message[] =>
+        [...peer.from(a.address), ...peer.from(b.address)].filter((m) =>
+          m.commands.some((c) => c.name.startsWith('math.sum')),
+        );
       const rpcMessages = await until(() => rpc().length >= 6 && rpc(), 'three calls and three returns at the sniffer');
       for (const m of rpcMessages) assert.strictEqual(m.commands.length, 1, `${names(m).join(',')} alone`);
     } finally {
@@ -256,7 +315,9 @@ describe('mbus packing', function () {
       const m = peer.received.map((r) => r.msg).filter((x) => x.source.equals(a.address));
       return m.some((x) => x.commands.some((c) => c.name === 'mbus.bye')) && m;
     }, 'the bye');
-    for (const m of all) if (m.commands.some((c) => c.name === 'mbus.hello' || c.name === 'mbus.bye')) assert.strictEqual(m.commands.length, 1, `${names(m)} alone`);
+    for (const m of all)
+      if (m.commands.some((c) => c.name === 'mbus.hello' || c.name === 'mbus.bye'))
+        assert.strictEqual(m.commands.length, 1, `${names(m)} alone`);
     const order = all.flatMap(names).filter((n) => n !== 'mbus.hello');
     assert.deepStrictEqual(order, ['test.before1', 'test.before2', 'mbus.bye']);
   });

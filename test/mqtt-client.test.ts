@@ -31,7 +31,10 @@ describe('managed MQTT client', function () {
   function client(queue: QueueOptions = {}, port = broker.port): ManagedMqttClient {
     const c = new ManagedMqttClient({
       clientId: uniqueName('managed-'),
-      endpoint: async () => ({ url: `mqtt://127.0.0.1:${port}`, options: { protocolVersion: 4, clean: true, keepalive: 10 } }),
+      endpoint: async () => ({
+        url: `mqtt://127.0.0.1:${port}`,
+        options: { protocolVersion: 4, clean: true, keepalive: 10 },
+      }),
       retry: { initialMs: 100, maxMs: 400 },
       stableMs: 500,
       queue,
@@ -60,7 +63,10 @@ describe('managed MQTT client', function () {
     // aedes acknowledges a QoS 1 publish before it routes it (and tells us): wait for the routing.
     await until(() => broker.received('q/order').length >= 6 || undefined, 'all six at the broker');
     assert.deepStrictEqual(broker.received('q/order'), ['1', '2', '3', '4', '5', '6']);
-    assert.ok(states.some((s) => s.phase === 'waiting' && (s.reason === 'lost' || s.reason === 'unreachable')), JSON.stringify(states));
+    assert.ok(
+      states.some((s) => s.phase === 'waiting' && (s.reason === 'lost' || s.reason === 'unreachable')),
+      JSON.stringify(states),
+    );
   });
 
   it('a full queue drops the oldest with an error each and one counted warning per burst', async () => {
@@ -71,7 +77,12 @@ describe('managed MQTT client', function () {
     await up(c);
     await broker.kill();
     await until(() => !c.connected || undefined, 'down');
-    const results = [1, 2, 3, 4, 5, 6].map((n) => c.publish('q/full', `${n}`, { qos: 1 }).then(() => 'ok', (err: Error) => err.message));
+    const results = [1, 2, 3, 4, 5, 6].map((n) =>
+      c.publish('q/full', `${n}`, { qos: 1 }).then(
+        () => 'ok',
+        (err: Error) => err.message,
+      ),
+    );
     await until(() => drops.length === 1 || undefined, 'the first drop reported at once');
     await broker.start();
     await up(c);
@@ -106,7 +117,9 @@ describe('managed MQTT client', function () {
     const first = client({ file });
     first.start();
     await until(() => first.state.phase === 'waiting' || undefined, 'broker unreachable');
-    await Promise.all(['a', 'b', Buffer.from([0xff, 0x00])].map((p) => first.publish('q/durable', p, { qos: 1, retain: false })));
+    await Promise.all(
+      ['a', 'b', Buffer.from([0xff, 0x00])].map((p) => first.publish('q/durable', p, { qos: 1, retain: false })),
+    );
     assert.ok(fs.statSync(file).size > 0);
     await first.close();
     await broker.start();

@@ -109,17 +109,38 @@ describe('sg-resource at QoS 2 or 0: the whole startup burst reaches a subscribe
       const name = uniqueName('taxisignservice');
       await observer.subscribe(`+/${name}/#`);
       await load(sgNodes, [
-        { id: 'broker', type: 'sg-broker', mode: 'external', host: '127.0.0.1', port: Number(new URL(broker.url).port), protocol: '3.1.1', keepalive: 10, qos, clean: true },
-        { id: 'res', type: 'sg-resource', broker: 'broker', resource: name, commands: [{ signal: 'state', echo: true, echoRetained: false, defaultValue: 'False', changeOnly: false }], data: [], wires: [[]] },
+        {
+          id: 'broker',
+          type: 'sg-broker',
+          mode: 'external',
+          host: '127.0.0.1',
+          port: Number(new URL(broker.url).port),
+          protocol: '3.1.1',
+          keepalive: 10,
+          qos,
+          clean: true,
+        },
+        {
+          id: 'res',
+          type: 'sg-resource',
+          broker: 'broker',
+          resource: name,
+          commands: [{ signal: 'state', echo: true, echoRetained: false, defaultValue: 'False', changeOnly: false }],
+          data: [],
+          wires: [[]],
+        },
       ]);
       await observer.waitFor((s) => s.topic === `data/${name}/state`);
       // MQTT keeps the order of one publisher's messages per QoS, so everything before the default has arrived by now.
-      assert.deepStrictEqual(observer.seen.map((s) => `${s.topic} ${s.payload} r${s.retain ? 1 : 0}`), [
-        `resourceavailable/${name}/presence True r1`,
-        `commandavailable/${name}/state True r1`,
-        `dataavailable/${name}/state True r1`,
-        `data/${name}/state False r0`,
-      ]);
+      assert.deepStrictEqual(
+        observer.seen.map((s) => `${s.topic} ${s.payload} r${s.retain ? 1 : 0}`),
+        [
+          `resourceavailable/${name}/presence True r1`,
+          `commandavailable/${name}/state True r1`,
+          `dataavailable/${name}/state True r1`,
+          `data/${name}/state False r0`,
+        ],
+      );
     });
   }
 });

@@ -51,16 +51,33 @@ function warnings(id: string): string[] {
 
 function brokerDef(id: string, port: number, extra: object = {}): Record<string, unknown> {
   // Short backoff so the tests recover quickly; the policy is the same as with the defaults (1 s .. 60 s).
-  return { id, type: 'sg-broker', mode: 'external', host: '127.0.0.1', port, protocol: '3.1.1', reconnectMin: 0.2, reconnectMax: 1, stableAfter: 1, ...extra };
+  return {
+    id,
+    type: 'sg-broker',
+    mode: 'external',
+    host: '127.0.0.1',
+    port,
+    protocol: '3.1.1',
+    reconnectMin: 0.2,
+    reconnectMax: 1,
+    stableAfter: 1,
+    ...extra,
+  };
 }
 
 function load(flow: object[], credentials?: object): Promise<void> {
   const onTab = flow.map((n) => ((n as { type: string }).type === 'sg-broker' ? n : { z: 'f1', ...n }));
-  return helper.load(nodes as never, [{ id: 'f1', type: 'tab', label: 'faults' }, ...onTab] as never, credentials as never) as unknown as Promise<void>;
+  return helper.load(
+    nodes as never,
+    [{ id: 'f1', type: 'tab', label: 'faults' }, ...onTab] as never,
+    credentials as never,
+  ) as unknown as Promise<void>;
 }
 
-const green = (id: string): Promise<true> => until(() => lastStatus(id)?.fill === 'green' || undefined, `${id} connected`);
-const red = (id: string): Promise<true> => until(() => lastStatus(id)?.fill === 'red' || undefined, `${id} showing the failure`);
+const green = (id: string): Promise<true> =>
+  until(() => lastStatus(id)?.fill === 'green' || undefined, `${id} connected`);
+const red = (id: string): Promise<true> =>
+  until(() => lastStatus(id)?.fill === 'red' || undefined, `${id} showing the failure`);
 
 describe('MQTT faults through the sg and ApiGear nodes', function () {
   this.timeout(60000);
@@ -85,7 +102,15 @@ describe('MQTT faults through the sg and ApiGear nodes', function () {
     const apigear = { broker: 'b1', source: 'yaml', moduleYaml: helloYaml(mod), interface: 'Hello' };
     await load([
       brokerDef('b1', broker.port),
-      { id: 'res', type: 'sg-resource', broker: 'b1', resource: res, commands: [], data: [{ signal: 'n' }], wires: [[]] },
+      {
+        id: 'res',
+        type: 'sg-resource',
+        broker: 'b1',
+        resource: res,
+        commands: [],
+        data: [{ signal: 'n' }],
+        wires: [[]],
+      },
       { id: 'app', type: 'sg-app', broker: 'b1', app, subscriptions: [], wires: [[]] },
       { id: 'svc', type: 'apigear-service', ...apigear, wires: [[], []] },
       { id: 'cli', type: 'apigear-client', ...apigear, timeout: 5, wires: [[], [], []] },
@@ -104,8 +129,18 @@ describe('MQTT faults through the sg and ApiGear nodes', function () {
     const streams: Array<[string, (i: number) => Msg, string, (i: number) => string]> = [
       ['res', (i) => ({ topic: 'n', payload: i }), `data/${res}/n`, (i) => `${i}`],
       ['app', (i) => ({ topic: 'target/cmd', payload: i }), 'command/target/cmd', (i) => `${i}`],
-      ['svc', (i) => ({ topic: 'sig/justSaid', payload: [{ content: `${i}` }] }), `${P}/sig/justSaid`, (i) => JSON.stringify([{ content: `${i}` }])],
-      ['cli', (i) => ({ topic: 'set/last', payload: { content: `${i}` } }), `${P}/set/last`, (i) => JSON.stringify({ content: `${i}` })],
+      [
+        'svc',
+        (i) => ({ topic: 'sig/justSaid', payload: [{ content: `${i}` }] }),
+        `${P}/sig/justSaid`,
+        (i) => JSON.stringify([{ content: `${i}` }]),
+      ],
+      [
+        'cli',
+        (i) => ({ topic: 'set/last', payload: { content: `${i}` } }),
+        `${P}/set/last`,
+        (i) => JSON.stringify({ content: `${i}` }),
+      ],
     ];
     let i = 0;
     const traffic = setInterval(() => {
@@ -155,9 +190,15 @@ describe('MQTT faults through the sg and ApiGear nodes', function () {
   it('refused credentials are retried with backoff and recover within one step once the broker accepts them, no redeploy', async () => {
     broker.credentials = { user: 'gw', password: 'changed-at-the-broker' };
     const name = uniqueName('auth');
-    await load([brokerDef('b1', broker.port), { id: 'res', type: 'sg-resource', broker: 'b1', resource: name, commands: [], data: [], wires: [[]] }], {
-      b1: { user: 'gw', password: 'secret' },
-    });
+    await load(
+      [
+        brokerDef('b1', broker.port),
+        { id: 'res', type: 'sg-resource', broker: 'b1', resource: name, commands: [], data: [], wires: [[]] },
+      ],
+      {
+        b1: { user: 'gw', password: 'secret' },
+      },
+    );
     await until(() => broker.log.authAttempts >= 4 || undefined, 'four refused attempts');
     assert.strictEqual(lastStatus('res')?.fill, 'red');
     const refusals = warnings('b1').filter((w) => /refused-credentials/.test(w));
@@ -166,15 +207,26 @@ describe('MQTT faults through the sg and ApiGear nodes', function () {
     const attemptsAtFix = broker.log.authAttempts;
     const fixedAt = Date.now();
     await green('res');
-    console.log(`      ${attemptsAtFix} refused attempts, 1 warning; connected by the next attempt, ${Date.now() - fixedAt} ms after the fix (backoff 0.2 s .. 1 s)`);
+    console.log(
+      `      ${attemptsAtFix} refused attempts, 1 warning; connected by the next attempt, ${Date.now() - fixedAt} ms after the fix (backoff 0.2 s .. 1 s)`,
+    );
     assert.strictEqual(broker.log.authAttempts, attemptsAtFix + 1, 'the next attempt after the fix connected');
-    await until(() => broker.received(`resourceavailable/${name}/presence`).includes('True') || undefined, 'presence True');
+    await until(
+      () => broker.received(`resourceavailable/${name}/presence`).includes('True') || undefined,
+      'presence True',
+    );
   });
 
   it('a tls reference that does not resolve is an error: red status, no connection, never plain MQTT', async () => {
     const name = uniqueName('tls');
-    await load([brokerDef('b1', broker.port, { tls: 'no-such-tls-node' }), { id: 'res', type: 'sg-resource', broker: 'b1', resource: name, commands: [], data: [], wires: [[]] }]);
-    await until(() => warnings('b1').some((w) => /tls-missing/.test(w)) || undefined, 'the warning naming the missing TLS node');
+    await load([
+      brokerDef('b1', broker.port, { tls: 'no-such-tls-node' }),
+      { id: 'res', type: 'sg-resource', broker: 'b1', resource: name, commands: [], data: [], wires: [[]] },
+    ]);
+    await until(
+      () => warnings('b1').some((w) => /tls-missing/.test(w)) || undefined,
+      'the warning naming the missing TLS node',
+    );
     assert.deepStrictEqual(lastStatus('res'), { fill: 'red', shape: 'dot', text: 'sg-broker.state.failed' });
     assert.strictEqual(broker.log.connects.length, 0, 'no CONNECT reached the broker');
     assert.strictEqual(broker.log.authAttempts, 0);
@@ -185,15 +237,37 @@ describe('MQTT faults through the sg and ApiGear nodes', function () {
     await load([
       brokerDef('b1', broker.port),
       brokerDef('b2', broker.port),
-      { id: 'r1', type: 'sg-resource', broker: 'b1', resource: name, commands: [], data: [{ signal: 'n' }], wires: [[]] },
-      { id: 'r2', type: 'sg-resource', broker: 'b2', resource: name, commands: [], data: [{ signal: 'n' }], wires: [[]] },
+      {
+        id: 'r1',
+        type: 'sg-resource',
+        broker: 'b1',
+        resource: name,
+        commands: [],
+        data: [{ signal: 'n' }],
+        wires: [[]],
+      },
+      {
+        id: 'r2',
+        type: 'sg-resource',
+        broker: 'b2',
+        resource: name,
+        commands: [],
+        data: [{ signal: 'n' }],
+        wires: [[]],
+      },
     ]);
     await Promise.all([green('r1'), green('r2')]);
     // Traffic through both for a while: the positive marker that both connections carry data.
     for (let round = 0; round < 20; round++) {
       node('r1').receive({ topic: 'n', payload: `a${round}` });
       node('r2').receive({ topic: 'n', payload: `b${round}` });
-      await until(() => (broker.received(`data/${name}/n`).includes(`a${round}`) && broker.received(`data/${name}/n`).includes(`b${round}`)) || undefined, `round ${round}`);
+      await until(
+        () =>
+          (broker.received(`data/${name}/n`).includes(`a${round}`) &&
+            broker.received(`data/${name}/n`).includes(`b${round}`)) ||
+          undefined,
+        `round ${round}`,
+      );
       await new Promise((r) => setTimeout(r, 50));
     }
     const ids = broker.log.connects.filter((c) => c.clientId.startsWith(`${name}-`)).map((c) => c.clientId);
@@ -203,13 +277,29 @@ describe('MQTT faults through the sg and ApiGear nodes', function () {
 
   it('a connection taken over by another client with its id says so and comes back after a backoff step (MQTT 5)', async () => {
     const name = uniqueName('taken');
-    await load([brokerDef('b1', broker.port, { protocol: '5' }), { id: 'res', type: 'sg-resource', broker: 'b1', resource: name, commands: [], data: [], wires: [[]] }]);
+    await load([
+      brokerDef('b1', broker.port, { protocol: '5' }),
+      { id: 'res', type: 'sg-resource', broker: 'b1', resource: name, commands: [], data: [], wires: [[]] },
+    ]);
     await green('res');
-    const intruder = await mqtt.connectAsync(broker.url, { clientId: `${name}-${process.pid}`, protocolVersion: 5, reconnectPeriod: 0 });
+    const intruder = await mqtt.connectAsync(broker.url, {
+      clientId: `${name}-${process.pid}`,
+      protocolVersion: 5,
+      reconnectPeriod: 0,
+    });
     try {
-      await until(() => warnings('b1').some((w) => /sg-broker\.reason\.taken-over/.test(w)) || undefined, 'the reason named in the log');
+      await until(
+        () => warnings('b1').some((w) => /sg-broker\.reason\.taken-over/.test(w)) || undefined,
+        'the reason named in the log',
+      );
       // The resource takes its id back after one backoff step (the intruder does not reconnect).
-      await until(() => (broker.log.connects.filter((c) => c.clientId === `${name}-${process.pid}`).length === 3 && lastStatus('res')?.fill === 'green') || undefined, 'back after the takeover');
+      await until(
+        () =>
+          (broker.log.connects.filter((c) => c.clientId === `${name}-${process.pid}`).length === 3 &&
+            lastStatus('res')?.fill === 'green') ||
+          undefined,
+        'back after the takeover',
+      );
       assert.strictEqual(warnings('b1').filter((w) => /taken-over/.test(w)).length, 1);
     } finally {
       await intruder.endAsync(true);
@@ -223,7 +313,10 @@ describe('MQTT faults through the sg and ApiGear nodes', function () {
       { id: 'app', type: 'sg-app', broker: 'b1', app: name, subscriptions: [], wires: [[]] },
       { id: 'res', type: 'sg-resource', broker: 'b1', resource: name, commands: [], data: [], wires: [[]] },
     ]);
-    await until(() => broker.received(`resourceavailable/${name}/presence`).includes('True') || undefined, 'presence True');
+    await until(
+      () => broker.received(`resourceavailable/${name}/presence`).includes('True') || undefined,
+      'presence True',
+    );
     assert.deepStrictEqual(broker.log.connects, [{ clientId: `${name}-${process.pid}`, will: true }]);
     assert.deepStrictEqual(broker.log.disconnects, []);
   });
@@ -234,7 +327,15 @@ describe('MQTT faults through the sg and ApiGear nodes', function () {
     const name = uniqueName('durable');
     const flow = [
       brokerDef('b1', broker.port, { queueDurable: true }),
-      { id: 'res', type: 'sg-resource', broker: 'b1', resource: name, commands: [], data: [{ signal: 'n' }], wires: [[]] },
+      {
+        id: 'res',
+        type: 'sg-resource',
+        broker: 'b1',
+        resource: name,
+        commands: [],
+        data: [{ signal: 'n' }],
+        wires: [[]],
+      },
       { id: 'done', type: 'complete', scope: ['res'], uncaught: false, wires: [['completed']] },
       { id: 'completed', type: 'helper' },
     ];
@@ -263,7 +364,15 @@ describe('MQTT faults through the sg and ApiGear nodes', function () {
     const name = uniqueName('bytes');
     await load([
       brokerDef('b1', broker.port),
-      { id: 'res', type: 'sg-resource', broker: 'b1', resource: name, commands: [], data: [{ signal: 'raw' }], wires: [[]] },
+      {
+        id: 'res',
+        type: 'sg-resource',
+        broker: 'b1',
+        resource: name,
+        commands: [],
+        data: [{ signal: 'raw' }],
+        wires: [[]],
+      },
       { id: 'app', type: 'sg-app', broker: 'b1', app: uniqueName('bytesapp'), subscriptions: [], wires: [[]] },
     ]);
     await Promise.all([green('res'), green('app')]);

@@ -2,7 +2,14 @@
 import assert from 'assert';
 import { once } from 'events';
 import WebSocket from 'ws';
-import { compileSelfDescription, MsbClient, MsbClientOptions, MsbEmulator, MsbNotRegisteredError, SelfDescription } from '../src/msb';
+import {
+  compileSelfDescription,
+  MsbClient,
+  MsbClientOptions,
+  MsbEmulator,
+  MsbNotRegisteredError,
+  SelfDescription,
+} from '../src/msb';
 import { poller } from './support/until';
 
 const A = '11111111-2222-4333-8444-555555555555';
@@ -10,8 +17,17 @@ const B = '11111111-2222-4333-8444-666666666666';
 
 function description(uuid: string, name = 'svc'): SelfDescription {
   return compileSelfDescription(
-    { uuid, name, serviceClass: 'SmartObject', token: 'tok', parameters: [{ name: 'threshold', type: 'double', value: 1.5 }] },
-    [{ eventId: 'PING', dataFormat: { kind: 'simple', type: 'string' } }, { eventId: 'ANSWER', dataFormat: { kind: 'simple', type: 'string' } }],
+    {
+      uuid,
+      name,
+      serviceClass: 'SmartObject',
+      token: 'tok',
+      parameters: [{ name: 'threshold', type: 'double', value: 1.5 }],
+    },
+    [
+      { eventId: 'PING', dataFormat: { kind: 'simple', type: 'string' } },
+      { eventId: 'ANSWER', dataFormat: { kind: 'simple', type: 'string' } },
+    ],
     [{ functionId: 'ASK', dataFormat: { kind: 'simple', type: 'string' }, responseEvents: ['ANSWER'] }],
   );
 }
@@ -47,7 +63,10 @@ describe('msb client with the emulator', () => {
       c.connect();
       await registered(c);
       assert.deepStrictEqual(emulator.services().get(A), description(A));
-      assert.strictEqual(await c.publish({ eventId: 'PING', dataObject: 'hi "there"', priority: 2, correlationId: 'c-1' }), 'published');
+      assert.strictEqual(
+        await c.publish({ eventId: 'PING', dataObject: 'hi "there"', priority: 2, correlationId: 'c-1' }),
+        'published',
+      );
       const e = await emulator.waitFor((r) => r.message.startsWith('E '));
       const body = JSON.parse(e.message.slice(2));
       assert.strictEqual(body.uuid, A);
@@ -73,13 +92,25 @@ describe('msb client with the emulator', () => {
     for (let i = 0; i < 300; i++) void c.publish({ eventId: 'PING', dataObject: `event ${i} ${'x'.repeat(40)}` });
     await until(() => emulator.traffic.filter((r) => r.message.startsWith('E ')).length === 300, 'all events');
     assert.ok(frames.length > 1 && frames.length < 300, `${frames.length} frames`);
-    assert.ok(frames.every((f) => Buffer.byteLength(f) <= 8000), 'frame size bound');
-    const sent = emulator.traffic.filter((r) => r.message.startsWith('E ')).map((r) => String(JSON.parse(r.message.slice(2)).dataObject).split(' ')[1]);
-    assert.deepStrictEqual(sent, Array.from({ length: 300 }, (_, i) => String(i)));
+    assert.ok(
+      frames.every((f) => Buffer.byteLength(f) <= 8000),
+      'frame size bound',
+    );
+    const sent = emulator.traffic
+      .filter((r) => r.message.startsWith('E '))
+      .map((r) => String(JSON.parse(r.message.slice(2)).dataObject).split(' ')[1]);
+    assert.deepStrictEqual(
+      sent,
+      Array.from({ length: 300 }, (_, i) => String(i)),
+    );
   });
 
   it('routes an event through an integration flow into a function call, propagating or generating correlationIds', async () => {
-    emulator.addFlow({ source: { uuid: A, eventId: 'PING' }, target: { uuid: B, functionId: 'ASK' }, mapping: [{ from: '/dataObject', to: '/question' }] });
+    emulator.addFlow({
+      source: { uuid: A, eventId: 'PING' },
+      target: { uuid: B, functionId: 'ASK' },
+      mapping: [{ from: '/dataObject', to: '/question' }],
+    });
     const a = make();
     const b = make({}, B);
     a.connect();
@@ -90,8 +121,15 @@ describe('msb client with the emulator', () => {
     void a.publish({ eventId: 'PING', dataObject: 'why?', correlationId: 'corr-42' });
     void a.publish({ eventId: 'PING', dataObject: 'and?' });
     await until(() => calls.length === 2, 'two calls');
-    const [first, second] = calls as Array<{ functionId: string; correlationId: string; functionParameters: Record<string, unknown> }>;
-    assert.deepStrictEqual({ ...first }, { uuid: B, correlationId: 'corr-42', functionId: 'ASK', functionParameters: { question: 'why?' } });
+    const [first, second] = calls as Array<{
+      functionId: string;
+      correlationId: string;
+      functionParameters: Record<string, unknown>;
+    }>;
+    assert.deepStrictEqual(
+      { ...first },
+      { uuid: B, correlationId: 'corr-42', functionId: 'ASK', functionParameters: { question: 'why?' } },
+    );
     assert.match(second.correlationId, /^[0-9a-f-]{36}$/);
     assert.deepStrictEqual(second.functionParameters, { question: 'and?' });
   });
@@ -140,7 +178,10 @@ describe('msb client with the emulator', () => {
     emulator.sendConfiguration(A, { threshold: '2.5', unknown: 1 });
     await until(() => changes.length === 1, 'configuration');
     assert.deepStrictEqual(changes[0], { parameters: { threshold: 2.5 }, changed: { threshold: 2.5 } });
-    await until(() => emulator.traffic.filter((r) => r.message.startsWith('R ')).length === before + 1, 're-registration');
+    await until(
+      () => emulator.traffic.filter((r) => r.message.startsWith('R ')).length === before + 1,
+      're-registration',
+    );
     const sd = emulator.services().get(A) as unknown as SelfDescription;
     assert.strictEqual(sd.configuration.parameters.threshold.value, 2.5);
     // A later redeploy keeps the value the MSB set.
@@ -166,14 +207,17 @@ describe('msb client with the emulator', () => {
     const c = make({ eventCacheSize: 3 });
     c.on('warning', (w) => warnings.push(w));
     await assert.rejects(c.publish({ eventId: 'PING', dataObject: 'lost' }), MsbNotRegisteredError);
-    for (let i = 1; i <= 5; i++) assert.strictEqual(await c.publish({ eventId: 'PING', dataObject: `m${i}`, cached: true }), 'cached');
+    for (let i = 1; i <= 5; i++)
+      assert.strictEqual(await c.publish({ eventId: 'PING', dataObject: `m${i}`, cached: true }), 'cached');
     assert.strictEqual(warnings.length, 1, 'one warning for the burst of drops');
     assert.match(warnings[0], /event cache full \(3 events\): dropped the oldest/);
     assert.strictEqual(c.counts.dropped, 2);
     c.connect();
     await registered(c);
     await until(() => emulator.traffic.filter((r) => r.message.startsWith('E ')).length === 3, 'flush');
-    const sent = emulator.traffic.filter((r) => r.message.startsWith('E ')).map((r) => JSON.parse(r.message.slice(2)).dataObject);
+    const sent = emulator.traffic
+      .filter((r) => r.message.startsWith('E '))
+      .map((r) => JSON.parse(r.message.slice(2)).dataObject);
     assert.deepStrictEqual(sent, ['m3', 'm4', 'm5']);
     assert.strictEqual(c.cachedEvents, 0);
     const reg = emulator.traffic.findIndex((r) => r.message === 'IO_REGISTERED');
@@ -207,7 +251,10 @@ describe('msb client with the emulator', () => {
     await until(() => registrations() === 2 && c.registered, 'registration after NIO_UNAUTHORIZED_CONNECTION');
     emulator.closeSession(A);
     await until(() => registrations() === 3 && c.registered, 'registration after c[3000,"Go away!"]');
-    assert.ok(warnings.some((w) => /MSB closed the session: 3000 Go away!/.test(w)), warnings.join('; '));
+    assert.ok(
+      warnings.some((w) => /MSB closed the session: 3000 Go away!/.test(w)),
+      warnings.join('; '),
+    );
   });
 
   it('close releases the socket and the reconnect timer (no handle left behind)', async () => {
@@ -252,7 +299,12 @@ describe('msb client with the emulator', () => {
     ws.send('R {"uuid":"x"}');
     ws.send('R not json');
     await until(() => got.length === 4, 'answers');
-    assert.deepStrictEqual(got, ['IO_CONNECTED', 'NIO_UNAUTHORIZED_CONNECTION', 'NIO_REGISTRATION_ERROR', 'NIO_REGISTRATION_ERROR']);
+    assert.deepStrictEqual(got, [
+      'IO_CONNECTED',
+      'NIO_UNAUTHORIZED_CONNECTION',
+      'NIO_REGISTRATION_ERROR',
+      'NIO_REGISTRATION_ERROR',
+    ]);
     ws.close();
     await once(ws, 'close');
   });

@@ -20,11 +20,18 @@ describe('msb framing', () => {
   it('decodes o, h, a and c frames with real JSON, including nested escaped JSON', () => {
     assert.deepStrictEqual(decodeServerFrame('o', true), { kind: 'open' });
     assert.deepStrictEqual(decodeServerFrame('h', true), { kind: 'heartbeat' });
-    assert.deepStrictEqual(decodeServerFrame('c[3000,"Go away!"]', true), { kind: 'close', code: 3000, reason: 'Go away!' });
+    assert.deepStrictEqual(decodeServerFrame('c[3000,"Go away!"]', true), {
+      kind: 'close',
+      code: 3000,
+      reason: 'Go away!',
+    });
     const call = 'C {"uuid":"u","functionId":"F","functionParameters":{"dataObject":"say \\"hi\\"\\n"}}';
     const frame = serverFrame.message(call, true);
     assert.deepStrictEqual(decodeServerFrame(frame, true), { kind: 'messages', messages: [call] });
-    assert.deepStrictEqual(decodeServerFrame('a["IO_CONNECTED","IO_REGISTERED"]', true), { kind: 'messages', messages: ['IO_CONNECTED', 'IO_REGISTERED'] });
+    assert.deepStrictEqual(decodeServerFrame('a["IO_CONNECTED","IO_REGISTERED"]', true), {
+      kind: 'messages',
+      messages: ['IO_CONNECTED', 'IO_REGISTERED'],
+    });
     assert.strictEqual(decodeServerFrame('a[broken', true).kind, 'invalid');
     assert.strictEqual(decodeServerFrame('a[1,2]', true).kind, 'invalid');
     assert.strictEqual(decodeServerFrame('x', true).kind, 'invalid');
@@ -41,7 +48,10 @@ describe('msb framing', () => {
   });
 
   it('parses typed messages and status keywords', () => {
-    assert.deepStrictEqual(parseMessage('K {"uuid":"u","params":{"a":1}}'), { type: 'K', body: { uuid: 'u', params: { a: 1 } } });
+    assert.deepStrictEqual(parseMessage('K {"uuid":"u","params":{"a":1}}'), {
+      type: 'K',
+      body: { uuid: 'u', params: { a: 1 } },
+    });
     assert.deepStrictEqual(parseMessage('NIO_ALREADY_CONNECTED'), { type: 'status', keyword: 'NIO_ALREADY_CONNECTED' });
     assert.strictEqual(parseMessage('C {nope').type, 'invalid');
   });
@@ -52,18 +62,33 @@ describe('msb framing', () => {
     assert.match(a, /^ws:\/\/host:8085\/websocket\/data\/\d{3}\/[0-9a-f]{32}\/websocket$/);
     assert.notStrictEqual(a, b);
     assert.match(connectionUrl('https://host:8084/', true), /^wss:\/\/host:8084\/websocket\/data\/\d{3}\//);
-    assert.strictEqual(connectionUrl('wss://host:8084/websocket/data', false), 'wss://host:8084/websocket/data/websocket');
+    assert.strictEqual(
+      connectionUrl('wss://host:8084/websocket/data', false),
+      'wss://host:8084/websocket/data/websocket',
+    );
     assert.strictEqual(connectionUrl('ws://h:1', false), 'ws://h:1/websocket/data/websocket');
     assert.throws(() => connectionUrl('ftp://h', true), /ws:\/\/, wss:\/\/, http:\/\/ or https:\/\//);
   });
 });
 
 describe('msb self-description compiler', () => {
-  const service = { uuid: UUID, name: 'Oven', description: 'an oven', serviceClass: 'SmartObject' as const, token: 't0k' };
+  const service = {
+    uuid: UUID,
+    name: 'Oven',
+    description: 'an oven',
+    serviceClass: 'SmartObject' as const,
+    token: 't0k',
+  };
 
   it('compiles simple, array and no-payload events with 1-based @ids and response events as @ids', () => {
     const sd = compileSelfDescription(
-      { ...service, parameters: [{ name: 'limit', type: 'int32', value: '42' }, { name: 'on', type: 'boolean', value: 'true' }] },
+      {
+        ...service,
+        parameters: [
+          { name: 'limit', type: 'int32', value: '42' },
+          { name: 'on', type: 'boolean', value: 'true' },
+        ],
+      },
       [
         { eventId: 'TEMP', name: 'Temperature', dataFormat: { kind: 'simple', type: 'double' } },
         { eventId: 'ALARM', dataFormat: { kind: 'none' } },
@@ -79,10 +104,30 @@ describe('msb self-description compiler', () => {
       token: 't0k',
       events: [
         { '@id': 1, eventId: 'ALARM', name: 'ALARM', description: '' },
-        { '@id': 2, eventId: 'SERIES', name: 'SERIES', description: '', dataFormat: { dataObject: { type: 'array', items: { type: 'integer', format: 'int32' } } } },
-        { '@id': 3, eventId: 'TEMP', name: 'Temperature', description: '', dataFormat: { dataObject: { type: 'number', format: 'double' } } },
+        {
+          '@id': 2,
+          eventId: 'SERIES',
+          name: 'SERIES',
+          description: '',
+          dataFormat: { dataObject: { type: 'array', items: { type: 'integer', format: 'int32' } } },
+        },
+        {
+          '@id': 3,
+          eventId: 'TEMP',
+          name: 'Temperature',
+          description: '',
+          dataFormat: { dataObject: { type: 'number', format: 'double' } },
+        },
       ],
-      functions: [{ functionId: 'SET', name: 'SET', description: '', responseEvents: [1, 3], dataFormat: { dataObject: { type: 'string' } } }],
+      functions: [
+        {
+          functionId: 'SET',
+          name: 'SET',
+          description: '',
+          responseEvents: [1, 3],
+          dataFormat: { dataObject: { type: 'string' } },
+        },
+      ],
       configuration: {
         parameters: {
           limit: { value: 42, type: 'INTEGER', format: 'INT32' },
@@ -100,14 +145,22 @@ describe('msb self-description compiler', () => {
         ComplexObject1: {
           type: 'object',
           properties: { megaprop: { $ref: '#/definitions/ComplexObject2' } },
-          definitions: { ComplexObject2: { type: 'object', properties: { superprop: { type: 'array', items: { type: 'integer', format: 'int32' } } } } },
+          definitions: {
+            ComplexObject2: {
+              type: 'object',
+              properties: { superprop: { type: 'array', items: { type: 'integer', format: 'int32' } } },
+            },
+          },
         },
       },
     };
     assert.deepStrictEqual(compileDataFormat({ kind: 'complex', schema: JSON.stringify(schema) }), {
       dataObject: { $ref: '#/definitions/ComplexObject1', type: 'object' },
       ComplexObject1: { type: 'object', properties: { megaprop: { $ref: '#/definitions/ComplexObject2' } } },
-      ComplexObject2: { type: 'object', properties: { superprop: { type: 'array', items: { type: 'integer', format: 'int32' } } } },
+      ComplexObject2: {
+        type: 'object',
+        properties: { superprop: { type: 'array', items: { type: 'integer', format: 'int32' } } },
+      },
     });
     // Array of complex: the root reference moves into items.
     const arr = compileDataFormat({ kind: 'complex', schema, isArray: true });
@@ -118,18 +171,47 @@ describe('msb self-description compiler', () => {
   });
 
   it('rejects bad declarations with errors naming the field and the rule', () => {
-    const bad = (fn: () => unknown, re: RegExp): void => assert.throws(fn, (err: Error) => err instanceof MsbDefinitionError && re.test(err.message));
-    bad(() => compileDataFormat({ kind: 'complex', schema: '{"$ref":"#/definitions/Missing"}' }, 'events[E].dataFormat'), /events\[E\]\.dataFormat\.dataObject\.\$ref: refers to "#\/definitions\/Missing"/);
-    bad(() => compileDataFormat({ kind: 'complex', schema: '{"type":"object","patternProperties":{}}' }), /patternProperties.*not allowed/);
-    bad(() => compileDataFormat({ kind: 'complex', schema: '{"type":"int65"}' }), /type: "int65" is not a JSON schema type/);
+    const bad = (fn: () => unknown, re: RegExp): void =>
+      assert.throws(fn, (err: Error) => err instanceof MsbDefinitionError && re.test(err.message));
+    bad(
+      () => compileDataFormat({ kind: 'complex', schema: '{"$ref":"#/definitions/Missing"}' }, 'events[E].dataFormat'),
+      /events\[E\]\.dataFormat\.dataObject\.\$ref: refers to "#\/definitions\/Missing"/,
+    );
+    bad(
+      () => compileDataFormat({ kind: 'complex', schema: '{"type":"object","patternProperties":{}}' }),
+      /patternProperties.*not allowed/,
+    );
+    bad(
+      () => compileDataFormat({ kind: 'complex', schema: '{"type":"int65"}' }),
+      /type: "int65" is not a JSON schema type/,
+    );
     bad(() => compileDataFormat({ kind: 'complex', schema: '{oops' }), /schema: is not valid JSON/);
-    bad(() => compileSelfDescription(service, [], [{ functionId: 'F', dataFormat: { kind: 'none' }, responseEvents: ['NOPE'] }]), /functions\[F\]\.responseEvents: event "NOPE" is not declared/);
+    bad(
+      () =>
+        compileSelfDescription(
+          service,
+          [],
+          [{ functionId: 'F', dataFormat: { kind: 'none' }, responseEvents: ['NOPE'] }],
+        ),
+      /functions\[F\]\.responseEvents: event "NOPE" is not declared/,
+    );
     bad(() => compileSelfDescription({ ...service, uuid: 'x' }, [], []), /uuid: "x" is not a UUID/);
-    bad(() => compileSelfDescription(service, [
-      { eventId: 'E', dataFormat: { kind: 'simple', type: 'string' } },
-      { eventId: 'E', dataFormat: { kind: 'simple', type: 'int32' } },
-    ], []), /events\[E\]: is declared twice/);
-    bad(() => compileSelfDescription({ ...service, parameters: [{ name: 'p', type: 'int32', value: 'abc' }] }, [], []), /configuration\.parameters\.p\.value: "abc" is not an integer/);
+    bad(
+      () =>
+        compileSelfDescription(
+          service,
+          [
+            { eventId: 'E', dataFormat: { kind: 'simple', type: 'string' } },
+            { eventId: 'E', dataFormat: { kind: 'simple', type: 'int32' } },
+          ],
+          [],
+        ),
+      /events\[E\]: is declared twice/,
+    );
+    bad(
+      () => compileSelfDescription({ ...service, parameters: [{ name: 'p', type: 'int32', value: 'abc' }] }, [], []),
+      /configuration\.parameters\.p\.value: "abc" is not an integer/,
+    );
   });
 });
 
@@ -144,11 +226,18 @@ describe('msb payload validation', () => {
     assert.match(String(list(['2024-01-02T03:04:05.678Z', 'yesterday'])?.message), /payload\[1\]: format/);
     const complex = validatorFor({
       dataObject: { $ref: '#/definitions/Reading', type: 'object' },
-      Reading: { type: 'object', required: ['value'], properties: { value: { type: 'number' }, tags: { type: 'array', items: { $ref: '#/definitions/Tag' } } } },
+      Reading: {
+        type: 'object',
+        required: ['value'],
+        properties: { value: { type: 'number' }, tags: { type: 'array', items: { $ref: '#/definitions/Tag' } } },
+      },
       Tag: { type: 'object', properties: { name: { type: 'string' } } },
     });
     assert.strictEqual(complex({ value: 1, tags: [{ name: 'a' }] }), undefined);
-    assert.match(String(complex({ value: 1, tags: [{ name: 3 }] })?.message), /payload\.tags\[0\]\.name: type: must be string/);
+    assert.match(
+      String(complex({ value: 1, tags: [{ name: 3 }] })?.message),
+      /payload\.tags\[0\]\.name: type: must be string/,
+    );
     assert.match(String(complex({})?.message), /required/);
   });
 

@@ -17,7 +17,10 @@ type Def = {
   category: string;
   color?: string;
   icon?: string;
-  defaults: Record<string, { value: unknown; validate?: (this: Record<string, unknown>, v: unknown, opt?: unknown) => boolean | string }>;
+  defaults: Record<
+    string,
+    { value: unknown; validate?: (this: Record<string, unknown>, v: unknown, opt?: unknown) => boolean | string }
+  >;
   credentials?: Record<string, { type: string }>;
   label: (this: Record<string, unknown>) => string;
 };
@@ -37,7 +40,10 @@ function resourceScripts(type: string): string[] {
   );
 }
 
-function definition(type: string, configs: Array<Record<string, unknown>> = []): { def: Def; window: Record<string, unknown> } {
+function definition(
+  type: string,
+  configs: Array<Record<string, unknown>> = [],
+): { def: Def; window: Record<string, unknown> } {
   let captured: Def | undefined;
   const window: Record<string, unknown> = { crypto: webcrypto };
   const RED = {
@@ -61,7 +67,12 @@ function definition(type: string, configs: Array<Record<string, unknown>> = []):
 }
 
 function lookup(catalog: unknown, key: string): unknown {
-  return key.split('.').reduce<unknown>((node, part) => (node && typeof node === 'object' ? (node as Record<string, unknown>)[part] : undefined), catalog);
+  return key
+    .split('.')
+    .reduce<unknown>(
+      (node, part) => (node && typeof node === 'object' ? (node as Record<string, unknown>)[part] : undefined),
+      catalog,
+    );
 }
 
 describe('msb editor definitions', () => {
@@ -83,7 +94,8 @@ describe('msb editor definitions', () => {
 
   it('msb-config validates uuid, URL, reconnect interval and parameters, and generates v4 UUIDs', () => {
     const { def, window } = definition('msb-config');
-    const v = (prop: string, value: unknown, node: Record<string, unknown> = {}): boolean | string => def.defaults[prop].validate?.call(node, value, {}) ?? true;
+    const v = (prop: string, value: unknown, node: Record<string, unknown> = {}): boolean | string =>
+      def.defaults[prop].validate?.call(node, value, {}) ?? true;
     const ns = '@busbar/node-red-buses/msb:msb-config.validation.';
     assert.strictEqual(v('uuid', '0f8fad5b-d9cb-469f-a165-70867728950e'), true);
     assert.strictEqual(v('uuid', 'not-a-uuid'), ns + 'uuid');
@@ -99,9 +111,19 @@ describe('msb editor definitions', () => {
     assert.strictEqual(v('eventCacheSize', '0'), true);
     assert.strictEqual(v('reconnectInterval', '3'), true);
     assert.strictEqual(v('parameters', [{ name: 'limit', type: 'int32', value: '4' }]), true);
-    assert.strictEqual(v('parameters', [{ name: 'limit', type: 'int32', value: '4.5' }]), ns + 'parameterValue ' + JSON.stringify({ name: 'limit', expected: ns + 'parameter.integer' }));
+    assert.strictEqual(
+      v('parameters', [{ name: 'limit', type: 'int32', value: '4.5' }]),
+      ns + 'parameterValue ' + JSON.stringify({ name: 'limit', expected: ns + 'parameter.integer' }),
+    );
     assert.strictEqual(v('parameters', [{ name: ' ', type: 'string', value: '' }]), ns + 'parameterName');
-    assert.strictEqual(v('parameters', [{ name: 'a', type: 'string', value: '' }, { name: 'a', type: 'string', value: '' }]), ns + 'parameterTwice ' + JSON.stringify({ name: 'a' }), 'duplicate names');
+    assert.strictEqual(
+      v('parameters', [
+        { name: 'a', type: 'string', value: '' },
+        { name: 'a', type: 'string', value: '' },
+      ]),
+      ns + 'parameterTwice ' + JSON.stringify({ name: 'a' }),
+      'duplicate names',
+    );
     assert.strictEqual(v('uuid', '0f8fad5b-d9cb-469f-a165-70867728950e', { id: 'mine' }), true);
     const uuid = (window.busbarMsbNewUuid as () => string)();
     assert.match(uuid, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
@@ -120,22 +142,37 @@ describe('msb editor definitions', () => {
   it('msb-config flags a UUID another msb-config already uses (a copied service)', () => {
     const taken = '0f8fad5b-d9cb-469f-a165-70867728950e';
     const { def } = definition('msb-config', [{ id: 'other', type: 'msb-config', uuid: taken }]);
-    assert.strictEqual(def.defaults.uuid.validate?.call({ id: 'mine' }, taken, {}), '@busbar/node-red-buses/msb:msb-config.validation.uuidTaken');
+    assert.strictEqual(
+      def.defaults.uuid.validate?.call({ id: 'mine' }, taken, {}),
+      '@busbar/node-red-buses/msb:msb-config.validation.uuidTaken',
+    );
     assert.strictEqual(def.defaults.uuid.validate?.call({ id: 'other' }, taken), true);
     assert.strictEqual(def.defaults.uuid.validate?.call({ id: 'mine' }, '1f8fad5b-d9cb-469f-a165-70867728950e'), true);
   });
 
   it('msb-event-out and msb-function-in check complex schemas and labels', () => {
     const ev = definition('msb-event-out').def;
-    assert.strictEqual(ev.defaults.schema.validate?.call({ dataType: 'complex' }, '{not json', {}), '@busbar/node-red-buses/msb:msb.validation.schema.json');
-    assert.strictEqual(ev.defaults.eventId.validate?.call({}, ' ', {}), '@busbar/node-red-buses/msb:msb-event-out.validation.eventId');
+    assert.strictEqual(
+      ev.defaults.schema.validate?.call({ dataType: 'complex' }, '{not json', {}),
+      '@busbar/node-red-buses/msb:msb.validation.schema.json',
+    );
+    assert.strictEqual(
+      ev.defaults.eventId.validate?.call({}, ' ', {}),
+      '@busbar/node-red-buses/msb:msb-event-out.validation.eventId',
+    );
     assert.strictEqual(ev.defaults.eventId.validate?.call({}, 'TEMP', {}), true);
     assert.strictEqual(ev.defaults.schema.validate?.call({ dataType: 'complex' }, '{"type":"object"}'), true);
     assert.strictEqual(ev.defaults.schema.validate?.call({ dataType: 'double' }, ''), true);
     assert.strictEqual(ev.label.call({ eventId: 'TEMP' }), 'TEMP');
     const fn = definition('msb-function-in').def;
-    assert.strictEqual(fn.defaults.functionId.validate?.call({ mode: 'function' }, '', {}), '@busbar/node-red-buses/msb:msb-function-in.validation.functionId');
-    assert.strictEqual(fn.defaults.schema.validate?.call({ mode: 'function', dataType: 'complex' }, '[1]', {}), '@busbar/node-red-buses/msb:msb.validation.schema.object');
+    assert.strictEqual(
+      fn.defaults.functionId.validate?.call({ mode: 'function' }, '', {}),
+      '@busbar/node-red-buses/msb:msb-function-in.validation.functionId',
+    );
+    assert.strictEqual(
+      fn.defaults.schema.validate?.call({ mode: 'function', dataType: 'complex' }, '[1]', {}),
+      '@busbar/node-red-buses/msb:msb.validation.schema.object',
+    );
     assert.strictEqual(fn.defaults.functionId.validate?.call({ mode: 'configuration' }, ''), true);
     assert.strictEqual(fn.label.call({ mode: 'configuration' }), 'msb configuration');
   });
@@ -144,13 +181,34 @@ describe('msb editor definitions', () => {
 describe('msb catalogs, help and examples', () => {
   const catalogs: Record<string, Record<string, unknown>> = {};
   before(() => {
-    for (const lang of LANGS) for (const type of TYPES) catalogs[`${lang}/${type}`] = JSON.parse(fs.readFileSync(sourceFiles.catalog(type, lang), 'utf8'));
+    for (const lang of LANGS)
+      for (const type of TYPES)
+        catalogs[`${lang}/${type}`] = JSON.parse(fs.readFileSync(sourceFiles.catalog(type, lang), 'utf8'));
   });
 
   it('every i18n key the editor and the runtime use exists in en-US and de', () => {
     const missing: string[] = [];
-    const statusKeys = ['connecting', 'connected', 'registered', 'disconnected', 'invalid', 'noService', ...Object.keys(STATUS_KEYWORDS).filter((k) => k.startsWith('NIO_'))].map((k) => `msb.status.${k}`);
-    const dataTypes = ['string', 'int32', 'int64', 'float', 'double', 'boolean', 'date-time', 'byte', 'complex', 'none'].map((t) => `msb.dataType.${t}`);
+    const statusKeys = [
+      'connecting',
+      'connected',
+      'registered',
+      'disconnected',
+      'invalid',
+      'noService',
+      ...Object.keys(STATUS_KEYWORDS).filter((k) => k.startsWith('NIO_')),
+    ].map((k) => `msb.status.${k}`);
+    const dataTypes = [
+      'string',
+      'int32',
+      'int64',
+      'float',
+      'double',
+      'boolean',
+      'date-time',
+      'byte',
+      'complex',
+      'none',
+    ].map((t) => `msb.dataType.${t}`);
     for (const type of TYPES) {
       const html = editorSection(type);
       const ts = fs.readFileSync(sourceFiles.code(type), 'utf8');
@@ -183,14 +241,31 @@ describe('msb catalogs, help and examples', () => {
 
   it('the examples use every node type and match the emulator demo flows', () => {
     const dir = path.join(root, 'examples', 'msb');
-    const nodes = fs.readdirSync(dir).flatMap((f) => JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')) as Array<Record<string, unknown>>);
-    for (const type of TYPES) assert.ok(nodes.some((n) => n.type === type), `an example uses ${type}`);
+    const nodes = fs
+      .readdirSync(dir)
+      .flatMap((f) => JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')) as Array<Record<string, unknown>>);
+    for (const type of TYPES)
+      assert.ok(
+        nodes.some((n) => n.type === type),
+        `an example uses ${type}`,
+      );
     const configs = new Map(nodes.filter((n) => n.type === 'msb-config').map((n) => [n.id as string, n]));
     for (const c of configs.values()) assert.strictEqual(c.url, 'ws://127.0.0.1:8085');
     const uuidOf = (n: Record<string, unknown>): string => configs.get(n.service as string)?.uuid as string;
     for (const flow of demoFlows) {
-      assert.ok(nodes.some((n) => n.type === 'msb-event-out' && n.eventId === flow.source.eventId && uuidOf(n) === flow.source.uuid), `example event ${flow.source.eventId}`);
-      assert.ok(nodes.some((n) => n.type === 'msb-function-in' && n.functionId === flow.target.functionId && uuidOf(n) === flow.target.uuid), `example function ${flow.target.functionId}`);
+      assert.ok(
+        nodes.some(
+          (n) => n.type === 'msb-event-out' && n.eventId === flow.source.eventId && uuidOf(n) === flow.source.uuid,
+        ),
+        `example event ${flow.source.eventId}`,
+      );
+      assert.ok(
+        nodes.some(
+          (n) =>
+            n.type === 'msb-function-in' && n.functionId === flow.target.functionId && uuidOf(n) === flow.target.uuid,
+        ),
+        `example function ${flow.target.functionId}`,
+      );
     }
     const uuids = [...configs.values()].map((c) => c.uuid);
     assert.strictEqual(new Set(uuids).size, uuids.length, 'each example service has its own uuid');

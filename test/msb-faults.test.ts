@@ -4,7 +4,14 @@ import assert from 'assert';
 import fs from 'fs';
 import os from 'os';
 import path from 'path';
-import { compileSelfDescription, MsbClient, MsbClientOptions, MsbEmulator, PublishOutcome, SelfDescription } from '../src/msb';
+import {
+  compileSelfDescription,
+  MsbClient,
+  MsbClientOptions,
+  MsbEmulator,
+  PublishOutcome,
+  SelfDescription,
+} from '../src/msb';
 import { poller } from './support/until';
 
 const A = '7a110000-0000-4000-8000-00000000000a';
@@ -20,7 +27,9 @@ function description(): SelfDescription {
 
 /** The dataObjects of every E the emulator received from the service, in arrival order. */
 function arrived(emulator: MsbEmulator): number[] {
-  return emulator.traffic.filter((r) => r.direction === 'in' && r.message.startsWith('E ')).map((r) => (JSON.parse(r.message.slice(2)) as { dataObject: number }).dataObject);
+  return emulator.traffic
+    .filter((r) => r.direction === 'in' && r.message.startsWith('E '))
+    .map((r) => (JSON.parse(r.message.slice(2)) as { dataObject: number }).dataObject);
 }
 
 /** How each publish ended. */
@@ -33,7 +42,13 @@ describe('msb client under faults', function () {
   let port: number;
   const clients: MsbClient[] = [];
   const make = (opts: Partial<MsbClientOptions> = {}): MsbClient => {
-    const c = new MsbClient({ url, minimumReconnectInterval: 50, reconnectInterval: 100, maxReconnectInterval: 400, ...opts });
+    const c = new MsbClient({
+      url,
+      minimumReconnectInterval: 50,
+      reconnectInterval: 100,
+      maxReconnectInterval: 400,
+      ...opts,
+    });
     c.setSelfDescription(description());
     clients.push(c);
     return c;
@@ -75,7 +90,10 @@ describe('msb client under faults', function () {
       assert.ok(i < 1000, 'the stall is noticed');
     }
     const noticedAfter = Date.now() - stalledAt;
-    await until(() => uncached.every((o) => o !== 'pending') && cached.every((o) => o !== 'pending'), 'every publish answered');
+    await until(
+      () => uncached.every((o) => o !== 'pending') && cached.every((o) => o !== 'pending'),
+      'every publish answered',
+    );
     // Not one event published into the stall was acknowledged: uncached ones failed (done(err)), cached ones are held.
     assert.deepStrictEqual([...new Set(uncached)], ['failed']);
     assert.deepStrictEqual([...new Set(cached)], ['cached']);
@@ -83,7 +101,11 @@ describe('msb client under faults', function () {
     emulator.stall(false);
     await until(() => c.registered && c.cachedEvents === 0, 'reconnected and the cache replayed');
     const got = arrived(emulator).filter((n) => n >= 0);
-    assert.deepStrictEqual([...new Set(got)], Array.from({ length: i }, (_, k) => k), 'every cached event, in order');
+    assert.deepStrictEqual(
+      [...new Set(got)],
+      Array.from({ length: i }, (_, k) => k),
+      'every cached event, in order',
+    );
     assert.ok(reasons.includes('no-answer'));
     process.stdout.write(
       `      stall noticed after ${noticedAfter} ms (ping every 200 ms); ${i} uncached events failed, ${i} cached held and replayed in order, 0 reported sent and lost\n`,
@@ -116,13 +138,20 @@ describe('msb client under faults', function () {
           killed = false;
         }
       }
-      await until(() => c.registered && c.cachedEvents === 0 && outcomes.every((o) => o !== 'pending'), 'burst delivered');
+      await until(
+        () => c.registered && c.cachedEvents === 0 && outcomes.every((o) => o !== 'pending'),
+        'burst delivered',
+      );
       // Both MSB lives together: what the first one received before the kill, then the second one.
       const all = [...arrived(before), ...arrived(emulator)];
       const firsts: number[] = [];
       const seen = new Set<number>();
       for (const n of all) if (!seen.has(n) && seen.add(n)) firsts.push(n);
-      assert.deepStrictEqual(firsts, [...firsts].sort((x, y) => x - y), 'first arrivals in publish order');
+      assert.deepStrictEqual(
+        firsts,
+        [...firsts].sort((x, y) => x - y),
+        'first arrivals in publish order',
+      );
       const missing = Array.from({ length: total }, (_, k) => k).filter((k) => !seen.has(k));
       const counts = c.counts;
       assert.ok(counts.dropped > 0, 'the cache overflowed during the outage');
@@ -135,7 +164,9 @@ describe('msb client under faults', function () {
       // Event i failed only if it never arrived.
       assert.ok(outcomes.every((o, k) => o !== 'failed' || !seen.has(k)));
       assert.ok(warningLines <= 2, `${warningLines} warning lines for the drops: one per burst`);
-      process.stdout.write(`      ${durable ? 'durable' : 'memory'}: ${total} published, ${seen.size} arrived (${all.length - seen.size} resent after a lost ack), ${missing.length} missing, ${counts.dropped} counted as dropped, ${warningLines} warning line(s)\n`);
+      process.stdout.write(
+        `      ${durable ? 'durable' : 'memory'}: ${total} published, ${seen.size} arrived (${all.length - seen.size} resent after a lost ack), ${missing.length} missing, ${counts.dropped} counted as dropped, ${warningLines} warning line(s)\n`,
+      );
       await c.close();
       if (dir) fs.rmSync(dir, { recursive: true, force: true });
     });
@@ -145,10 +176,15 @@ describe('msb client under faults', function () {
     const c = make({ eventCacheSize: 10 });
     c.connect();
     await until(() => c.registered, 'registration');
-    const outcomes = await Promise.all(Array.from({ length: 1000 }, (_, i) => c.publish({ eventId: 'N', dataObject: i, cached: true })));
+    const outcomes = await Promise.all(
+      Array.from({ length: 1000 }, (_, i) => c.publish({ eventId: 'N', dataObject: i, cached: true })),
+    );
     assert.deepStrictEqual([...new Set(outcomes)], ['published']);
     assert.strictEqual(c.counts.dropped, 0);
-    assert.deepStrictEqual(arrived(emulator), Array.from({ length: 1000 }, (_, i) => i));
+    assert.deepStrictEqual(
+      arrived(emulator),
+      Array.from({ length: 1000 }, (_, i) => i),
+    );
   });
 
   it('hostile K and C frames: prototype names and 10,000-deep nesting are warned and dropped, nothing else touched', async () => {
@@ -164,13 +200,23 @@ describe('msb client under faults', function () {
     const deep = '['.repeat(10000) + ']'.repeat(10000);
     emulator.sendStatus(A, `K {"uuid":"${A}","params":{"limit":${deep}}}`);
     emulator.sendStatus(A, `C {"uuid":"${A}","functionId":"F","functionParameters":{"dataObject":${deep}}}`);
-    emulator.sendRawFrame(A, `a${JSON.stringify([`C {"uuid":"${A}","functionId":"F","functionParameters":{"dataObject":${deep}}}`])}`);
+    emulator.sendRawFrame(
+      A,
+      `a${JSON.stringify([`C {"uuid":"${A}","functionId":"F","functionParameters":{"dataObject":${deep}}}`])}`,
+    );
     await until(() => c.counts.rejected === 7, 'seven rejections');
-    assert.strictEqual(Object.prototype.hasOwnProperty.call(Object.prototype, 'value'), false, 'Object.prototype untouched');
+    assert.strictEqual(
+      Object.prototype.hasOwnProperty.call(Object.prototype, 'value'),
+      false,
+      'Object.prototype untouched',
+    );
     assert.strictEqual(({} as Record<string, unknown>).value, undefined);
-    assert.strictEqual(typeof ({}).toString, 'function');
+    assert.strictEqual(typeof {}.toString, 'function');
     assert.deepStrictEqual(calls, []);
-    assert.ok(warnings.some((w) => /unknown configuration parameter "__proto__"/.test(w)), warnings.join('\n'));
+    assert.ok(
+      warnings.some((w) => /unknown configuration parameter "__proto__"/.test(w)),
+      warnings.join('\n'),
+    );
     assert.ok(warnings.some((w) => /nested deeper than 64 levels/.test(w)));
     assert.strictEqual(c.parameters.limit, 1);
     assert.ok(c.registered);

@@ -11,8 +11,11 @@ import { MsbEmulator } from '../src/msb';
 import { mulberry32 } from './support/random';
 import { poller } from './support/until';
 
- 
-const nodes = [require('../nodes/msb/msb-config'), require('../nodes/msb/msb-event-out'), require('../nodes/msb/msb-function-in')];
+const nodes = [
+  require('../nodes/msb/msb-config'),
+  require('../nodes/msb/msb-event-out'),
+  require('../nodes/msb/msb-function-in'),
+];
 
 helper.init(require.resolve('node-red'));
 
@@ -23,8 +26,37 @@ const until = poller(20000, 10);
 
 const prng = mulberry32;
 
-const KEYWORDS = ['IO', 'NIO', 'IO_CONNECTED', 'IO_REGISTERED', 'IO_PUBLISHED', 'NIO_REGISTRATION_ERROR', 'NIO_UNEXPECTED_REGISTRATION_ERROR', 'NIO_EVENT_FORWARDING_ERROR', 'NIO_UNEXPECTED_EVENT_FORWARDING_ERROR', 'ping', 'NIO_SOMETHING_NEW', 'pong'];
-const NAMES = ['__proto__', 'constructor', 'toString', 'hasOwnProperty', 'valueOf', 'limit', 'F', '/F', 'G', '', ' ', 'dataObject', 'a'.repeat(300), '\u0000', 'é€😀'];
+const KEYWORDS = [
+  'IO',
+  'NIO',
+  'IO_CONNECTED',
+  'IO_REGISTERED',
+  'IO_PUBLISHED',
+  'NIO_REGISTRATION_ERROR',
+  'NIO_UNEXPECTED_REGISTRATION_ERROR',
+  'NIO_EVENT_FORWARDING_ERROR',
+  'NIO_UNEXPECTED_EVENT_FORWARDING_ERROR',
+  'ping',
+  'NIO_SOMETHING_NEW',
+  'pong',
+];
+const NAMES = [
+  '__proto__',
+  'constructor',
+  'toString',
+  'hasOwnProperty',
+  'valueOf',
+  'limit',
+  'F',
+  '/F',
+  'G',
+  '',
+  ' ',
+  'dataObject',
+  'a'.repeat(300),
+  '\u0000',
+  'é€😀',
+];
 
 function generator(random: () => number) {
   const int = (n: number): number => Math.floor(random() * n);
@@ -32,7 +64,8 @@ function generator(random: () => number) {
   const text = (): string => {
     const n = int(20);
     let s = '';
-    for (let i = 0; i < n; i++) s += String.fromCharCode(pick([32 + int(95), int(32), 0x80 + int(0x780), 0xd800 + int(0x800)]));
+    for (let i = 0; i < n; i++)
+      s += String.fromCharCode(pick([32 + int(95), int(32), 0x80 + int(0x780), 0xd800 + int(0x800)]));
     return s;
   };
   const value = (depth: number): unknown => {
@@ -44,10 +77,17 @@ function generator(random: () => number) {
     if (k === 4) return pick(NAMES);
     if (k === 5) return Array.from({ length: int(4) }, () => value(depth + 1));
     const o: Record<string, unknown> = {};
-    for (let i = int(4); i > 0; i--) Object.defineProperty(o, pick(NAMES), { value: value(depth + 1), enumerable: true, writable: true, configurable: true });
+    for (let i = int(4); i > 0; i--)
+      Object.defineProperty(o, pick(NAMES), {
+        value: value(depth + 1),
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
     return o;
   };
-  const nested = (depth: number): string => (random() < 0.5 ? '['.repeat(depth) + ']'.repeat(depth) : '{"a":'.repeat(depth) + '1' + '}'.repeat(depth));
+  const nested = (depth: number): string =>
+    random() < 0.5 ? '['.repeat(depth) + ']'.repeat(depth) : '{"a":'.repeat(depth) + '1' + '}'.repeat(depth);
   const message = (): string => {
     switch (int(9)) {
       case 0:
@@ -75,7 +115,23 @@ function generator(random: () => number) {
   return (): string => {
     switch (int(8)) {
       case 0:
-        return pick(['o', 'h', '', 'a', 'a[', 'a[]', 'a{}', 'a[1,2]', 'a[null]', 'c', 'c[]', 'c{"x":1}', 'x', 'hh', 'oo']);
+        return pick([
+          'o',
+          'h',
+          '',
+          'a',
+          'a[',
+          'a[]',
+          'a{}',
+          'a[1,2]',
+          'a[null]',
+          'c',
+          'c[]',
+          'c{"x":1}',
+          'x',
+          'hh',
+          'oo',
+        ]);
       case 1:
         return `a${JSON.stringify(Array.from({ length: 1 + int(3) }, message))}`;
       case 2:
@@ -111,9 +167,39 @@ describe('msb-config fuzz', function () {
     emulator = new MsbEmulator({ heartbeatInterval: 0, trafficLimit: 1000 });
     const { url } = await emulator.start({ port: 0 });
     await helper.load(nodes, [
-      { id: 'cfg', type: 'msb-config', name: 'fuzz', uuid: A, serviceClass: 'SmartObject', url, sockJs: true, autoReconnect: true, reconnectInterval: 3, eventCacheSize: 100, pingInterval: 0, parameters: [{ name: 'limit', type: 'double', value: 1 }] },
-      { id: 'ev', type: 'msb-event-out', service: 'cfg', eventId: 'N', dataType: 'int32', priority: 'LOW', cached: true },
-      { id: 'fn', type: 'msb-function-in', service: 'cfg', functionId: 'F', dataType: 'string', responseEvents: [], validateCalls: true, wires: [['out']] },
+      {
+        id: 'cfg',
+        type: 'msb-config',
+        name: 'fuzz',
+        uuid: A,
+        serviceClass: 'SmartObject',
+        url,
+        sockJs: true,
+        autoReconnect: true,
+        reconnectInterval: 3,
+        eventCacheSize: 100,
+        pingInterval: 0,
+        parameters: [{ name: 'limit', type: 'double', value: 1 }],
+      },
+      {
+        id: 'ev',
+        type: 'msb-event-out',
+        service: 'cfg',
+        eventId: 'N',
+        dataType: 'int32',
+        priority: 'LOW',
+        cached: true,
+      },
+      {
+        id: 'fn',
+        type: 'msb-function-in',
+        service: 'cfg',
+        functionId: 'F',
+        dataType: 'string',
+        responseEvents: [],
+        validateCalls: true,
+        wires: [['out']],
+      },
       { id: 'conf', type: 'msb-function-in', service: 'cfg', mode: 'configuration', wires: [['out']] },
       { id: 'out', type: 'helper' },
     ] as Parameters<typeof helper.load>[1]);
@@ -137,8 +223,9 @@ describe('msb-config fuzz', function () {
     };
     emulator.on('traffic', countPongs);
     try {
-      for (let sent = 0; sent < INPUTS; ) {
-        for (let i = 0; i < 100 && sent < INPUTS; i++, sent++) assert.ok(emulator.sendRawFrame(A, next()), `session alive at input ${sent}`);
+      for (let sent = 0; sent < INPUTS;) {
+        for (let i = 0; i < 100 && sent < INPUTS; i++, sent++)
+          assert.ok(emulator.sendRawFrame(A, next()), `session alive at input ${sent}`);
         // A ping after the batch: its pong means the client has handled every frame before it.
         const expected = pongs + 1;
         emulator.ping(A);
@@ -150,7 +237,9 @@ describe('msb-config fuzz', function () {
       process.off('unhandledRejection', onRejection);
     }
     const seconds = (Date.now() - started) / 1000;
-    const state = (await helper.request().get('/msb-config/cfg/state').expect(200)).body as { counts: { rejected: number } };
+    const state = (await helper.request().get('/msb-config/cfg/state').expect(200)).body as {
+      counts: { rejected: number };
+    };
     const lines = warned() - warnedBefore;
     process.stdout.write(
       `      ${INPUTS} inputs in ${seconds.toFixed(1)} s, ${state.counts.rejected} rejected, ${lines} warning lines, max event-loop delay ${(delay.max / 1e6).toFixed(0)} ms\n`,
@@ -166,6 +255,9 @@ describe('msb-config fuzz', function () {
     emulator.sendStatus(A, 'IO_CONNECTED');
     const node = helper.getNode('ev') as unknown as { receive(msg: object): void };
     node.receive({ payload: 424242 });
-    await until(() => emulator.traffic.some((r) => r.direction === 'in' && r.message.includes('424242')), 'an event after the fuzz');
+    await until(
+      () => emulator.traffic.some((r) => r.direction === 'in' && r.message.includes('424242')),
+      'an event after the fuzz',
+    );
   });
 });

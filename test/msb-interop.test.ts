@@ -14,13 +14,28 @@ const B = '8f0c1a2e-1111-4222-8333-777788889999';
 
 interface OfficialClient {
   addEvent(id: string, name: string, description: string, type: string, priority: string, isArray: boolean): void;
-  addFunction(id: string, name: string, description: string, type: string, fn: (params: Record<string, unknown>) => void, isArray: boolean, responseEvents: string[]): void;
+  addFunction(
+    id: string,
+    name: string,
+    description: string,
+    type: string,
+    fn: (params: Record<string, unknown>) => void,
+    isArray: boolean,
+    responseEvents: string[],
+  ): void;
   addConfigParameter(key: string, value: unknown, format: string): void;
   getConfigParameter(key: string): unknown;
   connect(url: string): void;
   register(): void;
   isRegistered(): boolean;
-  publish(eventId: string, value: unknown, priority: string, cached: boolean, postDate: undefined, correlationId: string): void;
+  publish(
+    eventId: string,
+    value: unknown,
+    priority: string,
+    cached: boolean,
+    postDate: undefined,
+    correlationId: string,
+  ): void;
   disableAutoReconnect(disabled: boolean): void;
   enableDebug(enabled: boolean): void;
   disconnect(): void;
@@ -31,15 +46,26 @@ const until = poller(8000, 20);
 describe('msb interop with the official VFK Node.js client', function () {
   const location = process.env.MSB_OFFICIAL_CLIENT;
   before(function () {
-    if (!location) skipBecause(this, 'MSB_OFFICIAL_CLIENT is not set (the path of @vfk_research/msb-client-websocket-nodejs; .ci/run installs it)', { requiredInCi: true });
+    if (!location)
+      skipBecause(
+        this,
+        'MSB_OFFICIAL_CLIENT is not set (the path of @vfk_research/msb-client-websocket-nodejs; .ci/run installs it)',
+        { requiredInCi: true },
+      );
   });
 
   it('registers, publishes, receives a response event with the same correlationId, answers ping and applies K', async () => {
     // The client reads require.main.filename at load; under mocha's ESM entry there is no main module.
     const proc = process as unknown as { mainModule?: NodeModule };
     proc.mainModule ??= module;
-     
-    const Official = require(location as string) as new (type: string, uuid: string, name: string, description: string, token: string) => OfficialClient;
+
+    const Official = require(location as string) as new (
+      type: string,
+      uuid: string,
+      name: string,
+      description: string,
+      token: string,
+    ) => OfficialClient;
     const emulator = new MsbEmulator({ heartbeatInterval: 200 });
     const { url } = await emulator.start({ port: 0 });
     emulator.addFlow({ source: { uuid: A, eventId: 'REQ' }, target: { uuid: B, functionId: 'HANDLE' } });
@@ -52,10 +78,20 @@ describe('msb interop with the official VFK Node.js client', function () {
     official.addFunction('RESULT', 'result', 'a result', 'string', (params) => results.push(params), false, []);
     official.addConfigParameter('limit', 5, 'INT32');
     const ours = new MsbClient({ url });
-    ours.setSelfDescription(compileSelfDescription({ uuid: B, name: 'busbar', serviceClass: 'SmartObject' },
-      [{ eventId: 'RESP', dataFormat: { kind: 'simple', type: 'string' } }],
-      [{ functionId: 'HANDLE', dataFormat: { kind: 'simple', type: 'string' }, responseEvents: ['RESP'] }]));
-    ours.on('call', (call) => ours.publish({ eventId: 'RESP', dataObject: `answer to ${String(call.functionParameters.dataObject)}`, correlationId: call.correlationId }));
+    ours.setSelfDescription(
+      compileSelfDescription(
+        { uuid: B, name: 'busbar', serviceClass: 'SmartObject' },
+        [{ eventId: 'RESP', dataFormat: { kind: 'simple', type: 'string' } }],
+        [{ functionId: 'HANDLE', dataFormat: { kind: 'simple', type: 'string' }, responseEvents: ['RESP'] }],
+      ),
+    );
+    ours.on('call', (call) =>
+      ours.publish({
+        eventId: 'RESP',
+        dataObject: `answer to ${String(call.functionParameters.dataObject)}`,
+        correlationId: call.correlationId,
+      }),
+    );
     try {
       official.connect(url);
       official.register();

@@ -8,7 +8,6 @@ import helper from 'node-red-node-test-helper';
 import { MsbEmulator, SelfDescription, TrafficRecord } from '../src/msb';
 import { poller } from './support/until';
 
- 
 const msbConfig = require('../nodes/msb/msb-config');
 const msbEventOut = require('../nodes/msb/msb-event-out');
 const msbFunctionIn = require('../nodes/msb/msb-function-in');
@@ -43,7 +42,10 @@ function lastStatus(id: string): { fill?: string; shape?: string; text?: string 
 }
 
 function messages(emulator: MsbEmulator, prefix: string, uuid?: string): TrafficRecord[] {
-  return emulator.traffic.filter((r) => r.direction === 'in' && r.message.startsWith(prefix) && (!uuid || r.uuid === uuid || r.message.includes(uuid)));
+  return emulator.traffic.filter(
+    (r) =>
+      r.direction === 'in' && r.message.startsWith(prefix) && (!uuid || r.uuid === uuid || r.message.includes(uuid)),
+  );
 }
 
 function body(r: TrafficRecord): Record<string, unknown> {
@@ -94,18 +96,68 @@ describe('msb nodes in Node-RED', function () {
     const flow: Flow = [
       service('cfgA', A, { parameters: [{ name: 'limit', type: 'int32', value: '10' }] }),
       service('cfgB', B, { sockJs: false }),
-      { id: 'evA1', type: 'msb-event-out', service: 'cfgA', eventId: 'TEMP', name: 'Temperature', dataType: 'double', isArray: false, priority: 'LOW', cached: false },
-      { id: 'evA2', type: 'msb-event-out', service: 'cfgA', eventId: 'ALARM', dataType: 'none', priority: 'HIGH', cached: false },
-      { id: 'fnA', type: 'msb-function-in', service: 'cfgA', functionId: 'RESET', dataType: 'boolean', isArray: false, responseEvents: ['ALARM', 'TEMP'], wires: [[]] },
-      { id: 'evB', type: 'msb-event-out', service: 'cfgB', eventId: 'LIST', dataType: 'string', isArray: true, priority: 'LOW', cached: false },
+      {
+        id: 'evA1',
+        type: 'msb-event-out',
+        service: 'cfgA',
+        eventId: 'TEMP',
+        name: 'Temperature',
+        dataType: 'double',
+        isArray: false,
+        priority: 'LOW',
+        cached: false,
+      },
+      {
+        id: 'evA2',
+        type: 'msb-event-out',
+        service: 'cfgA',
+        eventId: 'ALARM',
+        dataType: 'none',
+        priority: 'HIGH',
+        cached: false,
+      },
+      {
+        id: 'fnA',
+        type: 'msb-function-in',
+        service: 'cfgA',
+        functionId: 'RESET',
+        dataType: 'boolean',
+        isArray: false,
+        responseEvents: ['ALARM', 'TEMP'],
+        wires: [[]],
+      },
+      {
+        id: 'evB',
+        type: 'msb-event-out',
+        service: 'cfgB',
+        eventId: 'LIST',
+        dataType: 'string',
+        isArray: true,
+        priority: 'LOW',
+        cached: false,
+      },
     ];
     await helper.load(nodes, flow, { cfgA: { token: 'secret-a' } });
     await until(() => emulator.services().size === 2, 'two registrations');
     const a = emulator.services().get(A) as unknown as SelfDescription;
     const b = emulator.services().get(B) as unknown as SelfDescription;
     assert.strictEqual(a.token, 'secret-a');
-    assert.deepStrictEqual(a.events.map((e) => [e['@id'], e.eventId]), [[1, 'ALARM'], [2, 'TEMP']]);
-    assert.deepStrictEqual(a.functions, [{ functionId: 'RESET', name: 'RESET', description: '', responseEvents: [1, 2], dataFormat: { dataObject: { type: 'boolean' } } }]);
+    assert.deepStrictEqual(
+      a.events.map((e) => [e['@id'], e.eventId]),
+      [
+        [1, 'ALARM'],
+        [2, 'TEMP'],
+      ],
+    );
+    assert.deepStrictEqual(a.functions, [
+      {
+        functionId: 'RESET',
+        name: 'RESET',
+        description: '',
+        responseEvents: [1, 2],
+        dataFormat: { dataObject: { type: 'boolean' } },
+      },
+    ]);
     assert.deepStrictEqual(a.configuration.parameters, { limit: { value: 10, type: 'INTEGER', format: 'INT32' } });
     assert.deepStrictEqual(b.events[0].dataFormat, { dataObject: { type: 'array', items: { type: 'string' } } });
     assert.strictEqual(messages(emulator, 'R ', A).length, 1, 'one registration for three users');
@@ -116,26 +168,60 @@ describe('msb nodes in Node-RED', function () {
   it('publishes msg.payload with per-message priority, postDate and correlationId', async () => {
     const flow: Flow = [
       service('cfg', A),
-      { id: 'ev', type: 'msb-event-out', service: 'cfg', eventId: 'TEMP', dataType: 'double', priority: 'MEDIUM', cached: false },
+      {
+        id: 'ev',
+        type: 'msb-event-out',
+        service: 'cfg',
+        eventId: 'TEMP',
+        dataType: 'double',
+        priority: 'MEDIUM',
+        cached: false,
+      },
     ];
     await helper.load(nodes, flow);
     await until(() => emulator.services().has(A), 'registration');
     await until(() => lastStatus('ev')?.text === 'msb.status.registered', 'registered');
     node('ev').receive({ payload: 21.5 });
-    node('ev').receive({ payload: 22, priority: 'high', postDate: new Date(Date.UTC(2024, 0, 2, 3, 4, 5, 6)), correlationId: 'corr-1' });
+    node('ev').receive({
+      payload: 22,
+      priority: 'high',
+      postDate: new Date(Date.UTC(2024, 0, 2, 3, 4, 5, 6)),
+      correlationId: 'corr-1',
+    });
     await until(() => messages(emulator, 'E ').length === 2, 'two events');
     const [first, second] = messages(emulator, 'E ').map(body);
     assert.strictEqual(first.dataObject, 21.5);
     assert.strictEqual(first.priority, 1);
     assert.strictEqual(first.correlationId, undefined);
     assert.match(String(first.postDate), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
-    assert.deepStrictEqual(second, { uuid: A, eventId: 'TEMP', priority: 2, postDate: '2024-01-02T03:04:05.006Z', dataObject: 22, correlationId: 'corr-1' });
+    assert.deepStrictEqual(second, {
+      uuid: A,
+      eventId: 'TEMP',
+      priority: 2,
+      postDate: '2024-01-02T03:04:05.006Z',
+      dataObject: 22,
+      correlationId: 'corr-1',
+    });
   });
 
   it('invalid payloads and unregistered uncached events reach a Catch node and send nothing', async () => {
     const flow: Flow = [
       service('cfg', A),
-      { id: 'ev', type: 'msb-event-out', service: 'cfg', eventId: 'READING', dataType: 'complex', isArray: false, priority: 'LOW', cached: false, schema: JSON.stringify({ type: 'object', required: ['value'], properties: { value: { type: 'number' }, unit: { type: 'string', enum: ['C', 'F'] } } }) },
+      {
+        id: 'ev',
+        type: 'msb-event-out',
+        service: 'cfg',
+        eventId: 'READING',
+        dataType: 'complex',
+        isArray: false,
+        priority: 'LOW',
+        cached: false,
+        schema: JSON.stringify({
+          type: 'object',
+          required: ['value'],
+          properties: { value: { type: 'number' }, unit: { type: 'string', enum: ['C', 'F'] } },
+        }),
+      },
       { id: 'catcher', type: 'catch', scope: null, uncaught: false, wires: [['out']] },
       { id: 'out', type: 'helper' },
     ];
@@ -164,7 +250,15 @@ describe('msb nodes in Node-RED', function () {
   it('caches flagged events while not registered and sends them in order after IO_REGISTERED', async () => {
     const flow: Flow = [
       service('cfg', A, { eventCacheSize: 2, eventCacheDurable: false }),
-      { id: 'ev', type: 'msb-event-out', service: 'cfg', eventId: 'N', dataType: 'int32', priority: 'LOW', cached: false },
+      {
+        id: 'ev',
+        type: 'msb-event-out',
+        service: 'cfg',
+        eventId: 'N',
+        dataType: 'int32',
+        priority: 'LOW',
+        cached: false,
+      },
       { id: 'catcher', type: 'catch', scope: null, uncaught: false, wires: [['errors']] },
       { id: 'errors', type: 'helper' },
     ];
@@ -184,13 +278,26 @@ describe('msb nodes in Node-RED', function () {
     await until(() => messages(emulator, 'R ').length === 1, 'registration sent');
     emulator.holdRegistrations(false);
     await until(() => messages(emulator, 'E ').length === 2, 'flush');
-    assert.deepStrictEqual(messages(emulator, 'E ').map((r) => body(r).dataObject), [2, 3]);
+    assert.deepStrictEqual(
+      messages(emulator, 'E ').map((r) => body(r).dataObject),
+      [2, 3],
+    );
   });
 
   it('msb-function-in emits calls with payload, topic, correlationId and msbCall, and validates when asked', async () => {
     const flow: Flow = [
       service('cfg', A),
-      { id: 'fn', type: 'msb-function-in', service: 'cfg', functionId: 'SET_SPEED', dataType: 'int32', isArray: false, validateCalls: true, responseEvents: [], wires: [['out']] },
+      {
+        id: 'fn',
+        type: 'msb-function-in',
+        service: 'cfg',
+        functionId: 'SET_SPEED',
+        dataType: 'int32',
+        isArray: false,
+        validateCalls: true,
+        responseEvents: [],
+        wires: [['out']],
+      },
       { id: 'out', type: 'helper' },
       { id: 'catcher', type: 'catch', scope: null, uncaught: false, wires: [['errors']] },
       { id: 'errors', type: 'helper' },
@@ -208,14 +315,25 @@ describe('msb nodes in Node-RED', function () {
     assert.strictEqual(got[0].payload, 1200);
     assert.strictEqual(got[0].topic, 'SET_SPEED');
     assert.strictEqual(got[0].correlationId, 'corr-7');
-    assert.deepStrictEqual(got[0].msbCall, { uuid: A, correlationId: 'corr-7', functionId: 'SET_SPEED', functionParameters: { dataObject: 1200 } });
+    assert.deepStrictEqual(got[0].msbCall, {
+      uuid: A,
+      correlationId: 'corr-7',
+      functionId: 'SET_SPEED',
+      functionParameters: { dataObject: 1200 },
+    });
     assert.deepStrictEqual(got[1].payload, { speed: 5 }, 'no dataObject: every function parameter');
     assert.match(errors[0], /SET_SPEED: invalid payload at payload: type: must be integer/);
   });
 
   it('K updates the parameters, re-registers, and reaches the flow and the global context', async () => {
     const flow: Flow = [
-      service('cfg', A, { contextKey: 'ovenConfig', parameters: [{ name: 'limit', type: 'double', value: '1.5' }, { name: 'mode', type: 'string', value: 'eco' }] }),
+      service('cfg', A, {
+        contextKey: 'ovenConfig',
+        parameters: [
+          { name: 'limit', type: 'double', value: '1.5' },
+          { name: 'mode', type: 'string', value: 'eco' },
+        ],
+      }),
       { id: 'conf', type: 'msb-function-in', service: 'cfg', mode: 'configuration', wires: [['out']] },
       { id: 'out', type: 'helper' },
     ];
@@ -227,10 +345,21 @@ describe('msb nodes in Node-RED', function () {
     assert.deepStrictEqual(got[0].payload, { limit: 1.5, mode: 'eco' });
     emulator.sendConfiguration(A, { limit: 7.25 });
     await until(() => got.length === 2, 'change');
-    assert.deepStrictEqual(got[1], { ...got[1], topic: 'configuration', payload: { limit: 7.25, mode: 'eco' }, changed: { limit: 7.25 } });
+    assert.deepStrictEqual(got[1], {
+      ...got[1],
+      topic: 'configuration',
+      payload: { limit: 7.25, mode: 'eco' },
+      changed: { limit: 7.25 },
+    });
     await until(() => messages(emulator, 'R ').length === 2, 're-registration');
-    assert.strictEqual((emulator.services().get(A) as unknown as SelfDescription).configuration.parameters.limit.value, 7.25);
-    const cfg = helper.getNode('cfg') as unknown as { context(): { global: { get(k: string): unknown } }; parameters: Record<string, unknown> };
+    assert.strictEqual(
+      (emulator.services().get(A) as unknown as SelfDescription).configuration.parameters.limit.value,
+      7.25,
+    );
+    const cfg = helper.getNode('cfg') as unknown as {
+      context(): { global: { get(k: string): unknown } };
+      parameters: Record<string, unknown>;
+    };
     assert.deepStrictEqual(cfg.context().global.get('ovenConfig'), { limit: 7.25, mode: 'eco' });
     assert.deepStrictEqual(cfg.parameters, { limit: 7.25, mode: 'eco' });
   });
@@ -238,22 +367,45 @@ describe('msb nodes in Node-RED', function () {
   it('values set by K outlive a full redeploy, until the parameter is edited in the editor', async () => {
     const flow = (limit: string): Flow => [
       service('cfgK', A, { parameters: [{ name: 'limit', type: 'double', value: limit }] }),
-      { id: 'ev', type: 'msb-event-out', service: 'cfgK', eventId: 'X', dataType: 'string', priority: 'LOW', cached: false },
+      {
+        id: 'ev',
+        type: 'msb-event-out',
+        service: 'cfgK',
+        eventId: 'X',
+        dataType: 'string',
+        priority: 'LOW',
+        cached: false,
+      },
     ];
-    const registeredLimit = (): unknown => (emulator.services().get(A) as unknown as SelfDescription | undefined)?.configuration.parameters.limit.value;
+    const registeredLimit = (): unknown =>
+      (emulator.services().get(A) as unknown as SelfDescription | undefined)?.configuration.parameters.limit.value;
     await helper.load(nodes, flow('1.5'));
     await until(() => registeredLimit() === 1.5, 'declared value');
     emulator.sendConfiguration(A, { limit: 7 });
     await until(() => registeredLimit() === 7, 'value set by K');
     await helper.setFlows(flow('1.5'), 'full');
-    await until(() => messages(emulator, 'R ').length >= 3 && emulator.services().has(A), 'registration after the full deploy');
+    await until(
+      () => messages(emulator, 'R ').length >= 3 && emulator.services().has(A),
+      'registration after the full deploy',
+    );
     assert.strictEqual(registeredLimit(), 7, 'the MSB value survives the redeploy');
     await helper.setFlows(flow('2.5'), 'full');
     await until(() => registeredLimit() === 2.5, 'the edited editor value wins');
   });
 
   it('shows the NIO error in words on every user and recovers on the next IO_PUBLISHED', async () => {
-    const flow: Flow = [service('cfg', A), { id: 'ev', type: 'msb-event-out', service: 'cfg', eventId: 'X', dataType: 'string', priority: 'LOW', cached: false }];
+    const flow: Flow = [
+      service('cfg', A),
+      {
+        id: 'ev',
+        type: 'msb-event-out',
+        service: 'cfg',
+        eventId: 'X',
+        dataType: 'string',
+        priority: 'LOW',
+        cached: false,
+      },
+    ];
     await helper.load(nodes, flow);
     await until(() => lastStatus('ev')?.text === 'msb.status.registered', 'registered');
     emulator.sendStatus(A, 'NIO_EVENT_FORWARDING_ERROR');
@@ -267,27 +419,64 @@ describe('msb nodes in Node-RED', function () {
     const flow: Flow = [
       service('cfg', A),
       service('copy', A),
-      { id: 'ev', type: 'msb-event-out', service: 'cfg', eventId: 'X', dataType: 'string', priority: 'LOW', cached: false },
-      { id: 'ev2', type: 'msb-event-out', service: 'copy', eventId: 'X', dataType: 'string', priority: 'LOW', cached: false },
+      {
+        id: 'ev',
+        type: 'msb-event-out',
+        service: 'cfg',
+        eventId: 'X',
+        dataType: 'string',
+        priority: 'LOW',
+        cached: false,
+      },
+      {
+        id: 'ev2',
+        type: 'msb-event-out',
+        service: 'copy',
+        eventId: 'X',
+        dataType: 'string',
+        priority: 'LOW',
+        cached: false,
+      },
     ];
     emulator.holdRegistrations(true);
     await helper.load(nodes, flow);
     await until(() => messages(emulator, 'R ').length === 2, 'both registrations arrive');
     emulator.holdRegistrations(false);
-    await until(() => ['ev', 'ev2'].some((id) => lastStatus(id)?.text === 'msb.status.NIO_ALREADY_CONNECTED'), 'the refusal');
+    await until(
+      () => ['ev', 'ev2'].some((id) => lastStatus(id)?.text === 'msb.status.NIO_ALREADY_CONNECTED'),
+      'the refusal',
+    );
     const refused = lastStatus('ev')?.text === 'msb.status.NIO_ALREADY_CONNECTED' ? 'ev' : 'ev2';
     const accepted = refused === 'ev' ? 'ev2' : 'ev';
     await until(() => emulator.sessionCount === 1, 'the refused session closed');
     // A later positive marker: an event of the accepted service gets through; the refusal is still shown after it.
     node(accepted).receive({ payload: 'after the refusal' });
-    await until(() => messages(emulator, 'E ').some((m) => body(m).dataObject === 'after the refusal'), 'an event of the accepted service');
-    assert.deepStrictEqual(lastStatus(refused), { fill: 'red', shape: 'ring', text: 'msb.status.NIO_ALREADY_CONNECTED' });
+    await until(
+      () => messages(emulator, 'E ').some((m) => body(m).dataObject === 'after the refusal'),
+      'an event of the accepted service',
+    );
+    assert.deepStrictEqual(lastStatus(refused), {
+      fill: 'red',
+      shape: 'ring',
+      text: 'msb.status.NIO_ALREADY_CONNECTED',
+    });
     assert.strictEqual(lastStatus(accepted)?.text, 'msb.status.registered');
   });
 
   it('reconnects after the MSB side kills the connection and registers again', async function () {
     this.timeout(15000);
-    const flow: Flow = [service('cfg', A), { id: 'ev', type: 'msb-event-out', service: 'cfg', eventId: 'X', dataType: 'string', priority: 'LOW', cached: true }];
+    const flow: Flow = [
+      service('cfg', A),
+      {
+        id: 'ev',
+        type: 'msb-event-out',
+        service: 'cfg',
+        eventId: 'X',
+        dataType: 'string',
+        priority: 'LOW',
+        cached: true,
+      },
+    ];
     await helper.load(nodes, flow);
     await until(() => lastStatus('ev')?.text === 'msb.status.registered', 'registered');
     emulator.dropConnection(A);
@@ -300,24 +489,63 @@ describe('msb nodes in Node-RED', function () {
   });
 
   it('a redeploy of one changed user re-registers once', async () => {
-    const ev = (eventId: string): Flow[number] => ({ id: 'ev', type: 'msb-event-out', service: 'cfg', eventId, dataType: 'string', priority: 'LOW', cached: false });
-    const fixed = [service('cfg', A), ev('FIRST'), { id: 'fn', type: 'msb-function-in', service: 'cfg', functionId: 'F', dataType: 'none', responseEvents: [], wires: [[]] }];
+    const ev = (eventId: string): Flow[number] => ({
+      id: 'ev',
+      type: 'msb-event-out',
+      service: 'cfg',
+      eventId,
+      dataType: 'string',
+      priority: 'LOW',
+      cached: false,
+    });
+    const fixed = [
+      service('cfg', A),
+      ev('FIRST'),
+      {
+        id: 'fn',
+        type: 'msb-function-in',
+        service: 'cfg',
+        functionId: 'F',
+        dataType: 'none',
+        responseEvents: [],
+        wires: [[]],
+      },
+    ];
     await helper.load(nodes, fixed);
     await until(() => emulator.services().has(A), 'registration');
     await helper.setFlows([fixed[0], ev('SECOND'), fixed[2]], 'nodes');
     await until(() => messages(emulator, 'R ').length === 2, 'second registration');
     // A later positive marker on the same connection: an event sent after the redeploy arrives, still after two R.
     node('ev').receive({ payload: 'after the redeploy' });
-    await until(() => messages(emulator, 'E ').some((m) => body(m).dataObject === 'after the redeploy'), 'an event after the redeploy');
+    await until(
+      () => messages(emulator, 'E ').some((m) => body(m).dataObject === 'after the redeploy'),
+      'an event after the redeploy',
+    );
     assert.strictEqual(messages(emulator, 'R ').length, 2);
-    assert.deepStrictEqual((emulator.services().get(A) as unknown as SelfDescription).events.map((e) => e.eventId), ['SECOND']);
+    assert.deepStrictEqual(
+      (emulator.services().get(A) as unknown as SelfDescription).events.map((e) => e.eventId),
+      ['SECOND'],
+    );
   });
 
   it('an invalid declaration is reported, not registered', async () => {
-    const flow: Flow = [service('cfg', A), { id: 'fn', type: 'msb-function-in', service: 'cfg', functionId: 'F', dataType: 'none', responseEvents: ['MISSING'], wires: [[]] }];
+    const flow: Flow = [
+      service('cfg', A),
+      {
+        id: 'fn',
+        type: 'msb-function-in',
+        service: 'cfg',
+        functionId: 'F',
+        dataType: 'none',
+        responseEvents: ['MISSING'],
+        wires: [[]],
+      },
+    ];
     await helper.load(nodes, flow);
     await until(() => lastStatus('fn')?.text === 'msb.status.invalid', 'invalid status');
-    const cfg = helper.getNode('cfg') as unknown as { error: { getCalls(): Array<{ thisValue: unknown; args: unknown[] }> } };
+    const cfg = helper.getNode('cfg') as unknown as {
+      error: { getCalls(): Array<{ thisValue: unknown; args: unknown[] }> };
+    };
     const own = cfg.error.getCalls().filter((call) => call.thisValue === cfg);
     assert.match(String(own.at(-1)?.args[0]), /msb-config\.error\.definition/);
     assert.strictEqual(messages(emulator, 'R ').length, 0);
@@ -326,9 +554,34 @@ describe('msb nodes in Node-RED', function () {
   it('a node with a bad data format or no msb-config fails its messages with a clear error', async () => {
     const flow: Flow = [
       service('cfg', A),
-      { id: 'bad', type: 'msb-event-out', service: 'cfg', eventId: 'B', dataType: 'complex', schema: '{"type":"object","properties":{"x":{"$ref":"#/definitions/Nope"}}}', priority: 'LOW', cached: false },
-      { id: 'orphan', type: 'msb-event-out', service: '', eventId: 'O', dataType: 'string', priority: 'LOW', cached: false },
-      { id: 'good', type: 'msb-event-out', service: 'cfg', eventId: 'G', dataType: 'string', priority: 'LOW', cached: false },
+      {
+        id: 'bad',
+        type: 'msb-event-out',
+        service: 'cfg',
+        eventId: 'B',
+        dataType: 'complex',
+        schema: '{"type":"object","properties":{"x":{"$ref":"#/definitions/Nope"}}}',
+        priority: 'LOW',
+        cached: false,
+      },
+      {
+        id: 'orphan',
+        type: 'msb-event-out',
+        service: '',
+        eventId: 'O',
+        dataType: 'string',
+        priority: 'LOW',
+        cached: false,
+      },
+      {
+        id: 'good',
+        type: 'msb-event-out',
+        service: 'cfg',
+        eventId: 'G',
+        dataType: 'string',
+        priority: 'LOW',
+        cached: false,
+      },
       { id: 'catcher', type: 'catch', scope: null, uncaught: false, wires: [['errors']] },
       { id: 'errors', type: 'helper' },
     ];
@@ -340,17 +593,44 @@ describe('msb nodes in Node-RED', function () {
     node('bad').receive({ payload: {} });
     node('orphan').receive({ payload: 'x' });
     await until(() => errors.length === 2, 'two errors');
-    assert.match(errors[0], /events\[B\]\.dataFormat\.dataObject\.properties\.x\.\$ref: refers to "#\/definitions\/Nope"/);
+    assert.match(
+      errors[0],
+      /events\[B\]\.dataFormat\.dataObject\.properties\.x\.\$ref: refers to "#\/definitions\/Nope"/,
+    );
     assert.match(errors[1], /msb-event-out\.error\.noService/);
     // The bad node is left out; the service registers with the good one.
     await until(() => emulator.services().has(A), 'registration');
-    assert.deepStrictEqual((emulator.services().get(A) as unknown as SelfDescription).events.map((e) => e.eventId), ['G']);
+    assert.deepStrictEqual(
+      (emulator.services().get(A) as unknown as SelfDescription).events.map((e) => e.eventId),
+      ['G'],
+    );
   });
 
   it('close leaves no socket or timer behind', async () => {
     const handles = (): number => (process as unknown as { _getActiveHandles(): unknown[] })._getActiveHandles().length;
     const baseline = handles();
-    const flow: Flow = [service('cfg', A), service('cfg2', B, { url: 'ws://127.0.0.1:1' }), { id: 'ev', type: 'msb-event-out', service: 'cfg', eventId: 'X', dataType: 'string', priority: 'LOW', cached: false }, { id: 'ev2', type: 'msb-event-out', service: 'cfg2', eventId: 'X', dataType: 'string', priority: 'LOW', cached: false }];
+    const flow: Flow = [
+      service('cfg', A),
+      service('cfg2', B, { url: 'ws://127.0.0.1:1' }),
+      {
+        id: 'ev',
+        type: 'msb-event-out',
+        service: 'cfg',
+        eventId: 'X',
+        dataType: 'string',
+        priority: 'LOW',
+        cached: false,
+      },
+      {
+        id: 'ev2',
+        type: 'msb-event-out',
+        service: 'cfg2',
+        eventId: 'X',
+        dataType: 'string',
+        priority: 'LOW',
+        cached: false,
+      },
+    ];
     await helper.load(nodes, flow);
     await until(() => emulator.services().has(A), 'registration');
     await until(() => lastStatus('ev2')?.text === 'msb.status.unreachable', 'refused connection waiting to retry');
@@ -366,32 +646,101 @@ describe('msb nodes in Node-RED', function () {
     const ok = await helper
       .request()
       .post('/msb-config/self-description')
-      .send({ service: { uuid: A, name: 'Oven', serviceClass: 'Application' }, hasToken: true, events: [{ eventId: 'E', dataType: 'int64', isArray: true }], functions: [{ functionId: 'F', dataType: 'none', responseEvents: ['E'] }] })
+      .send({
+        service: { uuid: A, name: 'Oven', serviceClass: 'Application' },
+        hasToken: true,
+        events: [{ eventId: 'E', dataType: 'int64', isArray: true }],
+        functions: [{ functionId: 'F', dataType: 'none', responseEvents: ['E'] }],
+      })
       .expect(200);
-    assert.deepStrictEqual(ok.body.selfDescription.events, [{ '@id': 1, eventId: 'E', name: 'E', description: '', dataFormat: { dataObject: { type: 'array', items: { type: 'integer', format: 'int64' } } } }]);
+    assert.deepStrictEqual(ok.body.selfDescription.events, [
+      {
+        '@id': 1,
+        eventId: 'E',
+        name: 'E',
+        description: '',
+        dataFormat: { dataObject: { type: 'array', items: { type: 'integer', format: 'int64' } } },
+      },
+    ]);
     assert.strictEqual(ok.body.selfDescription.token, '********');
-    const bad = await helper.request().post('/msb-config/self-description').send({ service: { uuid: 'nope', name: 'x' } }).expect(400);
+    const bad = await helper
+      .request()
+      .post('/msb-config/self-description')
+      .send({ service: { uuid: 'nope', name: 'x' } })
+      .expect(400);
     assert.match(bad.body.error, /uuid: "nope" is not a UUID/);
     const state = await helper.request().get('/msb-config/cfg/state').expect(200);
     assert.deepStrictEqual(
       state.body,
-      { state: 'disconnected', cachedEvents: 0, counts: { cached: 0, dropped: 0, unacknowledged: 0, rejected: 0 }, durableCache: true, parameters: {} },
+      {
+        state: 'disconnected',
+        cachedEvents: 0,
+        counts: { cached: 0, dropped: 0, unacknowledged: 0, rejected: 0 },
+        durableCache: true,
+        parameters: {},
+      },
       'no users: no connection',
     );
     await helper.request().get('/msb-config/nope/state').expect(404);
   });
 
   it('end to end: inject -> event-out on one service, function-in -> change -> event-out on another, correlationId round trip', async () => {
-    emulator.addFlow({ source: { uuid: A, eventId: 'REQUEST' }, target: { uuid: B, functionId: 'HANDLE' }, mapping: [{ from: '/dataObject', to: '/dataObject' }] });
+    emulator.addFlow({
+      source: { uuid: A, eventId: 'REQUEST' },
+      target: { uuid: B, functionId: 'HANDLE' },
+      mapping: [{ from: '/dataObject', to: '/dataObject' }],
+    });
     emulator.addFlow({ source: { uuid: B, eventId: 'RESPONSE' }, target: { uuid: A, functionId: 'RESULT' } });
     const flow: Flow = [
       service('cfgA', A),
       service('cfgB', B),
-      { id: 'req', type: 'msb-event-out', service: 'cfgA', eventId: 'REQUEST', dataType: 'int32', priority: 'LOW', cached: true },
-      { id: 'result', type: 'msb-function-in', service: 'cfgA', functionId: 'RESULT', dataType: 'int32', responseEvents: [], wires: [['out']] },
-      { id: 'handle', type: 'msb-function-in', service: 'cfgB', functionId: 'HANDLE', dataType: 'int32', responseEvents: ['RESPONSE'], wires: [['double']] },
-      { id: 'double', type: 'change', rules: [{ t: 'set', p: 'payload', pt: 'msg', to: 'payload * 2', tot: 'jsonata' }], action: '', property: '', from: '', to: '', reg: false, wires: [['resp']] },
-      { id: 'resp', type: 'msb-event-out', service: 'cfgB', eventId: 'RESPONSE', dataType: 'int32', priority: 'LOW', cached: false },
+      {
+        id: 'req',
+        type: 'msb-event-out',
+        service: 'cfgA',
+        eventId: 'REQUEST',
+        dataType: 'int32',
+        priority: 'LOW',
+        cached: true,
+      },
+      {
+        id: 'result',
+        type: 'msb-function-in',
+        service: 'cfgA',
+        functionId: 'RESULT',
+        dataType: 'int32',
+        responseEvents: [],
+        wires: [['out']],
+      },
+      {
+        id: 'handle',
+        type: 'msb-function-in',
+        service: 'cfgB',
+        functionId: 'HANDLE',
+        dataType: 'int32',
+        responseEvents: ['RESPONSE'],
+        wires: [['double']],
+      },
+      {
+        id: 'double',
+        type: 'change',
+        rules: [{ t: 'set', p: 'payload', pt: 'msg', to: 'payload * 2', tot: 'jsonata' }],
+        action: '',
+        property: '',
+        from: '',
+        to: '',
+        reg: false,
+        wires: [['resp']],
+      },
+      {
+        id: 'resp',
+        type: 'msb-event-out',
+        service: 'cfgB',
+        eventId: 'RESPONSE',
+        dataType: 'int32',
+        priority: 'LOW',
+        cached: false,
+      },
       { id: 'out', type: 'helper' },
     ];
     await helper.load([...nodes, changeNode], flow);
@@ -402,7 +751,9 @@ describe('msb nodes in Node-RED', function () {
     await until(() => results.length === 1, 'round trip');
     assert.strictEqual(results[0].payload, 42);
     assert.strictEqual(results[0].correlationId, 'order-4711');
-    const response = messages(emulator, 'E ', B).map(body).find((e) => e.eventId === 'RESPONSE');
+    const response = messages(emulator, 'E ', B)
+      .map(body)
+      .find((e) => e.eventId === 'RESPONSE');
     assert.strictEqual(response?.correlationId, 'order-4711');
     const b = emulator.services().get(B) as unknown as SelfDescription;
     assert.deepStrictEqual(b.functions[0].responseEvents, [b.events.find((e) => e.eventId === 'RESPONSE')?.['@id']]);

@@ -9,8 +9,11 @@ import helper from 'node-red-node-test-helper';
 import { MsbEmulator } from '../src/msb';
 import { poller } from './support/until';
 
- 
-const nodes = [require('../nodes/msb/msb-config'), require('../nodes/msb/msb-event-out'), require('../nodes/msb/msb-function-in')];
+const nodes = [
+  require('../nodes/msb/msb-config'),
+  require('../nodes/msb/msb-event-out'),
+  require('../nodes/msb/msb-function-in'),
+];
 
 helper.init(require.resolve('node-red'));
 
@@ -19,7 +22,12 @@ const until = poller(15000, 10);
 
 type Flow = Array<{ id: string; type: string; [key: string]: unknown }>;
 type Spy = { getCalls(): Array<{ thisValue: unknown; args: unknown[] }> };
-type HelperNode = { on(event: string, fn: (msg: Record<string, unknown>) => void): void; receive(msg: Record<string, unknown>): void; warn: Spy; status: Spy };
+type HelperNode = {
+  on(event: string, fn: (msg: Record<string, unknown>) => void): void;
+  receive(msg: Record<string, unknown>): void;
+  warn: Spy;
+  status: Spy;
+};
 
 function node(id: string): HelperNode {
   const n = helper.getNode(id) as unknown as HelperNode | null;
@@ -30,16 +38,24 @@ function node(id: string): HelperNode {
 /** What a node said with node.warn (the helper spies on every node's warn). */
 function warnings(id: string): string[] {
   const n = node(id);
-  return n.warn.getCalls().filter((c) => c.thisValue === n).map((c) => String(c.args[0]));
+  return n.warn
+    .getCalls()
+    .filter((c) => c.thisValue === n)
+    .map((c) => String(c.args[0]));
 }
 
 function lastStatus(id: string): { fill?: string; text?: string } | undefined {
   const n = node(id);
-  return n.status.getCalls().filter((c) => c.thisValue === n).at(-1)?.args[0] as { fill?: string; text?: string } | undefined;
+  return n.status
+    .getCalls()
+    .filter((c) => c.thisValue === n)
+    .at(-1)?.args[0] as { fill?: string; text?: string } | undefined;
 }
 
 function arrived(emulator: MsbEmulator): unknown[] {
-  return emulator.traffic.filter((r) => r.direction === 'in' && r.message.startsWith('E ')).map((r) => (JSON.parse(r.message.slice(2)) as { dataObject: unknown }).dataObject);
+  return emulator.traffic
+    .filter((r) => r.direction === 'in' && r.message.startsWith('E '))
+    .map((r) => (JSON.parse(r.message.slice(2)) as { dataObject: unknown }).dataObject);
 }
 
 describe('msb durable event cache and hostile input in Node-RED', function () {
@@ -69,9 +85,30 @@ describe('msb durable event cache and hostile input in Node-RED', function () {
   });
 
   const flow = (extra: Record<string, unknown> = {}): Flow => [
-    { id: 'cfg', type: 'msb-config', name: 'durable', uuid: A, serviceClass: 'SmartObject', url, sockJs: true, autoReconnect: true, reconnectInterval: 3, eventCacheSize: 1000, parameters: [{ name: 'limit', type: 'double', value: 1 }], ...extra },
+    {
+      id: 'cfg',
+      type: 'msb-config',
+      name: 'durable',
+      uuid: A,
+      serviceClass: 'SmartObject',
+      url,
+      sockJs: true,
+      autoReconnect: true,
+      reconnectInterval: 3,
+      eventCacheSize: 1000,
+      parameters: [{ name: 'limit', type: 'double', value: 1 }],
+      ...extra,
+    },
     { id: 'ev', type: 'msb-event-out', service: 'cfg', eventId: 'N', dataType: 'int32', priority: 'LOW', cached: true },
-    { id: 'fn', type: 'msb-function-in', service: 'cfg', functionId: 'F', dataType: 'string', responseEvents: [], wires: [['calls']] },
+    {
+      id: 'fn',
+      type: 'msb-function-in',
+      service: 'cfg',
+      functionId: 'F',
+      dataType: 'string',
+      responseEvents: [],
+      wires: [['calls']],
+    },
     { id: 'calls', type: 'helper' },
     { id: 'whenDone', type: 'complete', scope: ['ev'], uncaught: false, wires: [['completed']] },
     { id: 'completed', type: 'helper' },
@@ -101,7 +138,11 @@ describe('msb durable event cache and hostile input in Node-RED', function () {
     emulator.holdRegistrations(false);
     await helper.load(nodes, flow());
     await until(() => arrived(emulator).length === 200, '200 events replayed');
-    assert.deepStrictEqual(arrived(emulator), Array.from({ length: 200 }, (_, i) => i), 'in order, none twice');
+    assert.deepStrictEqual(
+      arrived(emulator),
+      Array.from({ length: 200 }, (_, i) => i),
+      'in order, none twice',
+    );
     // Acknowledged events leave the store: it is emptied once everything is delivered.
     await until(() => fs.statSync(store).size === 0, 'store emptied');
     const state = await helper.request().get('/msb-config/cfg/state').expect(200);
@@ -116,8 +157,14 @@ describe('msb durable event cache and hostile input in Node-RED', function () {
     emulator.holdRegistrations(false);
     await helper.load(nodes, flow());
     await until(() => arrived(emulator).length === 49, '49 events replayed');
-    assert.deepStrictEqual(arrived(emulator), Array.from({ length: 49 }, (_, i) => i));
-    assert.ok(warnings('cfg').some((w) => /torn or damaged record/.test(w)), warnings('cfg').join('\n'));
+    assert.deepStrictEqual(
+      arrived(emulator),
+      Array.from({ length: 49 }, (_, i) => i),
+    );
+    assert.ok(
+      warnings('cfg').some((w) => /torn or damaged record/.test(w)),
+      warnings('cfg').join('\n'),
+    );
   });
 
   it('K and C frames with prototype names and 10,000-deep nesting: runtime alive, Object.prototype untouched, each warned', async () => {
@@ -134,7 +181,10 @@ describe('msb durable event cache and hostile input in Node-RED', function () {
     emulator.sendStatus(A, `K {"uuid":"${A}","params":{"limit":${deep}}}`);
     emulator.sendStatus(A, `C {"uuid":"${A}","functionId":"F","functionParameters":{"dataObject":${deep}}}`);
     // A call of the real function with a __proto__ key inside its parameters reaches the flow as plain data.
-    emulator.sendStatus(A, `C {"uuid":"${A}","functionId":"F","functionParameters":{"dataObject":"ok","__proto__":{"value":"polluted"}}}`);
+    emulator.sendStatus(
+      A,
+      `C {"uuid":"${A}","functionId":"F","functionParameters":{"dataObject":"ok","__proto__":{"value":"polluted"}}}`,
+    );
     await until(() => calls.length === 1, 'the legitimate call');
     const state = await helper.request().get('/msb-config/cfg/state').expect(200);
     assert.strictEqual(state.body.counts.rejected, 6, 'four unknown parameters, two too deep');
@@ -151,7 +201,18 @@ describe('msb durable event cache and hostile input in Node-RED', function () {
   });
 
   it('a stalled MSB: "no answer from the MSB, reconnecting" on every node; the cached event is held, then delivered', async () => {
-    await helper.load(nodes, [...flow({ pingInterval: 0.2 }), { id: 'plain', type: 'msb-event-out', service: 'cfg', eventId: 'N', dataType: 'int32', priority: 'LOW', cached: false }]);
+    await helper.load(nodes, [
+      ...flow({ pingInterval: 0.2 }),
+      {
+        id: 'plain',
+        type: 'msb-event-out',
+        service: 'cfg',
+        eventId: 'N',
+        dataType: 'int32',
+        priority: 'LOW',
+        cached: false,
+      },
+    ]);
     await until(() => lastStatus('ev')?.text === 'msb.status.registered', 'registered');
     let done = 0;
     const errors: string[] = [];
@@ -160,7 +221,8 @@ describe('msb durable event cache and hostile input in Node-RED', function () {
     emulator.stall(true);
     node('ev').receive({ payload: 1 });
     // With a cached event the counts follow the reason (translated at runtime); the reason comes first.
-    const noAnswer = (id: string): boolean => /^(msb\.status\.noAnswer|no answer from the MSB, reconnecting)/.test(lastStatus(id)?.text ?? '');
+    const noAnswer = (id: string): boolean =>
+      /^(msb\.status\.noAnswer|no answer from the MSB, reconnecting)/.test(lastStatus(id)?.text ?? '');
     await until(() => noAnswer('ev') && noAnswer('plain'), 'no answer on every node').catch((err) => {
       throw new Error(`${(err as Error).message}: ${JSON.stringify(lastStatus('ev'))}`);
     });
@@ -173,15 +235,29 @@ describe('msb durable event cache and hostile input in Node-RED', function () {
 
   it('an unreachable MSB is warned once, not once per retry', async () => {
     await helper.load(nodes, flow({ url: 'ws://127.0.0.1:1' }));
-    const unreachable = (): number => node('ev').status.getCalls().filter((c) => c.thisValue === node('ev') && /unreachable|not reachable/.test(String((c.args[0] as { text?: string }).text))).length;
+    const unreachable = (): number =>
+      node('ev')
+        .status.getCalls()
+        .filter(
+          (c) =>
+            c.thisValue === node('ev') &&
+            /unreachable|not reachable/.test(String((c.args[0] as { text?: string }).text)),
+        ).length;
     await until(() => unreachable() >= 2, 'two failed attempts');
-    assert.strictEqual(warnings('cfg').filter((w) => /127\.0\.0\.1:1|warn\.disconnected/.test(w)).length, 1, warnings('cfg').join('\n'));
+    assert.strictEqual(
+      warnings('cfg').filter((w) => /127\.0\.0\.1:1|warn\.disconnected/.test(w)).length,
+      1,
+      warnings('cfg').join('\n'),
+    );
   });
 
   it('an URL without a scheme is named on every node of the service, and events fail with it', async () => {
     const f = flow({ url: '127.0.0.1:8085' });
     await helper.load(nodes, f);
-    await until(() => lastStatus('ev')?.text === 'msb.status.badUrl' && lastStatus('fn')?.text === 'msb.status.badUrl', 'status on every node');
+    await until(
+      () => lastStatus('ev')?.text === 'msb.status.badUrl' && lastStatus('fn')?.text === 'msb.status.badUrl',
+      'status on every node',
+    );
     const errors: string[] = [];
     node('errors').on('input', (msg) => errors.push(String((msg.error as { message: string }).message)));
     node('ev').receive({ payload: 1 });

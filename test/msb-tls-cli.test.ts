@@ -9,8 +9,11 @@ import { compileSelfDescription, MsbClient, MsbClientOptions, MsbEmulator } from
 import { poller } from './support/until';
 import { skipBecause } from './support/skip';
 
- 
-const nodes = [require('../nodes/msb/msb-config'), require('../nodes/msb/msb-event-out'), require('@node-red/nodes/core/network/05-tls.js')];
+const nodes = [
+  require('../nodes/msb/msb-config'),
+  require('../nodes/msb/msb-event-out'),
+  require('@node-red/nodes/core/network/05-tls.js'),
+];
 helper.init(require.resolve('node-red'));
 
 const UUID = '22222222-3333-4444-8555-666666666666';
@@ -34,8 +37,27 @@ describe('msb TLS', function () {
   before(function () {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'busbar-msb-tls-'));
     try {
-      execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=localhost',
-        '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1', '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem')], { stdio: 'ignore' });
+      execFileSync(
+        'openssl',
+        [
+          'req',
+          '-x509',
+          '-newkey',
+          'rsa:2048',
+          '-nodes',
+          '-days',
+          '1',
+          '-subj',
+          '/CN=localhost',
+          '-addext',
+          'subjectAltName=DNS:localhost,IP:127.0.0.1',
+          '-keyout',
+          path.join(dir, 'key.pem'),
+          '-out',
+          path.join(dir, 'cert.pem'),
+        ],
+        { stdio: 'ignore' },
+      );
     } catch {
       skipBecause(this, 'no openssl to make a self-signed certificate');
     }
@@ -89,8 +111,27 @@ describe('msb-config with a core tls-config node', function () {
   before(async function () {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'busbar-msb-tlsnode-'));
     try {
-      execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=localhost',
-        '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1', '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem')], { stdio: 'ignore' });
+      execFileSync(
+        'openssl',
+        [
+          'req',
+          '-x509',
+          '-newkey',
+          'rsa:2048',
+          '-nodes',
+          '-days',
+          '1',
+          '-subj',
+          '/CN=localhost',
+          '-addext',
+          'subjectAltName=DNS:localhost,IP:127.0.0.1',
+          '-keyout',
+          path.join(dir, 'key.pem'),
+          '-out',
+          path.join(dir, 'cert.pem'),
+        ],
+        { stdio: 'ignore' },
+      );
     } catch {
       skipBecause(this, 'no openssl to make a self-signed certificate');
     }
@@ -112,9 +153,39 @@ describe('msb-config with a core tls-config node', function () {
   });
 
   const flow = (tlsId: string, verify: boolean) => [
-    { id: tlsId, type: 'tls-config', cert: '', key: '', ca: '', verifyservercert: verify, servername: '', alpnprotocol: '' },
-    { id: 'cfg', type: 'msb-config', name: 'tls service', uuid: UUID, url, sockJs: true, tls: tlsId, allowUnverifiedTls: false, autoReconnect: false, reconnectInterval: 3, eventCacheSize: 10, parameters: [] },
-    { id: 'ev', type: 'msb-event-out', service: 'cfg', eventId: 'E', dataType: 'string', priority: 'LOW', cached: false },
+    {
+      id: tlsId,
+      type: 'tls-config',
+      cert: '',
+      key: '',
+      ca: '',
+      verifyservercert: verify,
+      servername: '',
+      alpnprotocol: '',
+    },
+    {
+      id: 'cfg',
+      type: 'msb-config',
+      name: 'tls service',
+      uuid: UUID,
+      url,
+      sockJs: true,
+      tls: tlsId,
+      allowUnverifiedTls: false,
+      autoReconnect: false,
+      reconnectInterval: 3,
+      eventCacheSize: 10,
+      parameters: [],
+    },
+    {
+      id: 'ev',
+      type: 'msb-event-out',
+      service: 'cfg',
+      eventId: 'E',
+      dataType: 'string',
+      priority: 'LOW',
+      cached: false,
+    },
   ];
 
   it('passes the tls-config CA through and registers with verification on', async () => {
@@ -124,8 +195,16 @@ describe('msb-config with a core tls-config node', function () {
 
   it('without the CA the same service is refused (verification stays on)', async () => {
     await helper.load(nodes, flow('tls', true), { tls: {} });
-    const cfg = helper.getNode('cfg') as unknown as { warn: { getCalls(): Array<{ thisValue: unknown; args: unknown[] }> } };
-    await until(() => cfg.warn.getCalls().some((c) => c.thisValue === cfg && /msb-config\.warn\.disconnected/.test(String(c.args[0]))), 'the refusal warning');
+    const cfg = helper.getNode('cfg') as unknown as {
+      warn: { getCalls(): Array<{ thisValue: unknown; args: unknown[] }> };
+    };
+    await until(
+      () =>
+        cfg.warn
+          .getCalls()
+          .some((c) => c.thisValue === cfg && /msb-config\.warn\.disconnected/.test(String(c.args[0]))),
+      'the refusal warning',
+    );
     assert.strictEqual(emulator.services().size, 0);
   });
 });
@@ -133,7 +212,9 @@ describe('msb-config with a core tls-config node', function () {
 describe('busbar-msb-emulator CLI', () => {
   it('starts on the requested port with the demo flows and serves a client', async () => {
     const cli = path.join(__dirname, '..', 'src', 'msb', 'emulator-cli.js');
-    const child = spawn(process.execPath, [cli, '--port', '0', '--demo', '--quiet'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [cli, '--port', '0', '--demo', '--quiet'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     try {
       let out = '';
       child.stdout.on('data', (d: Buffer) => (out += d.toString()));
@@ -154,8 +235,19 @@ describe('busbar-msb-emulator CLI', () => {
     const cli = path.join(__dirname, '..', 'src', 'msb', 'emulator-cli.js');
     const file = path.join(os.tmpdir(), `busbar-msb-flows-${process.pid}.json`);
     const target = '33333333-4444-4555-8666-777777777777';
-    fs.writeFileSync(file, JSON.stringify([{ source: { uuid: UUID, eventId: 'GO' }, target: { uuid: target, functionId: 'RUN' }, mapping: [{ from: '/dataObject', to: '/speed' }] }]));
-    const child = spawn(process.execPath, [cli, '--port', '0', '--flows', file, '--quiet'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    fs.writeFileSync(
+      file,
+      JSON.stringify([
+        {
+          source: { uuid: UUID, eventId: 'GO' },
+          target: { uuid: target, functionId: 'RUN' },
+          mapping: [{ from: '/dataObject', to: '/speed' }],
+        },
+      ]),
+    );
+    const child = spawn(process.execPath, [cli, '--port', '0', '--flows', file, '--quiet'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     const clients: MsbClient[] = [];
     try {
       let out = '';
@@ -164,9 +256,21 @@ describe('busbar-msb-emulator CLI', () => {
       assert.match(out, /1 integration flow\(s\)/);
       const url = /listening on (ws:\/\/127\.0\.0\.1:\d+)/.exec(out)?.[1] as string;
       const source = new MsbClient({ url, autoReconnect: false });
-      source.setSelfDescription(compileSelfDescription({ uuid: UUID, name: 'source', serviceClass: 'Application' }, [{ eventId: 'GO', dataFormat: { kind: 'simple', type: 'int32' } }], []));
+      source.setSelfDescription(
+        compileSelfDescription(
+          { uuid: UUID, name: 'source', serviceClass: 'Application' },
+          [{ eventId: 'GO', dataFormat: { kind: 'simple', type: 'int32' } }],
+          [],
+        ),
+      );
       const sink = new MsbClient({ url, autoReconnect: false });
-      sink.setSelfDescription(compileSelfDescription({ uuid: target, name: 'sink', serviceClass: 'SmartObject' }, [], [{ functionId: 'RUN', dataFormat: { kind: 'none' } }]));
+      sink.setSelfDescription(
+        compileSelfDescription(
+          { uuid: target, name: 'sink', serviceClass: 'SmartObject' },
+          [],
+          [{ functionId: 'RUN', dataFormat: { kind: 'none' } }],
+        ),
+      );
       clients.push(source, sink);
       const calls: unknown[] = [];
       sink.on('call', (call) => calls.push(call.functionParameters));

@@ -29,7 +29,10 @@ const LOCALES = ['en-US', 'de'];
 
 /** Types the core palette offers, from node-red's own editor files, parsed the same way. */
 function coreTypes(): Set<string> {
-  const coreDir = path.join(path.dirname(require.resolve('@node-red/nodes/package.json', { paths: [packageRoot] })), 'core');
+  const coreDir = path.join(
+    path.dirname(require.resolve('@node-red/nodes/package.json', { paths: [packageRoot] })),
+    'core',
+  );
   const out = new Set<string>(['tab', 'group', 'subflow', 'junction', 'global-config', 'unknown']);
   const visit = (dir: string): void => {
     for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
@@ -90,15 +93,27 @@ describe('Flow Library scorecard (offline rules)', () => {
     // Our lowest Node.js must satisfy every runtime dependency's engines.node (else the package claims too much) ...
     for (const dep of Object.keys(pkg.dependencies ?? {})) {
       // Read from node_modules directly: aedes' "exports" does not export its package.json.
-      const depPkg = JSON.parse(fs.readFileSync(path.join(packageRoot, 'node_modules', dep, 'package.json'), 'utf8')) as {
+      const depPkg = JSON.parse(
+        fs.readFileSync(path.join(packageRoot, 'node_modules', dep, 'package.json'), 'utf8'),
+      ) as {
         engines?: { node?: string };
       };
       const need = depPkg.engines?.node;
-      if (need) assert.ok(semver.satisfies(min.version, need), `${dep} needs Node.js ${need}; engines.node ${ours} allows ${min.version}`);
+      if (need)
+        assert.ok(
+          semver.satisfies(min.version, need),
+          `${dep} needs Node.js ${need}; engines.node ${ours} allows ${min.version}`,
+        );
     }
     // ... and Node-RED itself must run there.
-    assert.ok(semver.satisfies(min.version, nodeRedPkg.engines.node), `Node-RED needs ${nodeRedPkg.engines.node}; engines.node allows ${min.version}`);
-    assert.ok(semver.satisfies(process.versions.node, ours), `this Node.js ${process.versions.node} is outside engines.node ${ours}`);
+    assert.ok(
+      semver.satisfies(min.version, nodeRedPkg.engines.node),
+      `Node-RED needs ${nodeRedPkg.engines.node}; engines.node allows ${min.version}`,
+    );
+    assert.ok(
+      semver.satisfies(process.versions.node, ours),
+      `this Node.js ${process.versions.node} is outside engines.node ${ours}`,
+    );
   });
 
   it('D01 has at most 6 runtime dependencies, node-red not among them', () => {
@@ -127,30 +142,33 @@ describe('Node types declared in package.json node-red.nodes', () => {
     for (const [set, js] of Object.entries(sets)) assert.strictEqual(js, `dist/nodes/${set}/${set}.js`);
   });
 
-  it('registers every type under its old name, each in its own bus\'s set', () => {
-    assert.deepStrictEqual(
-      types.map((t) => `${t.set}/${t.type}`).sort(),
-      [
-        'apigear/apigear-client',
-        'apigear/apigear-service',
-        'mbus/mbus-config',
-        'mbus/mbus-entity',
-        'mbus/mbus-rpc',
-        'msb/msb-config',
-        'msb/msb-event-out',
-        'msb/msb-function-in',
-        'sg/sg-app',
-        'sg/sg-broker',
-        'sg/sg-resource',
-      ],
-    );
+  it("registers every type under its old name, each in its own bus's set", () => {
+    assert.deepStrictEqual(types.map((t) => `${t.set}/${t.type}`).sort(), [
+      'apigear/apigear-client',
+      'apigear/apigear-service',
+      'mbus/mbus-config',
+      'mbus/mbus-entity',
+      'mbus/mbus-rpc',
+      'msb/msb-config',
+      'msb/msb-event-out',
+      'msb/msb-function-in',
+      'sg/sg-app',
+      'sg/sg-broker',
+      'sg/sg-resource',
+    ]);
   });
 
   for (const t of types) {
     describe(t.type, () => {
       it('has a compiled .js and an editor .html beside it', () => {
-        assert.ok(fs.existsSync(t.js), `${path.relative(packageRoot, t.js)} missing (is nodes/${t.set}/${t.set}.ts built?)`);
-        assert.ok(fs.existsSync(t.html), `${path.relative(packageRoot, t.html)} missing (nodes/${t.set}/${t.set}.html?)`);
+        assert.ok(
+          fs.existsSync(t.js),
+          `${path.relative(packageRoot, t.js)} missing (is nodes/${t.set}/${t.set}.ts built?)`,
+        );
+        assert.ok(
+          fs.existsSync(t.html),
+          `${path.relative(packageRoot, t.html)} missing (nodes/${t.set}/${t.set}.html?)`,
+        );
       });
 
       it("has a literal RED.nodes.registerType('<type>', {…}) in a text/javascript script", () => {
@@ -193,7 +211,10 @@ describe('Node types declared in package.json node-red.nodes', () => {
           assert.ok(fs.existsSync(helpFile), `nodes/${t.set}/locales/${lang}/${t.set}.html missing`);
           assert.ok(fs.existsSync(catalogFile), `nodes/${t.set}/locales/${lang}/${t.set}.json missing`);
           const help = fs.readFileSync(helpFile, 'utf8');
-          assert.ok(namedBlocks(help, 'data-help-name').includes(t.type), `${lang} help has no data-help-name="${t.type}"`);
+          assert.ok(
+            namedBlocks(help, 'data-help-name').includes(t.type),
+            `${lang} help has no data-help-name="${t.type}"`,
+          );
           const catalog = JSON.parse(fs.readFileSync(catalogFile, 'utf8')) as Record<string, unknown>;
           assert.ok(Object.keys(catalog).length > 0, `${lang} catalog is empty`);
         });
@@ -236,7 +257,8 @@ describe('Examples', () => {
         }
         for (const n of flow) {
           for (const port of n.wires ?? []) {
-            for (const target of port) assert.ok(ids.has(target), `${n.type} ${n.id} is wired to missing node ${target}`);
+            for (const target of port)
+              assert.ok(ids.has(target), `${n.type} ${n.id} is wired to missing node ${target}`);
           }
           if (n.z) assert.ok(ids.has(n.z), `${n.type} ${n.id} is on missing tab/subflow ${n.z}`);
         }
@@ -254,7 +276,7 @@ describe('Examples', () => {
         }
       });
 
-      it('uses only this package\'s and core node types, and explains itself in a comment node', () => {
+      it("uses only this package's and core node types, and explains itself in a comment node", () => {
         const flow = readExample(rel);
         const foreign = [...new Set(flow.map((n) => n.type))].filter((t) => !ours.has(t) && !core.has(t));
         assert.deepStrictEqual(foreign, [], `third-party or unknown node types: ${foreign.join(', ')}`);

@@ -106,15 +106,30 @@ describe('resolveEndpoint', () => {
   it('maps protocol versions to the wire protocol id and level', () => {
     const base = { host: 'gw.local', port: 1883, keepalive: 10, clean: true };
     assert.deepStrictEqual(
-      [resolveEndpoint({ ...base, protocol: '3.1' }), resolveEndpoint({ ...base, protocol: '3.1.1' }), resolveEndpoint({ ...base, protocol: '5' })].map(
-        (e) => [e.options.protocolId, e.options.protocolVersion],
-      ),
-      [['MQIsdp', 3], ['MQTT', 4], ['MQTT', 5]],
+      [
+        resolveEndpoint({ ...base, protocol: '3.1' }),
+        resolveEndpoint({ ...base, protocol: '3.1.1' }),
+        resolveEndpoint({ ...base, protocol: '5' }),
+      ].map((e) => [e.options.protocolId, e.options.protocolVersion]),
+      [
+        ['MQIsdp', 3],
+        ['MQTT', 4],
+        ['MQTT', 5],
+      ],
     );
   });
 
   it('uses mqtts with TLS 1.2 or later and verifies the server by default', () => {
-    const e = resolveEndpoint({ host: 'gw.local', port: 8883, protocol: '3.1.1', keepalive: 10, clean: false, username: 'u', password: 'p', tls: { ca: 'CA' } });
+    const e = resolveEndpoint({
+      host: 'gw.local',
+      port: 8883,
+      protocol: '3.1.1',
+      keepalive: 10,
+      clean: false,
+      username: 'u',
+      password: 'p',
+      tls: { ca: 'CA' },
+    });
     assert.strictEqual(e.url, 'mqtts://gw.local:8883');
     assert.strictEqual((e.options as { minVersion?: string }).minVersion, 'TLSv1.2');
     assert.strictEqual(e.options.rejectUnauthorized, true);
@@ -125,8 +140,14 @@ describe('resolveEndpoint', () => {
   });
 
   it('rejects a host given as URL and a port out of range, naming the field', () => {
-    assert.throws(() => resolveEndpoint({ host: 'mqtt://x', port: 1883, protocol: '3.1.1', keepalive: 10, clean: true }), /host/);
-    assert.throws(() => resolveEndpoint({ host: 'x', port: 70000, protocol: '3.1.1', keepalive: 10, clean: true }), /port/);
+    assert.throws(
+      () => resolveEndpoint({ host: 'mqtt://x', port: 1883, protocol: '3.1.1', keepalive: 10, clean: true }),
+      /host/,
+    );
+    assert.throws(
+      () => resolveEndpoint({ host: 'x', port: 70000, protocol: '3.1.1', keepalive: 10, clean: true }),
+      /port/,
+    );
   });
 });
 
@@ -145,7 +166,13 @@ describe('sg-broker node', () => {
     assert.strictEqual(options.protocolVersion, 4);
     assert.strictEqual(options.keepalive, 10);
     // What an ApiGear node does: same endpoint, MQTT v5.
-    const v5 = await mqtt.connectAsync(url, { ...options, protocolId: 'MQTT', protocolVersion: 5, clientId: 'apigear-test', reconnectPeriod: 0 });
+    const v5 = await mqtt.connectAsync(url, {
+      ...options,
+      protocolId: 'MQTT',
+      protocolVersion: 5,
+      clientId: 'apigear-test',
+      reconnectPeriod: 0,
+    });
     await v5.endAsync();
     await broker.release(user, false);
     assert.strictEqual(await refused(url), false, 'a restarted user keeps the broker');
@@ -196,7 +223,8 @@ describe('sg-broker node', () => {
     ];
     await load(sgNodes, flow);
     type Watched = { status: { args: Array<[{ fill?: string }]> } };
-    const green = (id: string): boolean => (helper.getNode(id) as unknown as Watched).status.args.at(-1)?.[0].fill === 'green';
+    const green = (id: string): boolean =>
+      (helper.getNode(id) as unknown as Watched).status.args.at(-1)?.[0].fill === 'green';
     await waitFor(() => green('r1') && green('r2'), 'both resources connected');
     assert.strictEqual(SharedEmbeddedBroker.holders(port), 2, 'one broker, held by both sg-brokers');
     // Both resources are on the same broker: a subscriber there sees the presence of each.
@@ -204,10 +232,16 @@ describe('sg-broker node', () => {
     const watcher = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { reconnectPeriod: 0 });
     watcher.on('message', (topic) => seen.add(topic));
     await watcher.subscribeAsync('resourceavailable/+/presence');
-    await waitFor(() => seen.has('resourceavailable/shared_one/presence') && seen.has('resourceavailable/shared_two/presence'), 'both presences');
+    await waitFor(
+      () => seen.has('resourceavailable/shared_one/presence') && seen.has('resourceavailable/shared_two/presence'),
+      'both presences',
+    );
 
     // Deploy without b2 and its resource (a "modified nodes" deploy, as the editor does): b1 keeps the broker.
-    await helper.setFlows(flow.filter((n) => n.id === 'b1' || n.id === 'r1') as Parameters<typeof helper.setFlows>[0], 'nodes');
+    await helper.setFlows(
+      flow.filter((n) => n.id === 'b1' || n.id === 'r1') as Parameters<typeof helper.setFlows>[0],
+      'nodes',
+    );
     assert.strictEqual(SharedEmbeddedBroker.holders(port), 1);
     assert.strictEqual(watcher.connected, true, 'the broker kept running for b1');
     assert.strictEqual(green('r1'), true);
@@ -222,14 +256,34 @@ describe('sg-broker node', () => {
   it('resolves an external broker with credentials and protocol 3.1', async () => {
     await load(
       sgBroker,
-      [{ id: 'b2', type: 'sg-broker', mode: 'external', host: 'mosquitto.local', port: 1999, protocol: '3.1', keepalive: 30, qos: 0, clean: false }],
+      [
+        {
+          id: 'b2',
+          type: 'sg-broker',
+          mode: 'external',
+          host: 'mosquitto.local',
+          port: 1999,
+          protocol: '3.1',
+          keepalive: 30,
+          qos: 0,
+          clean: false,
+        },
+      ],
       { b2: { user: 'alice', password: 'secret' } },
     );
     const broker = helper.getNode('b2') as unknown as SgBrokerNode;
     const { url, options } = await broker.endpoint(user);
     assert.strictEqual(url, 'mqtt://mosquitto.local:1999');
     assert.deepStrictEqual(
-      [options.protocolId, options.protocolVersion, options.keepalive, options.clean, options.username, options.password, broker.qos],
+      [
+        options.protocolId,
+        options.protocolVersion,
+        options.keepalive,
+        options.clean,
+        options.username,
+        options.password,
+        broker.qos,
+      ],
       ['MQIsdp', 3, 30, false, 'alice', 'secret', 0],
     );
     await broker.release(user, true);

@@ -26,10 +26,18 @@ describe('sg editor files', () => {
       const script = /<script type="text\/javascript">([\s\S]*?)<\/script>/.exec(html)?.[1] ?? '';
       assert.ok(script.includes(`RED.nodes.registerType('${type}', {`), 'literal registerType with an inline object');
       let registered: { category?: string; color?: string; icon?: string; defaults?: object } | undefined;
-      const RED = { nodes: { registerType: (_t: string, def: typeof registered) => (registered = def) }, _: (k: string) => k, validators: {} };
+      const RED = {
+        nodes: { registerType: (_t: string, def: typeof registered) => (registered = def) },
+        _: (k: string) => k,
+        validators: {},
+      };
       new Function('RED', '$', script)(RED, () => undefined);
       assert.ok(registered?.defaults);
-      if (type !== 'sg-broker') assert.deepStrictEqual([registered?.category, registered?.color, registered?.icon], ['Secure Gateway', '#C0DEED', 'busbar-sg.svg']);
+      if (type !== 'sg-broker')
+        assert.deepStrictEqual(
+          [registered?.category, registered?.color, registered?.icon],
+          ['Secure Gateway', '#C0DEED', 'busbar-sg.svg'],
+        );
       assert.ok(html.includes(`data-template-name="${type}"`));
     });
 
@@ -60,7 +68,13 @@ describe('sg-resource plan preview and examples', () => {
     const res = await helper
       .request()
       .post('/sg-resource/plan')
-      .send({ resource: 'taxisignservice', commands: [{ signal: 'state', echo: true, echoRetained: true, defaultValue: 'False' }], data: [], qos: 1, clean: true })
+      .send({
+        resource: 'taxisignservice',
+        commands: [{ signal: 'state', echo: true, echoRetained: true, defaultValue: 'False' }],
+        data: [],
+        qos: 1,
+        clean: true,
+      })
       .expect(200);
     const body = res.body as { lines: string[]; warnings: string[] };
     assert.deepStrictEqual(body.lines, [
@@ -76,14 +90,28 @@ describe('sg-resource plan preview and examples', () => {
 
   it('POST /sg-resource/plan also returns catalog keys, so the dialog translates the preview and its warnings', async () => {
     await load(sgNodes, []);
-    const post = async (body: object): Promise<{ warnings: string[]; steps: Array<{ key: string; args: Record<string, unknown> }>; issues?: Array<{ key: string; args: Record<string, unknown> }> }> =>
-      (await helper.request().post('/sg-resource/plan').send(body).expect(200)).body;
-    const ok = await post({ resource: 'taxisignservice', commands: [{ signal: 'state', echo: false, defaultValue: null }], data: [{ signal: 'fare', retained: false, defaultValue: '8' }], qos: 2, clean: false });
+    const post = async (
+      body: object,
+    ): Promise<{
+      warnings: string[];
+      steps: Array<{ key: string; args: Record<string, unknown> }>;
+      issues?: Array<{ key: string; args: Record<string, unknown> }>;
+    }> => (await helper.request().post('/sg-resource/plan').send(body).expect(200)).body;
+    const ok = await post({
+      resource: 'taxisignservice',
+      commands: [{ signal: 'state', echo: false, defaultValue: null }],
+      data: [{ signal: 'fare', retained: false, defaultValue: '8' }],
+      qos: 2,
+      clean: false,
+    });
     assert.deepStrictEqual(ok.steps, [
       { key: 'client-id', args: { id: 'taxisignservice' } },
       { key: 'will', args: { topic: 'resourceavailable/taxisignservice/presence', payload: 'False', qos: 2 } },
       { key: 'subscribe', args: { topic: 'command/taxisignservice/state', qos: 2 } },
-      { key: 'publish-retained', args: { topic: 'resourceavailable/taxisignservice/presence', payload: 'True', qos: 2 } },
+      {
+        key: 'publish-retained',
+        args: { topic: 'resourceavailable/taxisignservice/presence', payload: 'True', qos: 2 },
+      },
       { key: 'publish-retained', args: { topic: 'dataavailable/taxisignservice/fare', payload: 'True', qos: 2 } },
       { key: 'publish', args: { topic: 'data/taxisignservice/fare', payload: '8', qos: 2 } },
       { key: 'publish-retained', args: { topic: 'commandavailable/taxisignservice/state', payload: 'True', qos: 2 } },
@@ -107,7 +135,20 @@ describe('sg-resource plan preview and examples', () => {
     // Every key the endpoint can send has a text in both catalogs.
     for (const lang of ['en-US', 'de']) {
       const catalog = JSON.parse(fs.readFileSync(sourceFiles.catalog('sg-resource', lang), 'utf8'))['sg-resource'].plan;
-      for (const key of ['client-id', 'will', 'no-will', 'subscribe', 'publish', 'publish-retained', 'name-empty', 'name-bad', 'data-bad', 'command-bad', 'twice', 'echo-and-data']) {
+      for (const key of [
+        'client-id',
+        'will',
+        'no-will',
+        'subscribe',
+        'publish',
+        'publish-retained',
+        'name-empty',
+        'name-bad',
+        'data-bad',
+        'command-bad',
+        'twice',
+        'echo-and-data',
+      ]) {
         assert.ok(typeof catalog[key] === 'string', `${lang} sg-resource.plan.${key}`);
       }
     }
@@ -115,7 +156,8 @@ describe('sg-resource plan preview and examples', () => {
 
   it('the Taxi app example turns the taxi sign on and off through the embedded broker', async () => {
     // The app and the sign are two examples on the same embedded broker config node (as in the npm start demo).
-    const read = (file: string): Array<Record<string, unknown>> => JSON.parse(fs.readFileSync(path.join(root, 'examples', 'sg', file), 'utf8'));
+    const read = (file: string): Array<Record<string, unknown>> =>
+      JSON.parse(fs.readFileSync(path.join(root, 'examples', 'sg', file), 'utf8'));
     const sign = read('Taxi sign resource.json');
     const flow = [...read('Taxi app.json'), ...sign.filter((n) => n.type !== 'sg-broker')];
     for (const n of flow) {
@@ -125,9 +167,14 @@ describe('sg-resource plan preview and examples', () => {
     await load([...coreInjectFunctionDebug, ...(sgNodes as unknown as never[])] as never, flow);
     const debug = flow.find((n) => n.type === 'helper')?.id as string;
     const seen: NodeMessage[] = [];
-    (helper.getNode(debug) as unknown as { on(e: 'input', l: (m: NodeMessage) => void): void }).on('input', (m) => seen.push(m));
+    (helper.getNode(debug) as unknown as { on(e: 'input', l: (m: NodeMessage) => void): void }).on('input', (m) =>
+      seen.push(m),
+    );
     const until = poller(8000, 10);
-    await until(() => seen.some((m) => m.messagetype === 'resourceavailable' && m.payload === true), 'the resource is available');
+    await until(
+      () => seen.some((m) => m.messagetype === 'resourceavailable' && m.payload === true),
+      'the resource is available',
+    );
     await until(() => seen.some((m) => m.messagetype === 'data' && m.payload === 'False'), 'the sign starts off');
     const inject = (name: string): void => {
       const id = flow.find((n) => n.type === 'inject' && n.name === name)?.id as string;
@@ -136,6 +183,9 @@ describe('sg-resource plan preview and examples', () => {
     inject('sign on');
     await until(() => seen.some((m) => m.messagetype === 'data' && m.payload === 'True'), 'the sign turned on');
     inject('sign off');
-    await until(() => seen.filter((m) => m.messagetype === 'data' && m.payload === 'False').length === 2, 'the sign turned off again');
+    await until(
+      () => seen.filter((m) => m.messagetype === 'data' && m.payload === 'False').length === 2,
+      'the sign turned off again',
+    );
   });
 });

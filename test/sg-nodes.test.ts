@@ -9,7 +9,16 @@ import helper from 'node-red-node-test-helper';
 import { until } from './support/until';
 import type { NodeMessage } from '../nodes/lib/red';
 import { coreTls, load, sgNodes } from './lib/nodes';
-import { clearRetained, clearUsedNames, KillableProxy, Observer, Seen, startTestBroker, TestBroker, uniqueName } from './lib/mqtt-peer';
+import {
+  clearRetained,
+  clearUsedNames,
+  KillableProxy,
+  Observer,
+  Seen,
+  startTestBroker,
+  TestBroker,
+  uniqueName,
+} from './lib/mqtt-peer';
 import { testLoopCommands, testLoopData } from './support/sg-testloop';
 
 helper.init(require.resolve('node-red'));
@@ -38,7 +47,10 @@ function collect(id: string): { msgs: NodeMessage[]; next(count: number, ms?: nu
     msgs,
     next: (count, ms = 5000) =>
       new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`expected ${count} msgs on ${id}, got ${JSON.stringify(msgs)}`)), ms);
+        const timer = setTimeout(
+          () => reject(new Error(`expected ${count} msgs on ${id}, got ${JSON.stringify(msgs)}`)),
+          ms,
+        );
         const check = (): void => {
           if (msgs.length >= count) {
             clearTimeout(timer);
@@ -200,7 +212,12 @@ describe('sg-resource and sg-app on a broker', function () {
     );
     // An empty command is delivered as '' and echoed as a zero-length payload (spec §5).
     const echoes = await observer.waitFor(() => true, 4);
-    assert.deepStrictEqual(echoes.map(line), [`data/${name}/state padded q1 r0`, `data/${name}/mode A q1 r0`, `data/${name}/mode B q1 r0`, `data/${name}/state  q1 r0`]);
+    assert.deepStrictEqual(echoes.map(line), [
+      `data/${name}/state padded q1 r0`,
+      `data/${name}/mode A q1 r0`,
+      `data/${name}/mode B q1 r0`,
+      `data/${name}/state  q1 r0`,
+    ]);
     await app.close();
   });
 
@@ -211,7 +228,16 @@ describe('sg-resource and sg-app on a broker', function () {
       brokerNode(),
       taxisign(name, {
         answerTimeout: 300,
-        commands: [{ signal: 'state', echo: true, echoRetained: true, defaultValue: 'False', changeOnly: false, echoAnswer: true }],
+        commands: [
+          {
+            signal: 'state',
+            echo: true,
+            echoRetained: true,
+            defaultValue: 'False',
+            changeOnly: false,
+            echoAnswer: true,
+          },
+        ],
       }),
       { id: 'out', type: 'helper' },
     ]);
@@ -227,7 +253,10 @@ describe('sg-resource and sg-app on a broker', function () {
     await observer.publish(`command/${name}/state`, 'off');
     await out.next(2);
     await waitUntil(() => node('res').warn.args.some((a) => String(a[0]).includes('no answer')), 'timeout warning');
-    assert.deepStrictEqual(observer.seen.map((s) => s.payload), ['False', 'True']);
+    assert.deepStrictEqual(
+      observer.seen.map((s) => s.payload),
+      ['False', 'True'],
+    );
   });
 
   it('publishes declared data as Python str() and rejects undeclared signals and missing payloads catchably', async () => {
@@ -236,7 +265,16 @@ describe('sg-resource and sg-app on a broker', function () {
     await load(sgNodes, [
       { id: 'f1', type: 'tab' },
       brokerNode(),
-      { ...taxisign(name, { commands: [], data: [{ signal: 'counter', defaultValue: null, retained: false }, { signal: 'on', defaultValue: null, retained: true }] }), z: 'f1' },
+      {
+        ...taxisign(name, {
+          commands: [],
+          data: [
+            { signal: 'counter', defaultValue: null, retained: false },
+            { signal: 'on', defaultValue: null, retained: true },
+          ],
+        }),
+        z: 'f1',
+      },
       { id: 'out', type: 'helper', z: 'f1' },
       { id: 'catcher', type: 'catch', scope: null, uncaught: false, wires: [['caught']], z: 'f1' },
       { id: 'caught', type: 'helper', z: 'f1' },
@@ -256,7 +294,11 @@ describe('sg-resource and sg-app on a broker', function () {
     assert.match(messages[0] ?? '', /"missing" is not a declared data signal/);
     assert.match(messages[1] ?? '', /sg\.error\.noPayload/);
     const seen = await observer.waitFor(() => true, 3);
-    assert.deepStrictEqual(seen.map(line), [`data/${name}/counter 3.5 q1 r0`, `data/${name}/on True q1 r1`, `data/${name}/counter 1e-05 q1 r0`]);
+    assert.deepStrictEqual(seen.map(line), [
+      `data/${name}/counter 3.5 q1 r0`,
+      `data/${name}/on True q1 r1`,
+      `data/${name}/counter 1e-05 q1 r0`,
+    ]);
   });
 
   it('after an abrupt connection loss the broker publishes the will, and the reconnect re-sends the latest values (§4.3, §4.5)', async () => {
@@ -324,7 +366,17 @@ describe('sg-resource and sg-app on a broker', function () {
     await observer.subscribe([`+/${res}/#`, `+/${app}/#`]);
     await load(sgNodes, [
       brokerNode(),
-      { id: 'proxied', type: 'sg-broker', mode: 'external', host: broker.host, port: proxy.port, protocol: '3.1.1', qos: 1, clean: true, keepalive: 10 },
+      {
+        id: 'proxied',
+        type: 'sg-broker',
+        mode: 'external',
+        host: broker.host,
+        port: proxy.port,
+        protocol: '3.1.1',
+        qos: 1,
+        clean: true,
+        keepalive: 10,
+      },
       taxisign(res),
       { id: 'out', type: 'helper' },
       {
@@ -343,7 +395,10 @@ describe('sg-resource and sg-app on a broker', function () {
     const appout = collect('appout');
     const first = await appout.next(2);
     const byType = (msgs: NodeMessage[], t: string): NodeMessage | undefined => msgs.find((m) => m.messagetype === t);
-    await waitUntil(() => appout.msgs.some((m) => m.messagetype === 'resourceavailable' && m.payload === true), 'presence True');
+    await waitUntil(
+      () => appout.msgs.some((m) => m.messagetype === 'resourceavailable' && m.payload === true),
+      'presence True',
+    );
     assert.deepStrictEqual(first.length, 2);
     node('app').receive({ topic: `${res}/state`, payload: true });
     await waitUntil(() => appout.msgs.some((m) => m.messagetype === 'data' && m.payload === 'True'), 'echo True');
@@ -366,7 +421,13 @@ describe('sg-resource and sg-app on a broker', function () {
 
   it('drops invalid UTF-8 with a warning and keeps working', async () => {
     const name = uniqueName('res');
-    await load(sgNodes, [brokerNode(), taxisign(name, { commands: [{ signal: 'state', echo: false, echoRetained: false, defaultValue: null, changeOnly: false }] }), { id: 'out', type: 'helper' }]);
+    await load(sgNodes, [
+      brokerNode(),
+      taxisign(name, {
+        commands: [{ signal: 'state', echo: false, echoRetained: false, defaultValue: null, changeOnly: false }],
+      }),
+      { id: 'out', type: 'helper' },
+    ]);
     const out = collect('out');
     await observer.subscribe(`resourceavailable/${name}/presence`);
     await observer.waitFor((s) => s.payload === 'True');
@@ -380,23 +441,38 @@ describe('sg-resource and sg-app on a broker', function () {
   it('a redeploy that adds a signal announces only what is new, without dropping presence', async () => {
     const name = uniqueName('res');
     await observer.subscribe(`+/${name}/#`);
-    const flow = [{ id: 'f1', type: 'tab' }, { ...brokerNode(), z: 'f1' }, { ...taxisign(name), z: 'f1' }, { id: 'out', type: 'helper', z: 'f1' }];
+    const flow = [
+      { id: 'f1', type: 'tab' },
+      { ...brokerNode(), z: 'f1' },
+      { ...taxisign(name), z: 'f1' },
+      { id: 'out', type: 'helper', z: 'f1' },
+    ];
     await load(sgNodes, flow);
     await observer.waitFor((s) => s.topic === `data/${name}/state`);
     observer.clear();
     const changed = flow.map((n) =>
-      (n as { id: string }).id === 'res' ? { ...n, data: [{ signal: 'counter', defaultValue: '0', retained: false }] } : n,
+      (n as { id: string }).id === 'res'
+        ? { ...n, data: [{ signal: 'counter', defaultValue: '0', retained: false }] }
+        : n,
     );
     await (helper as unknown as { setFlows(f: object[], t: string): Promise<void> }).setFlows(changed, 'nodes');
     await observer.waitFor((s) => s.topic === `data/${name}/counter`);
-    assert.deepStrictEqual(observer.seen.map(line), [`dataavailable/${name}/counter True q1 r1`, `data/${name}/counter 0 q1 r0`]);
+    assert.deepStrictEqual(observer.seen.map(line), [
+      `dataavailable/${name}/counter True q1 r1`,
+      `data/${name}/counter 0 q1 r0`,
+    ]);
   });
 
   it('renaming a resource stops the old identity cleanly and starts the new one', async () => {
     const oldName = uniqueName('old');
     const newName = uniqueName('new');
     await observer.subscribe([`resourceavailable/${oldName}/presence`, `resourceavailable/${newName}/presence`]);
-    const flow = [{ id: 'f1', type: 'tab' }, { ...brokerNode(), z: 'f1' }, { ...taxisign(oldName), z: 'f1' }, { id: 'out', type: 'helper', z: 'f1' }];
+    const flow = [
+      { id: 'f1', type: 'tab' },
+      { ...brokerNode(), z: 'f1' },
+      { ...taxisign(oldName), z: 'f1' },
+      { id: 'out', type: 'helper', z: 'f1' },
+    ];
     await load(sgNodes, flow);
     await observer.waitFor((s) => s.payload === 'True');
     const renamed = flow.map((n) => ((n as { id: string }).id === 'res' ? { ...n, resource: newName } : n));
@@ -410,8 +486,22 @@ describe('sg-resource and sg-app on a broker', function () {
     await observer.subscribe(`+/${name}/#`);
     await load(sgNodes, [
       brokerNode(),
-      { id: 'r1', type: 'sg-resource', broker: 'broker', resource: name, commands: [{ signal: 'a', echo: false, echoRetained: false, defaultValue: null, changeOnly: false }], wires: [['o1']] },
-      { id: 'r2', type: 'sg-resource', broker: 'broker', resource: name, commands: [{ signal: 'b', echo: false, echoRetained: false, defaultValue: null, changeOnly: false }], wires: [['o2']] },
+      {
+        id: 'r1',
+        type: 'sg-resource',
+        broker: 'broker',
+        resource: name,
+        commands: [{ signal: 'a', echo: false, echoRetained: false, defaultValue: null, changeOnly: false }],
+        wires: [['o1']],
+      },
+      {
+        id: 'r2',
+        type: 'sg-resource',
+        broker: 'broker',
+        resource: name,
+        commands: [{ signal: 'b', echo: false, echoRetained: false, defaultValue: null, changeOnly: false }],
+        wires: [['o2']],
+      },
       { id: 'o1', type: 'helper' },
       { id: 'o2', type: 'helper' },
     ]);
@@ -425,8 +515,14 @@ describe('sg-resource and sg-app on a broker', function () {
     ]);
     await observer.publish(`command/${name}/b`, '2');
     await observer.publish(`command/${name}/a`, '1');
-    assert.deepStrictEqual((await o1.next(1)).map((m) => m.payload), ['1']);
-    assert.deepStrictEqual((await o2.next(1)).map((m) => m.payload), ['2']);
+    assert.deepStrictEqual(
+      (await o1.next(1)).map((m) => m.payload),
+      ['1'],
+    );
+    assert.deepStrictEqual(
+      (await o2.next(1)).map((m) => m.payload),
+      ['2'],
+    );
     assert.strictEqual(o1.msgs.length + o2.msgs.length, 2);
   });
 
@@ -448,7 +544,10 @@ describe('sg-resource and sg-app on a broker', function () {
       { id: 'appout', type: 'helper' },
     ]);
     const out = collect('appout');
-    await waitUntil(() => node('app').warn.args.some((a) => /service "\+" contains/.test(String(a[0]))), 'wildcard warning');
+    await waitUntil(
+      () => node('app').warn.args.some((a) => /service "\+" contains/.test(String(a[0]))),
+      'wildcard warning',
+    );
     // The valid subscription is live: a retained value arrives after subscribing.
     await observer.publish(`data/${res}/state`, 'on', true);
     const [msg] = await out.next(1);
@@ -466,22 +565,33 @@ describe('sg-resource and sg-app on a broker', function () {
   it('connects through a core tls-config node with TLS 1.2+, verifying the server certificate', async () => {
     const dir = path.join(__dirname, '..', '..', 'test', 'fixtures', 'tls');
     const protocols: string[] = [];
-    const server = tls.createServer({ key: fs.readFileSync(path.join(dir, 'server.key')), cert: fs.readFileSync(path.join(dir, 'server.crt')) }, (socket) => {
-      protocols.push(String(socket.getProtocol()));
-      const upstream = net.connect(broker.port, broker.host);
-      socket.pipe(upstream);
-      upstream.pipe(socket);
-      socket.on('error', () => upstream.destroy());
-      upstream.on('error', () => socket.destroy());
-      socket.on('close', () => upstream.destroy());
-    });
+    const server = tls.createServer(
+      { key: fs.readFileSync(path.join(dir, 'server.key')), cert: fs.readFileSync(path.join(dir, 'server.crt')) },
+      (socket) => {
+        protocols.push(String(socket.getProtocol()));
+        const upstream = net.connect(broker.port, broker.host);
+        socket.pipe(upstream);
+        upstream.pipe(socket);
+        socket.on('error', () => upstream.destroy());
+        upstream.on('error', () => socket.destroy());
+        socket.on('close', () => upstream.destroy());
+      },
+    );
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const port = (server.address() as net.AddressInfo).port;
     try {
       const name = uniqueName('taxisignservice');
       await observer.subscribe(`resourceavailable/${name}/presence`);
       await load([coreTls, ...(sgNodes as unknown as never[])] as never, [
-        { id: 'tls', type: 'tls-config', cert: '', key: '', ca: path.join(dir, 'server.crt'), verifyservercert: true, servername: '' },
+        {
+          id: 'tls',
+          type: 'tls-config',
+          cert: '',
+          key: '',
+          ca: path.join(dir, 'server.crt'),
+          verifyservercert: true,
+          servername: '',
+        },
         brokerNode(port, { host: 'localhost', tls: 'tls' }),
         taxisign(name),
         { id: 'out', type: 'helper' },
@@ -511,7 +621,14 @@ describe('sg-resource and sg-app on a broker', function () {
       brokerNode(),
       taxisign(name),
       { id: 'out', type: 'helper' },
-      { id: 'app', type: 'sg-app', broker: 'broker', app: name, subscriptions: [{ type: 'data', service: other, signal: 'temp' }], wires: [['appout']] },
+      {
+        id: 'app',
+        type: 'sg-app',
+        broker: 'broker',
+        app: name,
+        subscriptions: [{ type: 'data', service: other, signal: 'temp' }],
+        wires: [['appout']],
+      },
       { id: 'appout', type: 'helper' },
     ]);
     const appout = collect('appout');

@@ -1,6 +1,16 @@
 // The sg plan compiler and Python value semantics, against the known answers of spec/sg.md (§3, §4.2, §5, §6).
 import assert from 'assert';
-import { clientIdFor, compilePlan, describePlan, Publication, SgDeclaration, startupSequence, stopPublication, subscriptionsOf, willFor } from '../src/sg/plan';
+import {
+  clientIdFor,
+  compilePlan,
+  describePlan,
+  Publication,
+  SgDeclaration,
+  startupSequence,
+  stopPublication,
+  subscriptionsOf,
+  willFor,
+} from '../src/sg/plan';
 import { decodeUtf8, pythonFloat, pythonStr, pythonStrip } from '../src/sg/python';
 import { testLoopCommands, testLoopData } from './support/sg-testloop';
 
@@ -24,7 +34,12 @@ describe('sg plan compiler', () => {
   it('taxisignservice: subscribe, will, client id and the observed startup burst (§3.1, §4.2)', () => {
     const plan = compilePlan('taxisignservice', [taxisign]);
     assert.deepStrictEqual(subscriptionsOf(plan), ['command/taxisignservice/state']);
-    assert.deepStrictEqual(willFor(plan, 1), { topic: 'resourceavailable/taxisignservice/presence', payload: 'False', qos: 1, retain: true });
+    assert.deepStrictEqual(willFor(plan, 1), {
+      topic: 'resourceavailable/taxisignservice/presence',
+      payload: 'False',
+      qos: 1,
+      retain: true,
+    });
     assert.strictEqual(clientIdFor(plan.name, true, 18392), 'taxisignservice-18392');
     assert.strictEqual(clientIdFor(plan.name, false, 18392), 'taxisignservice');
     assert.deepStrictEqual(wire(startupSequence(plan, 1)), [
@@ -33,7 +48,12 @@ describe('sg plan compiler', () => {
       'dataavailable/taxisignservice/state True q1 r1',
       'data/taxisignservice/state False q1 r1',
     ]);
-    assert.deepStrictEqual(stopPublication(plan), { topic: 'resourceavailable/taxisignservice/presence', payload: 'False', qos: 1, retain: true });
+    assert.deepStrictEqual(stopPublication(plan), {
+      topic: 'resourceavailable/taxisignservice/presence',
+      payload: 'False',
+      qos: 1,
+      retain: true,
+    });
   });
 
   it('testLoop: data, echoed commands and a command without echo (§4.2)', () => {
@@ -62,7 +82,10 @@ describe('sg plan compiler', () => {
 
   it('re-sends the latest value instead of the default, and only where a default was registered (§4.3)', () => {
     const plan = compilePlan('testresource', [testLoop]);
-    const latest: Record<string, string> = { 'data/testresource/teststate4': '3.5', 'data/testresource/teststate2': 'x' };
+    const latest: Record<string, string> = {
+      'data/testresource/teststate4': '3.5',
+      'data/testresource/teststate2': 'x',
+    };
     const seq = wire(startupSequence(plan, 1, (topic) => latest[topic]));
     assert.ok(seq.includes('data/testresource/teststate4 3.5 q1 r0'));
     assert.ok(seq.includes('data/testresource/teststate2 x q1 r0'));
@@ -82,13 +105,20 @@ describe('sg plan compiler', () => {
     ]);
     assert.strictEqual(willFor(plan, 1), undefined);
     assert.deepStrictEqual(startupSequence(plan, 1), []);
-    assert.deepStrictEqual(subscriptionsOf(plan), ['resourceavailable/taxisignservice/presence', 'data/taxisignservice/state']);
+    assert.deepStrictEqual(subscriptionsOf(plan), [
+      'resourceavailable/taxisignservice/presence',
+      'data/taxisignservice/state',
+    ]);
   });
 
   it('merges declarations of nodes sharing a name in registration order; the later one overwrites in place', () => {
     const plan = compilePlan('svc', [
       { owner: 'a', role: 'app', subscriptions: [{ kind: 'data', service: 'other', signal: 'x', changeOnly: false }] },
-      { owner: 'b', role: 'resource', commands: [{ signal: 'c', echo: false, echoRetained: false, defaultValue: null, changeOnly: false }] },
+      {
+        owner: 'b',
+        role: 'resource',
+        commands: [{ signal: 'c', echo: false, echoRetained: false, defaultValue: null, changeOnly: false }],
+      },
       { owner: 'c', role: 'app', subscriptions: [{ kind: 'data', service: 'other', signal: 'x', changeOnly: true }] },
     ]);
     assert.strictEqual(plan.resource, true);
@@ -138,13 +168,36 @@ describe('Python semantics', () => {
 
   it('formats values as str() does (§6)', () => {
     assert.deepStrictEqual(
-      [true, false, 8, 27.1, 3.5, 2.5500000000000003, 1e16, 1e-5, 0.0001, -0.5, 1e22, NaN, -Infinity, 'on'].map((v) => pythonStr(v)),
-      ['True', 'False', '8', '27.1', '3.5', '2.5500000000000003', '1e+16', '1e-05', '0.0001', '-0.5', '1e+22', 'nan', '-inf', 'on'],
+      [true, false, 8, 27.1, 3.5, 2.5500000000000003, 1e16, 1e-5, 0.0001, -0.5, 1e22, NaN, -Infinity, 'on'].map((v) =>
+        pythonStr(v),
+      ),
+      [
+        'True',
+        'False',
+        '8',
+        '27.1',
+        '3.5',
+        '2.5500000000000003',
+        '1e+16',
+        '1e-05',
+        '0.0001',
+        '-0.5',
+        '1e+22',
+        'nan',
+        '-inf',
+        'on',
+      ],
     );
-    assert.deepStrictEqual([1, 8, 1e16, 1234567890123456].map((v) => pythonStr(v, { numbers: 'float' })), ['1.0', '8.0', '1e+16', '1234567890123456.0']);
+    assert.deepStrictEqual(
+      [1, 8, 1e16, 1234567890123456].map((v) => pythonStr(v, { numbers: 'float' })),
+      ['1.0', '8.0', '1e+16', '1234567890123456.0'],
+    );
     assert.strictEqual(pythonFloat(123.456e-10), '1.23456e-08');
     assert.strictEqual(pythonStr({ a: 1, b: [true, null, 'x'] }), '{"a":1,"b":[true,null,"x"]}');
-    assert.strictEqual(pythonStr({ a: 1, b: [true, null, "it's"] }, { objects: 'python' }), `{'a': 1, 'b': [True, None, "it's"]}`);
+    assert.strictEqual(
+      pythonStr({ a: 1, b: [true, null, "it's"] }, { objects: 'python' }),
+      `{'a': 1, 'b': [True, None, "it's"]}`,
+    );
   });
 
   it('rejects invalid UTF-8 instead of replacing it', () => {

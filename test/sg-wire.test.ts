@@ -18,7 +18,8 @@ async function captureServer(): Promise<{ port: number; first: Promise<Buffer>; 
     socket.on('data', (chunk: Buffer) => {
       data = Buffer.concat([data, chunk]);
       // fixed header: type byte + one-byte remaining length (the packets here are < 128 bytes)
-      if (data.length >= 2 && data.length >= 2 + (data[1] as number)) resolveFirst(data.subarray(0, 2 + (data[1] as number)));
+      if (data.length >= 2 && data.length >= 2 + (data[1] as number))
+        resolveFirst(data.subarray(0, 2 + (data[1] as number)));
     });
     socket.on('error', () => undefined);
   });
@@ -40,7 +41,12 @@ function str(s: string): Buffer {
 }
 
 /** CONNECT as spec §3.1 lays it out byte by byte. */
-function sgframeworkConnect(clientId: string, will?: { topic: string; payload: string }, clean = true, willQos = 1): Buffer {
+function sgframeworkConnect(
+  clientId: string,
+  will?: { topic: string; payload: string },
+  clean = true,
+  willQos = 1,
+): Buffer {
   // will retain 0x20 | will QoS << 3 | will 0x04 | clean session 0x02
   const flags = (will ? 0x20 | (willQos << 3) | 0x04 : 0) | (clean ? 0x02 : 0);
   const body = Buffer.concat([
@@ -61,10 +67,30 @@ describe('sg CONNECT packets on the wire', () => {
     const capture = await captureServer();
     try {
       await load(sgNodes, [
-        { id: 'b', type: 'sg-broker', mode: 'external', host: '127.0.0.1', port: capture.port, protocol: '3.1', keepalive: 10, qos: 1, clean: true },
-        { id: 'r', type: 'sg-resource', broker: 'b', resource: 'taxisignservice', commands: [{ signal: 'state', echo: true, echoRetained: true, defaultValue: 'False' }], wires: [[]] },
+        {
+          id: 'b',
+          type: 'sg-broker',
+          mode: 'external',
+          host: '127.0.0.1',
+          port: capture.port,
+          protocol: '3.1',
+          keepalive: 10,
+          qos: 1,
+          clean: true,
+        },
+        {
+          id: 'r',
+          type: 'sg-resource',
+          broker: 'b',
+          resource: 'taxisignservice',
+          commands: [{ signal: 'state', echo: true, echoRetained: true, defaultValue: 'False' }],
+          wires: [[]],
+        },
       ]);
-      const expected = sgframeworkConnect(`taxisignservice-${process.pid}`, { topic: 'resourceavailable/taxisignservice/presence', payload: 'False' });
+      const expected = sgframeworkConnect(`taxisignservice-${process.pid}`, {
+        topic: 'resourceavailable/taxisignservice/presence',
+        payload: 'False',
+      });
       assert.strictEqual((await capture.first).toString('hex'), expected.toString('hex'));
     } finally {
       await capture.close();
@@ -72,14 +98,32 @@ describe('sg CONNECT packets on the wire', () => {
   });
 
   it('without clean session the client id is the plain name (flags 0x2c); QoS 0 gives a QoS 0 will (0x26)', async () => {
-    for (const [clean, qos, name] of [[false, 1, 'edgeres'], [true, 0, 'qos0res']] as const) {
+    for (const [clean, qos, name] of [
+      [false, 1, 'edgeres'],
+      [true, 0, 'qos0res'],
+    ] as const) {
       const capture = await captureServer();
       try {
         await load(sgNodes, [
-          { id: 'b', type: 'sg-broker', mode: 'external', host: '127.0.0.1', port: capture.port, protocol: '3.1', keepalive: 10, qos, clean },
+          {
+            id: 'b',
+            type: 'sg-broker',
+            mode: 'external',
+            host: '127.0.0.1',
+            port: capture.port,
+            protocol: '3.1',
+            keepalive: 10,
+            qos,
+            clean,
+          },
           { id: 'r', type: 'sg-resource', broker: 'b', resource: name, commands: [], data: [], wires: [[]] },
         ]);
-        const expected = sgframeworkConnect(clean ? `${name}-${process.pid}` : name, { topic: `resourceavailable/${name}/presence`, payload: 'False' }, clean, qos);
+        const expected = sgframeworkConnect(
+          clean ? `${name}-${process.pid}` : name,
+          { topic: `resourceavailable/${name}/presence`, payload: 'False' },
+          clean,
+          qos,
+        );
         assert.strictEqual((await capture.first).toString('hex'), expected.toString('hex'));
       } finally {
         await helper.unload();
@@ -92,10 +136,30 @@ describe('sg CONNECT packets on the wire', () => {
     const capture = await captureServer();
     try {
       await load(sgNodes, [
-        { id: 'b', type: 'sg-broker', mode: 'external', host: '127.0.0.1', port: capture.port, protocol: '3.1', keepalive: 10, qos: 1, clean: true },
-        { id: 'a', type: 'sg-app', broker: 'b', app: 'taxiapp', subscriptions: [{ type: 'data', service: 'taxisignservice', signal: 'state' }], wires: [[]] },
+        {
+          id: 'b',
+          type: 'sg-broker',
+          mode: 'external',
+          host: '127.0.0.1',
+          port: capture.port,
+          protocol: '3.1',
+          keepalive: 10,
+          qos: 1,
+          clean: true,
+        },
+        {
+          id: 'a',
+          type: 'sg-app',
+          broker: 'b',
+          app: 'taxiapp',
+          subscriptions: [{ type: 'data', service: 'taxisignservice', signal: 'state' }],
+          wires: [[]],
+        },
       ]);
-      assert.strictEqual((await capture.first).toString('hex'), sgframeworkConnect(`taxiapp-${process.pid}`).toString('hex'));
+      assert.strictEqual(
+        (await capture.first).toString('hex'),
+        sgframeworkConnect(`taxiapp-${process.pid}`).toString('hex'),
+      );
     } finally {
       await capture.close();
     }

@@ -47,16 +47,28 @@ describe('npm start (scripts/start.js)', () => {
   it("writes the demo on the first start, keeps the user's flows later, rebuilds on --reset", () => {
     const userDir = path.join(tmp, 'ud');
     const flowFile = path.join(userDir, 'flows.json');
-    assert.strictEqual(quietly(() => start.prepareUserDir(userDir)), 'written');
+    assert.strictEqual(
+      quietly(() => start.prepareUserDir(userDir)),
+      'written',
+    );
     const demo = JSON.parse(fs.readFileSync(flowFile, 'utf8')) as FlowNode[];
     assert.strictEqual(demo.length > 0, exampleFiles().length > 0);
     fs.writeFileSync(flowFile, '[{"id":"mine","type":"tab","label":"my edits"}]');
-    assert.strictEqual(quietly(() => start.prepareUserDir(userDir)), 'kept');
+    assert.strictEqual(
+      quietly(() => start.prepareUserDir(userDir)),
+      'kept',
+    );
     assert.match(fs.readFileSync(flowFile, 'utf8'), /my edits/);
-    assert.strictEqual(quietly(() => start.prepareUserDir(userDir, 'reset')), 'reset');
+    assert.strictEqual(
+      quietly(() => start.prepareUserDir(userDir, 'reset')),
+      'reset',
+    );
     assert.match(fs.readFileSync(`${flowFile}.before-reset`, 'utf8'), /my edits/);
     assert.doesNotMatch(fs.readFileSync(flowFile, 'utf8'), /my edits/);
-    assert.strictEqual(quietly(() => start.prepareUserDir(userDir, 'none')), 'emptied');
+    assert.strictEqual(
+      quietly(() => start.prepareUserDir(userDir, 'none')),
+      'emptied',
+    );
     assert.deepStrictEqual(JSON.parse(fs.readFileSync(flowFile, 'utf8')), []);
   });
 
@@ -69,12 +81,17 @@ describe('npm start (scripts/start.js)', () => {
     }
     const tabs = flows.filter((n) => n.type === 'tab');
     assert.ok(tabs.length >= exampleFiles().length, `${tabs.length} tabs for ${exampleFiles().length} examples`);
-    const configTypes = new Set(nodeTypes().filter((t) => t.definition?.category === 'config').map((t) => t.type));
+    const configTypes = new Set(
+      nodeTypes()
+        .filter((t) => t.definition?.category === 'config')
+        .map((t) => t.type),
+    );
     for (const n of flows) {
       if (n.type === 'tab' || configTypes.has(n.type)) continue;
       assert.ok(n.z && ids.has(n.z), `${n.type} ${n.id} is on no tab`);
       assert.ok(typeof n.x === 'number' && typeof n.y === 'number', `${n.type} ${n.id} has no position`);
-      for (const port of n.wires ?? []) for (const t of port) assert.ok(ids.has(t), `${n.type} ${n.id} wired to missing ${t}`);
+      for (const port of n.wires ?? [])
+        for (const t of port) assert.ok(ids.has(t), `${n.type} ${n.id} wired to missing ${t}`);
     }
     // Every property that named a node in the example names a node in the demo (config refs were remapped).
     const exampleIds = new Set<string>();
@@ -111,18 +128,41 @@ describe('npm start (scripts/start.js)', () => {
         seen.add(k);
       }
     };
-    const of = (type: string, key: (n: FlowNode) => unknown): string[] => flows.filter((n) => n.type === type).map((n) => String(key(n)));
-    once('sg-resource', of('sg-resource', (n) => `${n.broker}/${n.resource}`));
-    once('sg-app', of('sg-app', (n) => `${n.broker}/${n.app}`));
-    once('msb-config uuid', of('msb-config', (n) => n.uuid));
-    once('mbus-config address', of('mbus-config', (n) => JSON.stringify(n.addressElements)));
-    once('apigear-service', of('apigear-service', (n) => `${n.broker}/${n.interface}`));
-    once('embedded sg-broker port', of('sg-broker', (n) => (n.mode === 'external' ? n.id : n.embeddedPort)));
+    const of = (type: string, key: (n: FlowNode) => unknown): string[] =>
+      flows.filter((n) => n.type === type).map((n) => String(key(n)));
+    once(
+      'sg-resource',
+      of('sg-resource', (n) => `${n.broker}/${n.resource}`),
+    );
+    once(
+      'sg-app',
+      of('sg-app', (n) => `${n.broker}/${n.app}`),
+    );
+    once(
+      'msb-config uuid',
+      of('msb-config', (n) => n.uuid),
+    );
+    once(
+      'mbus-config address',
+      of('mbus-config', (n) => JSON.stringify(n.addressElements)),
+    );
+    once(
+      'apigear-service',
+      of('apigear-service', (n) => `${n.broker}/${n.interface}`),
+    );
+    once(
+      'embedded sg-broker port',
+      of('sg-broker', (n) => (n.mode === 'external' ? n.id : n.embeddedPort)),
+    );
   });
 });
 
 describe('examples, as a newcomer meets them', () => {
-  const configTypes = new Set(nodeTypes().filter((t) => t.definition?.category === 'config').map((t) => t.type));
+  const configTypes = new Set(
+    nodeTypes()
+      .filter((t) => t.definition?.category === 'config')
+      .map((t) => t.type),
+  );
   configTypes.add('tls-config');
   for (const rel of exampleFiles()) {
     const flow = JSON.parse(fs.readFileSync(path.join(packageRoot, 'examples', rel), 'utf8')) as FlowNode[];
@@ -131,17 +171,27 @@ describe('examples, as a newcomer meets them', () => {
       const tabs = flow.filter((n) => n.type === 'tab');
       assert.strictEqual(tabs.length, 1, 'one tab');
       const loose = flow.filter((n) => n.type !== 'tab' && !configTypes.has(n.type) && n.z !== tabs[0].id);
-      assert.deepStrictEqual(loose.map((n) => `${n.type} ${n.id}`), [], 'flow nodes not on the tab (an admin-API deploy would not start them)');
+      assert.deepStrictEqual(
+        loose.map((n) => `${n.type} ${n.id}`),
+        [],
+        'flow nodes not on the tab (an admin-API deploy would not start them)',
+      );
     });
 
     it(`${rel}: names every node, so the debug sidebar shows names and not ids`, () => {
       const unnamed = flow.filter((n) => n.type !== 'tab' && !String(n.name ?? '').trim());
-      assert.deepStrictEqual(unnamed.map((n) => `${n.type} ${n.id}`), []);
+      assert.deepStrictEqual(
+        unnamed.map((n) => `${n.type} ${n.id}`),
+        [],
+      );
     });
 
     it(`${rel}: repeats injects at most once a minute, so the debug sidebar stays readable`, () => {
       const fast = flow.filter((n) => n.type === 'inject' && String(n.repeat ?? '') !== '' && Number(n.repeat) < 60);
-      assert.deepStrictEqual(fast.map((n) => `${n.name}: every ${n.repeat} s`), []);
+      assert.deepStrictEqual(
+        fast.map((n) => `${n.name}: every ${n.repeat} s`),
+        [],
+      );
     });
   }
 });
@@ -168,6 +218,9 @@ describe('npm start demo flow builder', () => {
     assert.strictEqual(users.length, 3);
     assert.strictEqual(users[0].server, users[1].server, 'A and B share their identical config node');
     assert.notStrictEqual(users[0].server, users[2].server, 'C keeps its own');
-    assert.deepStrictEqual(flows.filter((n) => n.type === 'tab').map((t) => t.label), ['A', 'B', 'C']);
+    assert.deepStrictEqual(
+      flows.filter((n) => n.type === 'tab').map((t) => t.label),
+      ['A', 'B', 'C'],
+    );
   });
 });

@@ -30,16 +30,26 @@ export = function (RED: NodeAPI): void {
       connection = openClient(node, broker, clientIdOf(RED, node, config, 'nr-apigear-cli'), (client) => {
         // The id really used (unique in this Node-RED) is the one in the reply topics.
         core = new ApiGearClient(plan, client, { clientId: client.clientId, qos: qosOf(config.qos), timeoutMs });
-        core.on('ready', (g) => node.status(Status.connected(g.grantedQos < g.requestedQos ? 'apigear-client.status.qos-limited' : undefined)));
+        core.on('ready', (g) =>
+          node.status(
+            Status.connected(g.grantedQos < g.requestedQos ? 'apigear-client.status.qos-limited' : undefined),
+          ),
+        );
         core.on('warning', (text) => node.warn(text));
         core.on('error', (err) => {
           node.status(Status.error('node-red:common.status.error'));
           node.error(err.message);
         });
-        core.on('property', (p) => node.send([{ topic: `prop/${p.property}`, property: p.property, payload: p.value }, null, null]));
+        core.on('property', (p) =>
+          node.send([{ topic: `prop/${p.property}`, property: p.property, payload: p.value }, null, null]),
+        );
         core.on('signal', (s) => {
           const params = plan.signals.get(s.signal)?.params ?? [];
-          node.send([null, { topic: `sig/${s.signal}`, signal: s.signal, payload: namedArgs(params, s.args), args: s.args }, null]);
+          node.send([
+            null,
+            { topic: `sig/${s.signal}`, signal: s.signal, payload: namedArgs(params, s.args), args: s.args },
+            null,
+          ]);
         });
         core.start();
       });
@@ -56,27 +66,49 @@ export = function (RED: NodeAPI): void {
       if (!target) return done(catalogError(RED, 'apigear-client.error.topic', {}, 'msg.topic'));
       const client = core;
       const plan = client.plan;
-      const verb = target.verb ?? (plan.properties.has(target.member) ? 'set' : plan.operations.has(target.member) ? 'rpc' : undefined);
+      const verb =
+        target.verb ??
+        (plan.properties.has(target.member) ? 'set' : plan.operations.has(target.member) ? 'rpc' : undefined);
       let work: Promise<void>;
       try {
         if (verb === 'set' || verb === 'prop') work = client.setProperty(target.member, msg.payload);
         else if (verb === 'rpc') {
           const op = plan.operations.get(target.member);
-          if (!op) throw catalogError(RED, 'apigear-client.error.noOperation', { interface: plan.interface, member: target.member, operations: [...plan.operations.keys()].join(', ') || '-' }, 'msg.topic');
+          if (!op)
+            throw catalogError(
+              RED,
+              'apigear-client.error.noOperation',
+              {
+                interface: plan.interface,
+                member: target.member,
+                operations: [...plan.operations.keys()].join(', ') || '-',
+              },
+              'msg.topic',
+            );
           const args = argsFromPayload(plan.interface, op.name, op.params, msg.payload);
           const msgTimeout = Number(msg.timeout);
-          work = client.invoke(op.name, args, Number.isFinite(msgTimeout) && msgTimeout > 0 ? msgTimeout : timeoutMs).then((result) => {
-            msg.payload = result;
-            msg.operation = op.name;
-            send([null, null, msg]);
-          });
+          work = client
+            .invoke(op.name, args, Number.isFinite(msgTimeout) && msgTimeout > 0 ? msgTimeout : timeoutMs)
+            .then((result) => {
+              msg.payload = result;
+              msg.operation = op.name;
+              send([null, null, msg]);
+            });
         } else {
-          throw catalogError(RED, 'apigear-client.error.noMember', { topic: JSON.stringify(msg.topic), interface: plan.interface }, 'msg.topic');
+          throw catalogError(
+            RED,
+            'apigear-client.error.noMember',
+            { topic: JSON.stringify(msg.topic), interface: plan.interface },
+            'msg.topic',
+          );
         }
       } catch (err) {
         return done(asError(err));
       }
-      work.then(() => done(), (err: unknown) => done(asError(err)));
+      work.then(
+        () => done(),
+        (err: unknown) => done(asError(err)),
+      );
     }
 
     node.on('close', (removed, done) => {

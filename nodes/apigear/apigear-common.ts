@@ -35,7 +35,8 @@ export function qosOf(value: unknown): QoS {
 /** Compiles the node's declaration; throws an error naming the declaration at fault. */
 export function planOf(RED: NodeAPI, def: ApiGearDef): InterfacePlan {
   let mod: Module;
-  if (def.source === 'members') mod = moduleFromMembers((def.module ?? '').trim(), (def.interface ?? '').trim(), def.members ?? []);
+  if (def.source === 'members')
+    mod = moduleFromMembers((def.module ?? '').trim(), (def.interface ?? '').trim(), def.members ?? []);
   else {
     if (!def.moduleYaml || !def.moduleYaml.trim()) throw catalogError(RED, 'apigear.error.noYaml', {}, 'moduleYaml');
     mod = parseModule(def.moduleYaml);
@@ -47,7 +48,8 @@ export function planOf(RED: NodeAPI, def: ApiGearDef): InterfacePlan {
 export function clientIdOf(RED: NodeAPI, node: Node, def: ApiGearDef, prefix: string): string {
   const id = (def.clientId ?? '').trim();
   // The id becomes a topic level of every reply topic, so it cannot hold MQTT separators or wildcards.
-  if (id && !/^[^\s+#/]{1,128}$/.test(id)) throw catalogError(RED, 'apigear.error.clientId', { id: JSON.stringify(id) }, 'clientId');
+  if (id && !/^[^\s+#/]{1,128}$/.test(id))
+    throw catalogError(RED, 'apigear.error.clientId', { id: JSON.stringify(id) }, 'clientId');
   return id || `${prefix}-${node.id.replace(/[^A-Za-z0-9_-]/g, '')}`;
 }
 
@@ -64,7 +66,8 @@ export function bytesOf(value: unknown): Buffer | undefined {
   if (value === undefined || value === null) return undefined;
   if (Buffer.isBuffer(value)) return value;
   if (value instanceof Uint8Array) return Buffer.from(value);
-  if (Array.isArray(value) && value.every((b) => Number.isInteger(b) && b >= 0 && b <= 255)) return Buffer.from(value as number[]);
+  if (Array.isArray(value) && value.every((b) => Number.isInteger(b) && b >= 0 && b <= 255))
+    return Buffer.from(value as number[]);
   const json = value as { type?: unknown; data?: unknown };
   if (json.type === 'Buffer' && Array.isArray(json.data)) return bytesOf(json.data);
   if (typeof value === 'string') return Buffer.from(value, 'utf8');
@@ -76,7 +79,12 @@ export function bytesOf(value: unknown): Buffer | undefined {
  * start, subscriptions left to the ApiGear core (it subscribes on every connect), the broker's reconnect policy and
  * offline queue. Its state becomes the node's status; a failure is logged once per change of reason.
  */
-export function openClient(node: Node, broker: SgBrokerNode, clientId: string, onReady: (client: ManagedMqttClient) => void): { client: ManagedMqttClient; close(removed: boolean): Promise<void> } {
+export function openClient(
+  node: Node,
+  broker: SgBrokerNode,
+  clientId: string,
+  onReady: (client: ManagedMqttClient) => void,
+): { client: ManagedMqttClient; close(removed: boolean): Promise<void> } {
   let removedFlag = true;
   const client = broker.mqttClient({
     owner: node.id,
@@ -132,8 +140,15 @@ export function summarise(mod: Module): InterfaceSummary {
     interfaces: mod.interfaces.map((i) => ({
       name: i.name,
       properties: i.properties.map((p) => ({ name: p.name, type: typeText(p), readonly: p.readonly })),
-      operations: i.operations.map((o) => ({ name: o.name, params: o.params.map((p) => `${p.name}: ${typeText(p)}`).join(', '), returns: typeText(o.return) })),
-      signals: i.signals.map((s) => ({ name: s.name, params: s.params.map((p) => `${p.name}: ${typeText(p)}`).join(', ') })),
+      operations: i.operations.map((o) => ({
+        name: o.name,
+        params: o.params.map((p) => `${p.name}: ${typeText(p)}`).join(', '),
+        returns: typeText(o.return),
+      })),
+      signals: i.signals.map((s) => ({
+        name: s.name,
+        params: s.params.map((p) => `${p.name}: ${typeText(p)}`).join(', '),
+      })),
     })),
   };
 }
@@ -145,15 +160,19 @@ const adminApps = new WeakSet<object>();
 export function registerAdmin(RED: NodeAPI): void {
   if (adminApps.has(RED.httpAdmin)) return;
   adminApps.add(RED.httpAdmin);
-  RED.httpAdmin.post('/busbar/apigear/module', RED.auth.needsPermission('apigear.read'), (req: AdminRequest, res: AdminResponse) => {
-    const body = req.body as { yaml?: unknown } | undefined;
-    try {
-      if (!body || typeof body.yaml !== 'string') throw catalogError(RED, 'apigear.error.noYamlSent', {}, 'yaml');
-      res.json(summarise(parseModule(body.yaml)));
-    } catch (err) {
-      res.status(400).json({ error: messageOf(err) });
-    }
-  });
+  RED.httpAdmin.post(
+    '/busbar/apigear/module',
+    RED.auth.needsPermission('apigear.read'),
+    (req: AdminRequest, res: AdminResponse) => {
+      const body = req.body as { yaml?: unknown } | undefined;
+      try {
+        if (!body || typeof body.yaml !== 'string') throw catalogError(RED, 'apigear.error.noYamlSent', {}, 'yaml');
+        res.json(summarise(parseModule(body.yaml)));
+      } catch (err) {
+        res.status(400).json({ error: messageOf(err) });
+      }
+    },
+  );
 }
 
 export type { Node, NodeAPI };

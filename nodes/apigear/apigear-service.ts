@@ -5,7 +5,17 @@ import { asError } from '../lib/red';
 import { ApiGearService, argsFromPayload, Call, namedArgs } from '../../src/apigear';
 import { Status } from '../lib/status';
 import { catalogError } from '../lib/errors';
-import { ApiGearDef, brokerOf, bytesOf, clientIdOf, openClient, planOf, qosOf, registerAdmin, topicOf } from './apigear-common';
+import {
+  ApiGearDef,
+  brokerOf,
+  bytesOf,
+  clientIdOf,
+  openClient,
+  planOf,
+  qosOf,
+  registerAdmin,
+  topicOf,
+} from './apigear-common';
 
 interface ServiceDef extends ApiGearDef {
   applySet?: boolean;
@@ -28,7 +38,11 @@ export = function (RED: NodeAPI): void {
       if (!broker) throw catalogError(RED, 'apigear.error.noBroker', {}, 'broker');
       connection = openClient(node, broker, clientIdOf(RED, node, config, 'nr-apigear-svc'), (client) => {
         service = new ApiGearService(plan, client, { qos: qosOf(config.qos), applySet: config.applySet !== false });
-        service.on('ready', (g) => node.status(Status.connected(g.grantedQos < g.requestedQos ? 'apigear-service.status.qos-limited' : undefined)));
+        service.on('ready', (g) =>
+          node.status(
+            Status.connected(g.grantedQos < g.requestedQos ? 'apigear-service.status.qos-limited' : undefined),
+          ),
+        );
         service.on('warning', (text) => node.warn(text));
         service.on('error', (err) => {
           node.status(Status.error('node-red:common.status.error'));
@@ -63,13 +77,27 @@ export = function (RED: NodeAPI): void {
       if (!service) return done(catalogError(RED, 'apigear.error.unavailable'));
       if (!target) return done(catalogError(RED, 'apigear-service.error.topic', {}, 'msg.topic'));
       const plan = service.plan;
-      const verb = target.verb ?? (plan.properties.has(target.member) ? 'prop' : plan.signals.has(target.member) ? 'sig' : plan.operations.has(target.member) ? 'rpc' : undefined);
+      const verb =
+        target.verb ??
+        (plan.properties.has(target.member)
+          ? 'prop'
+          : plan.signals.has(target.member)
+            ? 'sig'
+            : plan.operations.has(target.member)
+              ? 'rpc'
+              : undefined);
       let work: Promise<unknown>;
       try {
         if (verb === 'prop' || verb === 'set') work = service.setProperty(target.member, msg.payload);
         else if (verb === 'sig') {
           const sig = plan.signals.get(target.member);
-          if (!sig) throw catalogError(RED, 'apigear-service.error.noSignal', { interface: plan.interface, member: target.member, signals: [...plan.signals.keys()].join(', ') || '-' }, 'msg.topic');
+          if (!sig)
+            throw catalogError(
+              RED,
+              'apigear-service.error.noSignal',
+              { interface: plan.interface, member: target.member, signals: [...plan.signals.keys()].join(', ') || '-' },
+              'msg.topic',
+            );
           work = service.emitSignal(target.member, argsFromPayload(plan.interface, sig.name, sig.params, msg.payload));
         } else if (verb === 'rpc') {
           const call: Call = {
@@ -79,15 +107,24 @@ export = function (RED: NodeAPI): void {
             correlationData: bytesOf(msg.correlationData),
           };
           work = service.reply(call, msg.payload).then((answered) => {
-            if (!answered) node.warn(`${plan.interface}.${target.member}: the call carried no ResponseTopic, so no reply was sent`);
+            if (!answered)
+              node.warn(`${plan.interface}.${target.member}: the call carried no ResponseTopic, so no reply was sent`);
           });
         } else {
-          throw catalogError(RED, 'apigear-service.error.noMember', { topic: JSON.stringify(msg.topic), interface: plan.interface }, 'msg.topic');
+          throw catalogError(
+            RED,
+            'apigear-service.error.noMember',
+            { topic: JSON.stringify(msg.topic), interface: plan.interface },
+            'msg.topic',
+          );
         }
       } catch (err) {
         return done(asError(err));
       }
-      work.then(() => done(), (err: unknown) => done(asError(err)));
+      work.then(
+        () => done(),
+        (err: unknown) => done(asError(err)),
+      );
     }
 
     node.on('close', (removed, done) => {
@@ -97,7 +134,10 @@ export = function (RED: NodeAPI): void {
       // retained payload kills their network thread (Python) or the process (C++). Clearing is the user's opt-in.
       const cleared =
         removed && closing && config.clearRetained === true
-          ? Promise.race([closing.clearProperties().catch(() => undefined), new Promise<void>((resolve) => setTimeout(resolve, 2000).unref())])
+          ? Promise.race([
+              closing.clearProperties().catch(() => undefined),
+              new Promise<void>((resolve) => setTimeout(resolve, 2000).unref()),
+            ])
           : Promise.resolve();
       cleared
         .then(() => {

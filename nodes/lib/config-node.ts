@@ -22,7 +22,10 @@ export const noCounters = (): Counters => ({ sent: 0, received: 0, acknowledged:
 /** A flow node using a config node: it is shown the config node's status. */
 export type BusUser = PoolUser<NodeStatus>;
 
-export interface BusConfigNode<U extends BusUser = BusUser, Credentials = Record<string, string | undefined>> extends Node<Credentials> {
+export interface BusConfigNode<
+  U extends BusUser = BusUser,
+  Credentials = Record<string, string | undefined>,
+> extends Node<Credentials> {
   /** Adds a user; the first one starts the connection. The user is shown the current status at once. */
   register(user: U): void;
   /** Removes a user (from its close(removed)); the connection stops when the last user is removed. */
@@ -74,5 +77,10 @@ export class ConfigNodeState<U extends BusUser> {
 export function isBusConfigNode(node: unknown, type: string): node is BusConfigNode {
   if (typeof node !== 'object' || node === null) return false;
   const n = node as Partial<BusConfigNode>;
-  return n.type === type && typeof n.register === 'function' && typeof n.deregister === 'function' && typeof n.snapshot === 'function';
+  return (
+    n.type === type &&
+    typeof n.register === 'function' &&
+    typeof n.deregister === 'function' &&
+    typeof n.snapshot === 'function'
+  );
 }

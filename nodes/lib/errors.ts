@@ -25,7 +25,12 @@ export class NodeInputError extends Error {
 }
 
 /** An error from the catalog: `key` translated with `args`; `field` is the msg property or setting at fault. */
-export function catalogError(RED: NodeAPI, key: string, args: Record<string, unknown> = {}, field?: string): NodeInputError {
+export function catalogError(
+  RED: NodeAPI,
+  key: string,
+  args: Record<string, unknown> = {},
+  field?: string,
+): NodeInputError {
   return new NodeInputError(key, RED._(key, args), field);
 }
 

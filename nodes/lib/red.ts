@@ -77,7 +77,10 @@ export interface NodeAPI {
     generateId(): string;
   };
   settings: Record<string, unknown>;
-  events: { on(event: string, listener: (...args: unknown[]) => void): void; removeListener(event: string, listener: (...args: unknown[]) => void): void };
+  events: {
+    on(event: string, listener: (...args: unknown[]) => void): void;
+    removeListener(event: string, listener: (...args: unknown[]) => void): void;
+  };
   httpAdmin: {
     get(path: string, ...handlers: Array<(req: AdminRequest, res: AdminResponse, next?: () => void) => void>): void;
     post(path: string, ...handlers: Array<(req: AdminRequest, res: AdminResponse, next?: () => void) => void>): void;
@@ -113,5 +116,7 @@ export interface TlsConfigNode {
 }
 
 export function isTlsConfigNode(node: unknown): node is TlsConfigNode {
-  return typeof node === 'object' && node !== null && typeof (node as Partial<TlsConfigNode>).addTLSOptions === 'function';
+  return (
+    typeof node === 'object' && node !== null && typeof (node as Partial<TlsConfigNode>).addTLSOptions === 'function'
+  );
 }

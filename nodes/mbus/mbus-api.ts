@@ -20,7 +20,6 @@ export interface MbusConfigNode extends BusConfigNode<MbusUser, MbusCredentials>
   replyTo(handle: string, reply: RpcReply): Promise<boolean>;
 }
 
-
 export function isMbusConfigNode(node: unknown): node is MbusConfigNode {
   return isBusConfigNode(node, 'mbus-config');
 }

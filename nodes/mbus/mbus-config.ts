@@ -4,7 +4,19 @@ import { ConnectionPool } from '../../src/common/pool';
 import { ConfigNodeState, noCounters } from '../lib/config-node';
 import { RetryTimer } from '../../src/common/backoff';
 import { BurstCounter, ChangeWarner } from '../../src/common/warn';
-import { DEFAULTS, DEFAULT_TIMERS, Entity, MbusSettings, OpenFailure, RpcCall, RpcEndpoint, RpcHandler, entityOptions, isExampleKey, loadMbusFile } from '../../src/mbus';
+import {
+  DEFAULTS,
+  DEFAULT_TIMERS,
+  Entity,
+  MbusSettings,
+  OpenFailure,
+  RpcCall,
+  RpcEndpoint,
+  RpcHandler,
+  entityOptions,
+  isExampleKey,
+  loadMbusFile,
+} from '../../src/mbus';
 import { isMbusConfigNode, MbusConfigNode, MbusUser } from './mbus-api';
 import { asError, messageOf } from '../../src/common/guards';
 
@@ -18,7 +30,8 @@ const RETRY = { initialMs: 1000, maxMs: 30000 };
 
 export = function (RED: NodeAPI): void {
   // "1 peer" / "2 peers": the runtime picks the catalog key, so each language words both forms itself.
-  const peersText = (count: number): string => RED._(count === 1 ? 'mbus-config.status.peer' : 'mbus-config.status.peers', { count });
+  const peersText = (count: number): string =>
+    RED._(count === 1 ? 'mbus-config.status.peer' : 'mbus-config.status.peers', { count });
 
   RED.nodes.registerType(
     'mbus-config',
@@ -35,15 +48,26 @@ export = function (RED: NodeAPI): void {
       let latestEvicted = '';
       const counted = new BurstCounter((reason, count) => {
         if (reason === 'evicted') {
-          node.warn(RED._('mbus-config.warn.evicted', { count, max: node.entity?.maxPeers ?? 0, address: latestEvicted }));
+          node.warn(
+            RED._('mbus-config.warn.evicted', { count, max: node.entity?.maxPeers ?? 0, address: latestEvicted }),
+          );
           return;
         }
         const last = latestDrop.get(reason) ?? { detail: '', from: '' };
         const words = RED._(`mbus-config.dropReason.${reason}`);
-        node.warn(RED._(count === 1 ? 'mbus-config.warn.dropped' : 'mbus-config.warn.droppedMore', { count, reason: words, detail: last.detail, from: last.from }));
+        node.warn(
+          RED._(count === 1 ? 'mbus-config.warn.dropped' : 'mbus-config.warn.droppedMore', {
+            count,
+            reason: words,
+            detail: last.detail,
+            from: last.from,
+          }),
+        );
       }, WARN_INTERVAL_MS);
       const retry = new RetryTimer(RETRY);
-      const startWarner = new ChangeWarner((text) => node.warn(RED._('mbus-config.warn.startFailed', { reason: text })));
+      const startWarner = new ChangeWarner((text) =>
+        node.warn(RED._('mbus-config.warn.startFailed', { reason: text })),
+      );
       /** True while users want the entity up (between the pool's connect and disconnect). */
       let wanted = false;
 
@@ -105,7 +129,14 @@ export = function (RED: NodeAPI): void {
       const openFailureText = (err: unknown): string => {
         if (err instanceof OpenFailure) {
           const d = err.detail;
-          return RED._(`mbus-config.openFailure.${err.reason}`, { interface: d.interface ?? '', port: d.port ?? '', group: d.group ?? '', address: d.interface ?? d.group ?? '', errno: d.errno ?? '', message: err.message });
+          return RED._(`mbus-config.openFailure.${err.reason}`, {
+            interface: d.interface ?? '',
+            port: d.port ?? '',
+            group: d.group ?? '',
+            address: d.interface ?? d.group ?? '',
+            errno: d.errno ?? '',
+            message: err.message,
+          });
         }
         return messageOf(err);
       };
@@ -122,7 +153,10 @@ export = function (RED: NodeAPI): void {
           const delay = retry.schedule(() => void attempt(entity));
           const reason = err instanceof OpenFailure ? err.reason : 'start';
           shown.noteError(why);
-          shown.show({ phase: 'waiting', reason, detail: why, retryMs: delay }, RED._('mbus-config.status.retrying', { reason: why, seconds: Math.ceil(delay / 1000) }));
+          shown.show(
+            { phase: 'waiting', reason, detail: why, retryMs: delay },
+            RED._('mbus-config.status.retrying', { reason: why, seconds: Math.ceil(delay / 1000) }),
+          );
           return;
         }
         if (!wanted) {
@@ -131,7 +165,8 @@ export = function (RED: NodeAPI): void {
         }
         retry.succeeded();
         node.startFailure = undefined;
-        if (startWarner.current !== undefined) node.log(RED._('mbus-config.log.started', { address: entity.address.toString() }));
+        if (startWarner.current !== undefined)
+          node.log(RED._('mbus-config.log.started', { address: entity.address.toString() }));
         startWarner.clear();
         shown.show({ phase: 'connected' }, peersText(entity.entities.length));
         clearInterval(sweep);
@@ -206,14 +241,23 @@ export = function (RED: NodeAPI): void {
   // Lets the editor show the address and timers in effect (including ~/.mbus) without exposing keys.
   RED.httpAdmin.get('/mbus-config/:id/effective', RED.auth.needsPermission('mbus-config.read'), (req, res) => {
     const node = RED.nodes.getNode(req.params.id ?? '');
-    res.json(isMbusConfigNode(node) ? effective(node) : { deployed: false, defaults: { ...DEFAULTS, hashKey: undefined, timers: DEFAULT_TIMERS } });
+    res.json(
+      isMbusConfigNode(node)
+        ? effective(node)
+        : { deployed: false, defaults: { ...DEFAULTS, hashKey: undefined, timers: DEFAULT_TIMERS } },
+    );
   });
 };
 
 /** The entity as the editor and a state view see it: address and timers in effect, peers, counters; never keys. */
 function effective(node: MbusConfigNode): Record<string, unknown> {
   const e = node.entity;
-  if (!e) return { deployed: false, error: node.configError?.message, defaults: { ...DEFAULTS, hashKey: undefined, timers: DEFAULT_TIMERS } };
+  if (!e)
+    return {
+      deployed: false,
+      error: node.configError?.message,
+      defaults: { ...DEFAULTS, hashKey: undefined, timers: DEFAULT_TIMERS },
+    };
   return {
     deployed: true,
     running: e.isRunning,

@@ -20,11 +20,14 @@ const SYMBOL = MBUS_SYMBOL;
 
 function commandsOf(RED: NodeAPI, msg: NodeMessage): Command[] {
   if (Array.isArray(msg.commands)) {
-    return (msg.commands as Array<{ name?: unknown; topic?: unknown; args?: unknown; payload?: unknown }>).map((c, index) => {
-      const name = String(c?.name ?? c?.topic ?? '');
-      if (!SYMBOL.test(name)) throw catalogError(RED, 'mbus-entity.error.commandName', { index, name }, `msg.commands[${index}].name`);
-      return { name, args: argsFromPlain(c.args ?? c.payload) };
-    });
+    return (msg.commands as Array<{ name?: unknown; topic?: unknown; args?: unknown; payload?: unknown }>).map(
+      (c, index) => {
+        const name = String(c?.name ?? c?.topic ?? '');
+        if (!SYMBOL.test(name))
+          throw catalogError(RED, 'mbus-entity.error.commandName', { index, name }, `msg.commands[${index}].name`);
+        return { name, args: argsFromPlain(c.args ?? c.payload) };
+      },
+    );
   }
   const name = typeof msg.topic === 'string' ? msg.topic.trim() : '';
   if (!name) throw catalogError(RED, 'mbus-entity.error.noTopic', {}, 'msg.topic');
@@ -53,7 +56,12 @@ export = function (RED: NodeAPI): void {
     try {
       if (cfg.destination) defaultDestination = Address.parse(cfg.destination);
     } catch (err) {
-      destinationError = catalogError(RED, 'mbus-entity.error.destination', { destination: cfg.destination, error: messageOf(err) }, 'destination');
+      destinationError = catalogError(
+        RED,
+        'mbus-entity.error.destination',
+        { destination: cfg.destination, error: messageOf(err) },
+        'destination',
+      );
       node.error(destinationError.message);
     }
 
@@ -81,14 +89,26 @@ export = function (RED: NodeAPI): void {
         timestamp: m.timestamp,
       };
       if (accept(cmd.name)) {
-        node.send([{ topic: cmd.name, payload: cmd.args.map(toPlain), arguments: cmd.args.map(toTyped), ...base }, null]);
+        node.send([
+          { topic: cmd.name, payload: cmd.args.map(toPlain), arguments: cmd.args.map(toTyped), ...base },
+          null,
+        ]);
       } else if (cfg.unknownEvents && !cmd.name.startsWith('mbus.')) {
         event('unknown', { command: cmd.name, arguments: cmd.args.map(toTyped), ...base });
       }
     });
     listen('new-entity', (a) => event('new-entity', { address: a.toString(), addressElements: a.toObject() }));
-    listen('lost-entity', (a, reason) => event('lost-entity', { address: a.toString(), addressElements: a.toObject(), reason }));
-    listen('delivery-failed', (f) => event('delivery-failed', { destination: f.destination.toString(), seq: f.seq, commands: f.commands.map((c) => c.name), reason: f.reason }));
+    listen('lost-entity', (a, reason) =>
+      event('lost-entity', { address: a.toString(), addressElements: a.toObject(), reason }),
+    );
+    listen('delivery-failed', (f) =>
+      event('delivery-failed', {
+        destination: f.destination.toString(),
+        seq: f.seq,
+        commands: f.commands.map((c) => c.name),
+        reason: f.reason,
+      }),
+    );
     listen('quit', (m) => event('quit', { source: m.source.toString() }));
     listen('waiting', (c, m) => event('waiting', { condition: c, source: m.source.toString() }));
     listen('go', (c, m) => event('go', { condition: c, source: m.source.toString() }));

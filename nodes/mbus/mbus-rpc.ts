@@ -19,7 +19,13 @@ interface MbusRpcDef extends NodeDef {
 const SYMBOL = /^[A-Za-z][A-Za-z0-9_.-]*$/;
 
 function statusOf(r: RpcReturn): Record<string, unknown> {
-  return { success: r.success, result: r.result, description: r.description, arguments: r.arguments.map(toTyped), rpcStatus: r.rpcStatus };
+  return {
+    success: r.success,
+    result: r.result,
+    description: r.description,
+    arguments: r.arguments.map(toTyped),
+    rpcStatus: r.rpcStatus,
+  };
 }
 
 export = function (RED: NodeAPI): void {
@@ -36,11 +42,16 @@ export = function (RED: NodeAPI): void {
     const config = found;
     const serveMode = cfg.mode === 'serve';
     const timeout = Number(cfg.timeout) > 0 ? Number(cfg.timeout) : 2000;
-    const named = serveMode ? [...(cfg.procedures ?? []), ...(cfg.procedure ? [cfg.procedure] : [])].map((p) => String(p).trim()) : [];
+    const named = serveMode
+      ? [...(cfg.procedures ?? []), ...(cfg.procedure ? [cfg.procedure] : [])].map((p) => String(p).trim())
+      : [];
     const procedures = named.filter((p) => SYMBOL.test(p));
     // A name that is not a symbol cannot be called over Mbus: not served, and said so once.
     const invalid = named.filter((p) => !SYMBOL.test(p));
-    if (invalid.length > 0) node.warn(RED._('mbus-rpc.warn.invalidProcedures', { procedures: invalid.map((p) => JSON.stringify(p)).join(', ') }));
+    if (invalid.length > 0)
+      node.warn(
+        RED._('mbus-rpc.warn.invalidProcedures', { procedures: invalid.map((p) => JSON.stringify(p)).join(', ') }),
+      );
 
     const user: MbusUser = {
       id: node.id,

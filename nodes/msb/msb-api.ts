@@ -1,5 +1,10 @@
 // What the MSB node adapters share: the editor properties -> declaration mapping and the config node's user contract.
-import type { DataFormatDeclaration, EventDeclaration, FunctionDeclaration, SimpleType } from '../../src/msb/selfdescription';
+import type {
+  DataFormatDeclaration,
+  EventDeclaration,
+  FunctionDeclaration,
+  SimpleType,
+} from '../../src/msb/selfdescription';
 import { isSimpleType } from '../../src/msb/selfdescription';
 import type { ConfigurationChange, FunctionCall, PublishOutcome, PublishRequest } from '../../src/msb/client';
 import { BusConfigNode, BusUser, isBusConfigNode } from '../lib/config-node';

@@ -8,7 +8,14 @@ import { NodeStatus, Status, statusOf } from '../lib/status';
 import { Counters, noCounters } from '../lib/config-node';
 import { ConnectionState, StateSince, StateTracker } from '../../src/common/connection-state';
 import { BurstCounter, ChangeWarner } from '../../src/common/warn';
-import { ClientState, connectionUrl, DisconnectReason, FunctionCall, MsbClient, PublishRequest } from '../../src/msb/client';
+import {
+  ClientState,
+  connectionUrl,
+  DisconnectReason,
+  FunctionCall,
+  MsbClient,
+  PublishRequest,
+} from '../../src/msb/client';
 import {
   compileSelfDescription,
   ConfigParameterDeclaration,
@@ -103,21 +110,37 @@ function watchDeploys(RED: NodeAPI): void {
   });
 }
 
-function serviceFrom(def: { uuid?: string; name?: string; description?: string; serviceClass?: string; parameters?: MsbConfigDef['parameters'] }, token: string | undefined) {
+function serviceFrom(
+  def: {
+    uuid?: string;
+    name?: string;
+    description?: string;
+    serviceClass?: string;
+    parameters?: MsbConfigDef['parameters'];
+  },
+  token: string | undefined,
+) {
   return {
     uuid: (def.uuid ?? '').trim(),
     name: (def.name ?? '').trim(),
     description: def.description ?? '',
     serviceClass: (def.serviceClass || 'SmartObject') as ServiceClass,
     token: token ?? '',
-    parameters: (def.parameters ?? []).map(
-      (p): ConfigParameterDeclaration => ({ name: String(p.name ?? '').trim(), type: (p.type ?? 'string') as SimpleType, value: p.value ?? '' }),
-    ),
+    parameters: (def.parameters ?? []).map((p): ConfigParameterDeclaration => ({
+      name: String(p.name ?? '').trim(),
+      type: (p.type ?? 'string') as SimpleType,
+      value: p.value ?? '',
+    })),
   };
 }
 
 function eventFrom(p: EventProps): EventDeclaration {
-  return { eventId: String(p.eventId ?? '').trim(), name: p.name || undefined, description: p.description ?? '', dataFormat: dataFormatFromProps(p) };
+  return {
+    eventId: String(p.eventId ?? '').trim(),
+    name: p.name || undefined,
+    description: p.description ?? '',
+    dataFormat: dataFormatFromProps(p),
+  };
 }
 
 function functionFrom(p: FunctionProps): FunctionDeclaration {
@@ -139,7 +162,12 @@ function forEditor(sd: SelfDescription | undefined): unknown {
 function connectionState(state: ClientState, reason: DisconnectReason | undefined): ConnectionState {
   if (state === 'disconnected') {
     if (reason?.code === 'bad-url') return { phase: 'failed', reason: reason.code, detail: reason.detail };
-    return { phase: reason?.retryInMs !== undefined ? 'waiting' : 'closed', reason: reason?.code, detail: reason?.detail, retryMs: reason?.retryInMs };
+    return {
+      phase: reason?.retryInMs !== undefined ? 'waiting' : 'closed',
+      reason: reason?.code,
+      detail: reason?.detail,
+      retryMs: reason?.retryInMs,
+    };
   }
   return { phase: state === 'closed' ? 'closed' : state };
 }
@@ -148,28 +176,41 @@ export = function (RED: NodeAPI) {
   watchDeploys(RED);
   // Editor preview of the self-description a dialog's (possibly undeployed) declarations compile to. Registered once
   // at module load, and it runs the very compiler the runtime uses.
-  RED.httpAdmin.post('/msb-config/self-description', RED.auth.needsPermission('msb-config.read'), (req: AdminRequest, res: AdminResponse) => {
-    const body = (req.body ?? {}) as { service?: MsbConfigDef; hasToken?: boolean; events?: EventProps[]; functions?: FunctionProps[] };
-    try {
-      const sd = compileSelfDescription(
-        serviceFrom(body.service ?? {}, body.hasToken ? 'token' : ''),
-        (body.events ?? []).map(eventFrom),
-        (body.functions ?? []).map(functionFrom),
-      );
-      res.json({ selfDescription: forEditor(sd) });
-    } catch (err) {
-      res.status(400).json({ error: asError(err).message });
-    }
-  });
+  RED.httpAdmin.post(
+    '/msb-config/self-description',
+    RED.auth.needsPermission('msb-config.read'),
+    (req: AdminRequest, res: AdminResponse) => {
+      const body = (req.body ?? {}) as {
+        service?: MsbConfigDef;
+        hasToken?: boolean;
+        events?: EventProps[];
+        functions?: FunctionProps[];
+      };
+      try {
+        const sd = compileSelfDescription(
+          serviceFrom(body.service ?? {}, body.hasToken ? 'token' : ''),
+          (body.events ?? []).map(eventFrom),
+          (body.functions ?? []).map(functionFrom),
+        );
+        res.json({ selfDescription: forEditor(sd) });
+      } catch (err) {
+        res.status(400).json({ error: asError(err).message });
+      }
+    },
+  );
   // What a deployed msb-config runs with right now: state, registered description, live parameter values, cache.
-  RED.httpAdmin.get('/msb-config/:id/state', RED.auth.needsPermission('msb-config.read'), (req: AdminRequest, res: AdminResponse) => {
-    const node = RED.nodes.getNode(req.params.id);
-    if (!isMsbConfigNode(node)) {
-      res.status(404).json({ error: 'not deployed' });
-      return;
-    }
-    res.json(node.snapshot());
-  });
+  RED.httpAdmin.get(
+    '/msb-config/:id/state',
+    RED.auth.needsPermission('msb-config.read'),
+    (req: AdminRequest, res: AdminResponse) => {
+      const node = RED.nodes.getNode(req.params.id);
+      if (!isMsbConfigNode(node)) {
+        res.status(404).json({ error: 'not deployed' });
+        return;
+      }
+      res.json(node.snapshot());
+    },
+  );
 
   RED.nodes.registerType(
     'msb-config',
@@ -181,9 +222,12 @@ export = function (RED: NodeAPI) {
       const cacheSize = Math.max(0, Math.floor(Number(def.eventCacheSize ?? 1000)));
       const cacheBytes = Math.max(1, Number(def.eventCacheMB ?? 16) || 16) * 1024 * 1024;
       const pingSeconds = Math.max(0, Number(def.pingInterval ?? 15) || 0);
-      const userDir = typeof RED.settings.userDir === 'string' ? RED.settings.userDir : path.join(os.homedir(), '.node-red');
+      const userDir =
+        typeof RED.settings.userDir === 'string' ? RED.settings.userDir : path.join(os.homedir(), '.node-red');
       const cacheFile =
-        def.eventCacheDurable !== false && cacheSize > 0 && UUID_PATTERN.test(service.uuid) ? eventCacheFile(userDir, service.uuid) : undefined;
+        def.eventCacheDurable !== false && cacheSize > 0 && UUID_PATTERN.test(service.uuid)
+          ? eventCacheFile(userDir, service.uuid)
+          : undefined;
       const url = def.url || 'ws://127.0.0.1:8085';
       // A URL the client cannot use is a definition error shown on every node of the service, not a silent retry.
       let urlError: string | undefined;
@@ -235,14 +279,21 @@ export = function (RED: NodeAPI) {
       const changesKey = `${node.id}/${service.uuid}`;
       const declaredValues = (): Record<string, unknown> => {
         try {
-          return Object.fromEntries(Object.entries(compileSelfDescription(service, [], []).configuration.parameters).map(([k, v]) => [k, v.value]));
+          return Object.fromEntries(
+            Object.entries(compileSelfDescription(service, [], []).configuration.parameters).map(([k, v]) => [
+              k,
+              v.value,
+            ]),
+          );
         } catch {
           return {};
         }
       };
       const rememberChanges = (changed: Record<string, unknown>): void => {
         const declared = declaredValues();
-        const stored = rememberedChanges.get(changesKey) ?? (Object.create(null) as Record<string, { declared: unknown; value: unknown }>);
+        const stored =
+          rememberedChanges.get(changesKey) ??
+          (Object.create(null) as Record<string, { declared: unknown; value: unknown }>);
         for (const [name, value] of Object.entries(changed)) stored[name] = { declared: declared[name], value };
         rememberedChanges.set(changesKey, stored);
       };
@@ -251,7 +302,9 @@ export = function (RED: NodeAPI) {
         if (!stored) return;
         const declared = declaredValues();
         for (const [name, entry] of Object.entries(stored)) {
-          const param = Object.prototype.hasOwnProperty.call(sd.configuration.parameters, name) ? sd.configuration.parameters[name] : undefined;
+          const param = Object.prototype.hasOwnProperty.call(sd.configuration.parameters, name)
+            ? sd.configuration.parameters[name]
+            : undefined;
           if (param && JSON.stringify(declared[name]) === JSON.stringify(entry.declared)) param.value = entry.value;
         }
       };
@@ -264,9 +317,18 @@ export = function (RED: NodeAPI) {
         let status: NodeStatus;
         if (urlError) status = Status.error('msb.status.badUrl');
         else if (definitionError) status = Status.error('msb.status.invalid');
-        else if (state === 'registered') status = nioStatus ? Status.error(`msb.status.${nioStatus}`) : statusOf({ phase: 'registered' }, 'msb.status.registered');
-        else if (state === 'connected') status = sessionNio ? Status.error(`msb.status.${sessionNio}`) : { fill: 'green', shape: 'ring', text: 'msb.status.connected' };
-        else if (state === 'connecting') status = sessionNio ? Status.error(`msb.status.${sessionNio}`) : statusOf({ phase: 'connecting' }, 'msb.status.connecting');
+        else if (state === 'registered')
+          status = nioStatus
+            ? Status.error(`msb.status.${nioStatus}`)
+            : statusOf({ phase: 'registered' }, 'msb.status.registered');
+        else if (state === 'connected')
+          status = sessionNio
+            ? Status.error(`msb.status.${sessionNio}`)
+            : { fill: 'green', shape: 'ring', text: 'msb.status.connected' };
+        else if (state === 'connecting')
+          status = sessionNio
+            ? Status.error(`msb.status.${sessionNio}`)
+            : statusOf({ phase: 'connecting' }, 'msb.status.connecting');
         else if (state === 'disconnected') status = statusOf(tracker.current, disconnectStatus);
         else status = statusOf({ phase: 'closed' }, 'msb.status.disconnected');
         const counts = client?.counts;
@@ -307,10 +369,14 @@ export = function (RED: NodeAPI) {
           if (state !== 'registered') nioStatus = undefined;
           if (state === 'disconnected' && reason) {
             disconnectStatus = DISCONNECT_STATUS[reason.code] ?? 'msb.status.disconnected';
-            if (reason.code === 'already-connected' || reason.code === 'unauthorized') sessionNio = reason.code === 'already-connected' ? 'NIO_ALREADY_CONNECTED' : 'NIO_UNAUTHORIZED_CONNECTION';
+            if (reason.code === 'already-connected' || reason.code === 'unauthorized')
+              sessionNio =
+                reason.code === 'already-connected' ? 'NIO_ALREADY_CONNECTED' : 'NIO_UNAUTHORIZED_CONNECTION';
             else sessionNio = undefined;
             const words = RED._(disconnectStatus);
-            connectionWarner.report(RED._('msb-config.warn.disconnected', { url, reason: words, detail: reason.detail || '-' }));
+            connectionWarner.report(
+              RED._('msb-config.warn.disconnected', { url, reason: words, detail: reason.detail || '-' }),
+            );
           }
           if (state === 'registered') {
             sessionNio = undefined;
@@ -349,9 +415,15 @@ export = function (RED: NodeAPI) {
       const dispatchCall = (call: FunctionCall): void => {
         let targets = pool.list().filter((u) => u.function?.functionId === call.functionId && u.onCall !== undefined);
         // Like the Python client: "/name" from the MSB also reaches a function declared as "name".
-        if (targets.length === 0 && /^\/[^/]/.test(call.functionId)) targets = pool.list().filter((u) => u.function?.functionId === call.functionId.slice(1) && u.onCall !== undefined);
+        if (targets.length === 0 && /^\/[^/]/.test(call.functionId))
+          targets = pool
+            .list()
+            .filter((u) => u.function?.functionId === call.functionId.slice(1) && u.onCall !== undefined);
         if (targets.length === 0) {
-          warnBurst('unknownFunction', RED._('msb-config.warn.unknownFunction', { functionId: call.functionId.slice(0, 80) }));
+          warnBurst(
+            'unknownFunction',
+            RED._('msb-config.warn.unknownFunction', { functionId: call.functionId.slice(0, 80) }),
+          );
           return;
         }
         for (const user of targets) user.onCall?.(call);
@@ -422,12 +494,15 @@ export = function (RED: NodeAPI) {
       node.deregister = (user, removed) => pool.deregister(user, removed);
       node.publish = (req: PublishRequest) => {
         if (urlError) return Promise.reject(new Error(RED._('msb-config.error.badUrl', { url, error: urlError })));
-        if (definitionError) return Promise.reject(new Error(RED._('msb-config.error.notRegisteredInvalid', { error: definitionError })));
+        if (definitionError)
+          return Promise.reject(new Error(RED._('msb-config.error.notRegisteredInvalid', { error: definitionError })));
         if (!client) return Promise.reject(new Error(RED._('msb-config.error.noConnection')));
         return client.publish(req);
       };
       Object.defineProperty(node, 'parameters', {
-        get: (): Record<string, unknown> => client?.parameters ?? Object.fromEntries(Object.entries(compiled?.configuration.parameters ?? {}).map(([k, v]) => [k, v.value])),
+        get: (): Record<string, unknown> =>
+          client?.parameters ??
+          Object.fromEntries(Object.entries(compiled?.configuration.parameters ?? {}).map(([k, v]) => [k, v.value])),
       });
       Object.defineProperty(node, 'state', {
         get: (): StateSince => {
@@ -439,7 +514,12 @@ export = function (RED: NodeAPI) {
       Object.defineProperty(node, 'lastError', { get: () => lastError });
       node.counters = (): Counters => {
         const counts = client?.counts;
-        return { ...noCounters(), queued: counts?.cached ?? 0, dropped: counts?.dropped ?? 0, errors: counts?.rejected ?? 0 };
+        return {
+          ...noCounters(),
+          queued: counts?.cached ?? 0,
+          dropped: counts?.dropped ?? 0,
+          errors: counts?.rejected ?? 0,
+        };
       };
       node.snapshot = () => ({
         state: client?.state ?? 'disconnected',

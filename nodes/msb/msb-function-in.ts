@@ -27,7 +27,10 @@ export = function (RED: NodeAPI) {
       return;
     }
     const config: MsbConfigNode = service;
-    const user: MsbUser & { function?: FunctionDeclaration } = { id: node.id, status: (s: NodeStatus) => node.status(s) };
+    const user: MsbUser & { function?: FunctionDeclaration } = {
+      id: node.id,
+      status: (s: NodeStatus) => node.status(s),
+    };
 
     if (def.mode === 'configuration') {
       user.onConfiguration = (change: ConfigurationChange) => {
@@ -43,7 +46,9 @@ export = function (RED: NodeAPI) {
           name: def.name || undefined,
           description: def.description ?? '',
           dataFormat: dataFormatFromProps(def),
-          responseEvents: Array.isArray(def.responseEvents) ? def.responseEvents.map(String).filter((e) => e !== '') : [],
+          responseEvents: Array.isArray(def.responseEvents)
+            ? def.responseEvents.map(String).filter((e) => e !== '')
+            : [],
         };
         const format = compileDataFormat(user.function.dataFormat, `functions[${functionId}].dataFormat`);
         if (format && def.validateCalls === true) validate = validatorFor(format);

@@ -42,24 +42,37 @@ export = function (RED: NodeAPI): void {
     const subscriptions: SubscriptionDeclaration[] = (config.subscriptions ?? []).map((s) =>
       s.type === 'commandavailable' || s.type === 'dataavailable' || s.type === 'resourceavailable'
         ? { kind: 'availability', prefix: s.type, service: String(s.service ?? ''), signal: String(s.signal ?? '') }
-        : { kind: 'data', service: String(s.service ?? ''), signal: String(s.signal ?? ''), changeOnly: s.changeOnly === true },
+        : {
+            kind: 'data',
+            service: String(s.service ?? ''),
+            signal: String(s.signal ?? ''),
+            changeOnly: s.changeOnly === true,
+          },
     );
     const declaration: SgDeclaration = { owner: node.id, role: 'app', subscriptions };
 
-    const connection = joinConnection(RED, node, 'sg-app', config.broker, String(config.app ?? ''), () => declaration, (message) => {
-      const msg: NodeMessage = {
-        topic: message.topic,
-        payload: message.payload,
-        messagetype: message.messagetype,
-        service: message.service,
-        signal: message.signal,
-      };
-      if (message.kind === 'availability') {
-        msg.payload = message.payload === PAYLOAD_TRUE;
-        msg.text = message.payload;
-      }
-      node.send(msg);
-    });
+    const connection = joinConnection(
+      RED,
+      node,
+      'sg-app',
+      config.broker,
+      String(config.app ?? ''),
+      () => declaration,
+      (message) => {
+        const msg: NodeMessage = {
+          topic: message.topic,
+          payload: message.payload,
+          messagetype: message.messagetype,
+          service: message.service,
+          signal: message.signal,
+        };
+        if (message.kind === 'availability') {
+          msg.payload = message.payload === PAYLOAD_TRUE;
+          msg.text = message.payload;
+        }
+        node.send(msg);
+      },
+    );
 
     node.on('input', (msg, _send, done) => {
       if (connection instanceof Error) {
@@ -85,7 +98,10 @@ export = function (RED: NodeAPI): void {
         return;
       }
       const retain = typeof msg.retain === 'boolean' ? msg.retain : config.retain === true;
-      connection.sendCommand(target[0], target[1], text, retain).then(() => done(), (err: unknown) => done(asError(err)));
+      connection.sendCommand(target[0], target[1], text, retain).then(
+        () => done(),
+        (err: unknown) => done(asError(err)),
+      );
     });
   });
 };

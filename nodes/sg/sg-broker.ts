@@ -36,13 +36,18 @@ function fileSafe(text: string): string {
 export = function (RED: NodeAPI): void {
   RED.nodes.registerType(
     'sg-broker',
-    function (this: SgBrokerNode & { mode: SgBrokerMode; qos: SgQos; protocol: MqttProtocol; clean: boolean }, def: SgBrokerDef) {
+    function (
+      this: SgBrokerNode & { mode: SgBrokerMode; qos: SgQos; protocol: MqttProtocol; clean: boolean },
+      def: SgBrokerDef,
+    ) {
       RED.nodes.createNode(this, def);
       const config = def;
       const node = this;
       node.mode = config.mode === 'external' ? 'external' : 'embedded';
       node.qos = qosOf(config.qos);
-      node.protocol = MQTT_PROTOCOLS.includes(config.protocol as MqttProtocol) ? (config.protocol as MqttProtocol) : '3.1.1';
+      node.protocol = MQTT_PROTOCOLS.includes(config.protocol as MqttProtocol)
+        ? (config.protocol as MqttProtocol)
+        : '3.1.1';
       node.clean = config.clean !== false;
       const keepalive = toInt(config.keepalive, 10);
       const retry = {
@@ -55,12 +60,17 @@ export = function (RED: NodeAPI): void {
         maxEntries: Math.max(1, Math.trunc(positive(config.queueSize, 10000))),
         qos0: config.queueQos0 === true,
         // Durable: one append-only log per connection in the user directory, so a gateway restart loses nothing.
-        file: config.queueDurable === true && userDir ? path.join(userDir, 'busbar', `mqtt-${fileSafe(node.id)}-${fileSafe(key)}.log`) : undefined,
+        file:
+          config.queueDurable === true && userDir
+            ? path.join(userDir, 'busbar', `mqtt-${fileSafe(node.id)}-${fileSafe(key)}.log`)
+            : undefined,
       });
 
       // Every embedded sg-broker on the same port shares one broker (an imported example brings its own config node).
       const embedded =
-        node.mode === 'embedded' ? new SharedEmbeddedBroker({ port: toInt(config.embeddedPort, DEFAULT_EMBEDDED_PORT) }) : undefined;
+        node.mode === 'embedded'
+          ? new SharedEmbeddedBroker({ port: toInt(config.embeddedPort, DEFAULT_EMBEDDED_PORT) })
+          : undefined;
       // A port held by another program: a failure whose reason says so (as data: the connection retries with backoff).
       const startEmbedded = async (): Promise<void> => {
         if (!embedded) return;
@@ -118,7 +128,8 @@ export = function (RED: NodeAPI): void {
         if (config.tls) {
           const tlsNode = configNode(RED, config.tls, isTlsConfigNode);
           // Never weaker than configured: a TLS reference that does not resolve is an error, not plain MQTT.
-          if (!tlsNode || typeof tlsNode.addTLSOptions !== 'function') throw new ConfigurationError(RED._('sg-broker.errors.tls-missing', { id: config.tls }));
+          if (!tlsNode || typeof tlsNode.addTLSOptions !== 'function')
+            throw new ConfigurationError(RED._('sg-broker.errors.tls-missing', { id: config.tls }));
           s.tls = tlsNode.addTLSOptions({});
         }
         return s;
@@ -154,7 +165,9 @@ export = function (RED: NodeAPI): void {
       let since: StateSince = { phase: 'closed', since: Date.now() };
       Object.defineProperty(node, 'state', {
         get: (): StateSince => {
-          const worst = links().map((l) => l.state).sort((a, b) => HEALTH[a.phase] - HEALTH[b.phase])[0] ?? { phase: 'closed' };
+          const worst = links()
+            .map((l) => l.state)
+            .sort((a, b) => HEALTH[a.phase] - HEALTH[b.phase])[0] ?? { phase: 'closed' };
           if (worst.phase !== since.phase || worst.reason !== since.reason) since = { ...worst, since: Date.now() };
           return since;
         },
@@ -163,10 +176,15 @@ export = function (RED: NodeAPI): void {
       Object.defineProperty(node, 'lastError', { get: () => lastError });
       node.counters = (): Counters => {
         const all = links();
-        return { ...noCounters(), queued: all.reduce((n, l) => n + l.backlog, 0), dropped: all.reduce((n, l) => n + (l.dropped ?? 0), 0) };
+        return {
+          ...noCounters(),
+          queued: all.reduce((n, l) => n + l.backlog, 0),
+          dropped: all.reduce((n, l) => n + (l.dropped ?? 0), 0),
+        };
       };
       node.snapshot = () => ({ mode: node.mode, protocol: node.protocol, connections: links() });
-      node.droppedText = (connection: string, count: number): string => RED._('sg-broker.log.dropped', { connection, count });
+      node.droppedText = (connection: string, count: number): string =>
+        RED._('sg-broker.log.dropped', { connection, count });
 
       node.mqttClient = (request: MqttClientRequest): ManagedMqttClient => {
         const claimed = claimClientId(request.clientId);
@@ -259,13 +277,18 @@ export = function (RED: NodeAPI): void {
 };
 
 /** Lower is less healthy: the config node shows its least healthy connection. */
-const HEALTH: Record<ConnectionState['phase'], number> = { failed: 0, waiting: 1, connecting: 2, closed: 3, connected: 4, registered: 4 };
+const HEALTH: Record<ConnectionState['phase'], number> = {
+  failed: 0,
+  waiting: 1,
+  connecting: 2,
+  closed: 3,
+  connected: 4,
+  registered: 4,
+};
 
 /** A connection state as a status (dot + text) and, for failures, the log line; texts from this node's catalog. */
 function describe(RED: NodeAPI, state: ConnectionState): StateView {
-  const reason = state.reason
-    ? RED._(`sg-broker.reason.${state.reason}`, { code: state.code ?? '' })
-    : '';
+  const reason = state.reason ? RED._(`sg-broker.reason.${state.reason}`, { code: state.code ?? '' }) : '';
   const seconds = Math.max(1, Math.round((state.retryMs ?? 0) / 1000));
   const words =
     state.phase === 'waiting'

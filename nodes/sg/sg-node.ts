@@ -25,8 +25,14 @@ export function formatOptions(def: SgFormatDef): FormatOptions {
  * Text for a payload, or an Error naming what is wrong. A Buffer goes out as its bytes; sgframework decodes every
  * payload as UTF-8, so bytes that are not UTF-8 are sent with a warning (`warnNotUtf8`), not silently replaced.
  */
-export function payloadText(RED: NodeAPI, msg: NodeMessage, options: FormatOptions, warnNotUtf8?: () => void): string | Buffer | Error {
-  if (msg.payload === undefined || msg.payload === null) return catalogError(RED, 'sg.error.noPayload', {}, 'msg.payload');
+export function payloadText(
+  RED: NodeAPI,
+  msg: NodeMessage,
+  options: FormatOptions,
+  warnNotUtf8?: () => void,
+): string | Buffer | Error {
+  if (msg.payload === undefined || msg.payload === null)
+    return catalogError(RED, 'sg.error.noPayload', {}, 'msg.payload');
   if (Buffer.isBuffer(msg.payload)) {
     if (!isUtf8(msg.payload)) warnNotUtf8?.();
     return msg.payload;

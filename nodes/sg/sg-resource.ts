@@ -6,7 +6,15 @@ import { catalogError } from '../lib/errors';
 import { formatOptions, joinConnection, payloadText, SgFormatDef } from './sg-node';
 import type { AdminRequest, AdminResponse } from '../lib/red';
 import type { CommandDeclaration, DataDeclaration, SgDeclaration, SgQos } from '../../src/sg/plan';
-import { clientIdFor, compilePlan, DEFAULT_ANSWER_TIMEOUT, describePlan, startupSequence, subscriptionsOf, willFor } from '../../src/sg/plan';
+import {
+  clientIdFor,
+  compilePlan,
+  DEFAULT_ANSWER_TIMEOUT,
+  describePlan,
+  startupSequence,
+  subscriptionsOf,
+  willFor,
+} from '../../src/sg/plan';
 import type { SgPlan } from '../../src/sg/plan';
 import { pythonStr } from '../../src/sg/python';
 
@@ -69,34 +77,53 @@ interface PreviewItem {
 /** The plan's wire artefacts as catalog items, in the order describePlan lists them. */
 function previewSteps(plan: SgPlan, qos: SgQos, clean: boolean): PreviewItem[] {
   if (!plan.name) return [];
-  const steps: PreviewItem[] = [{ key: 'client-id', args: { id: clientIdFor(plan.name, clean, 0).replace(/-0$/, '-<pid>') } }];
+  const steps: PreviewItem[] = [
+    { key: 'client-id', args: { id: clientIdFor(plan.name, clean, 0).replace(/-0$/, '-<pid>') } },
+  ];
   const will = willFor(plan, qos);
-  steps.push(will ? { key: 'will', args: { topic: will.topic, payload: will.payload, qos: will.qos } } : { key: 'no-will', args: {} });
+  steps.push(
+    will
+      ? { key: 'will', args: { topic: will.topic, payload: will.payload, qos: will.qos } }
+      : { key: 'no-will', args: {} },
+  );
   for (const topic of subscriptionsOf(plan)) steps.push({ key: 'subscribe', args: { topic, qos } });
   for (const p of startupSequence(plan, qos)) {
-    steps.push({ key: p.retain ? 'publish-retained' : 'publish', args: { topic: p.topic, payload: p.payload, qos: p.qos } });
+    steps.push({
+      key: p.retain ? 'publish-retained' : 'publish',
+      args: { topic: p.topic, payload: p.payload, qos: p.qos },
+    });
   }
   return steps;
 }
 
 export = function (RED: NodeAPI): void {
   // The edit dialog shows what this node will put on the wire, computed by the same compiler the runtime uses.
-  RED.httpAdmin.post('/sg-resource/plan', RED.auth.needsPermission('sg-resource.read'), (req: AdminRequest, res: AdminResponse) => {
-    const body = (req.body ?? {}) as { resource?: string; commands?: CommandDef[]; data?: DataDef[]; qos?: number; clean?: boolean };
-    const qos = (body.qos === 0 || body.qos === 2 ? body.qos : 1);
-    const resource = String(body.resource ?? '');
-    const commands = commandsOf(body.commands, DEFAULT_ANSWER_TIMEOUT);
-    const data = dataOf(body.data);
-    const plan = compilePlan(resource, [{ owner: 'editor', role: 'resource', commands, data }]);
-    const clean = body.clean !== false;
-    // lines/warnings: the runtime's English text (logs, older editors); steps/issues: catalog keys the dialog translates.
-    res.json({
-      lines: plan.name ? describePlan(plan, qos, clean) : [],
-      warnings: plan.warnings,
-      steps: previewSteps(plan, qos, clean),
-      issues: plan.issues,
-    });
-  });
+  RED.httpAdmin.post(
+    '/sg-resource/plan',
+    RED.auth.needsPermission('sg-resource.read'),
+    (req: AdminRequest, res: AdminResponse) => {
+      const body = (req.body ?? {}) as {
+        resource?: string;
+        commands?: CommandDef[];
+        data?: DataDef[];
+        qos?: number;
+        clean?: boolean;
+      };
+      const qos = body.qos === 0 || body.qos === 2 ? body.qos : 1;
+      const resource = String(body.resource ?? '');
+      const commands = commandsOf(body.commands, DEFAULT_ANSWER_TIMEOUT);
+      const data = dataOf(body.data);
+      const plan = compilePlan(resource, [{ owner: 'editor', role: 'resource', commands, data }]);
+      const clean = body.clean !== false;
+      // lines/warnings: the runtime's English text (logs, older editors); steps/issues: catalog keys the dialog translates.
+      res.json({
+        lines: plan.name ? describePlan(plan, qos, clean) : [],
+        warnings: plan.warnings,
+        steps: previewSteps(plan, qos, clean),
+        issues: plan.issues,
+      });
+    },
+  );
 
   RED.nodes.registerType('sg-resource', function (this: Node, def: SgResourceDef) {
     RED.nodes.createNode(this, def);
@@ -108,17 +135,25 @@ export = function (RED: NodeAPI): void {
     const data = dataOf(config.data);
     const declaration: SgDeclaration = { owner: node.id, role: 'resource', commands, data };
 
-    const connection = joinConnection(RED, node, 'sg-resource', config.broker, String(config.resource ?? ''), () => declaration, (message) => {
-      const msg: NodeMessage = {
-        topic: message.signal,
-        payload: message.payload,
-        messagetype: message.messagetype,
-        service: message.service,
-        signal: message.signal,
-      };
-      if (message.answerHandle) msg[ECHO_HANDLE] = message.answerHandle;
-      node.send(msg);
-    });
+    const connection = joinConnection(
+      RED,
+      node,
+      'sg-resource',
+      config.broker,
+      String(config.resource ?? ''),
+      () => declaration,
+      (message) => {
+        const msg: NodeMessage = {
+          topic: message.signal,
+          payload: message.payload,
+          messagetype: message.messagetype,
+          service: message.service,
+          signal: message.signal,
+        };
+        if (message.answerHandle) msg[ECHO_HANDLE] = message.answerHandle;
+        node.send(msg);
+      },
+    );
 
     node.on('input', (msg, _send, done) => {
       if (connection instanceof Error) {
@@ -129,7 +164,10 @@ export = function (RED: NodeAPI): void {
       if (typeof handle === 'string' && handle.length > 0) {
         // An answer from the flow: its payload becomes the echo (no payload = echo the command as received).
         const answer = msg.payload === undefined || msg.payload === null ? null : pythonStr(msg.payload, format);
-        connection.answer(handle, answer).then(() => done(), (err: unknown) => done(asError(err)));
+        connection.answer(handle, answer).then(
+          () => done(),
+          (err: unknown) => done(asError(err)),
+        );
         return;
       }
       if (typeof msg.topic !== 'string' || msg.topic.trim() === '') {
@@ -141,7 +179,10 @@ export = function (RED: NodeAPI): void {
         done(text);
         return;
       }
-      connection.sendData(msg.topic, text).then(() => done(), (err: unknown) => done(asError(err)));
+      connection.sendData(msg.topic, text).then(
+        () => done(),
+        (err: unknown) => done(asError(err)),
+      );
     });
   });
 };

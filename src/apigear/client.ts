@@ -93,7 +93,9 @@ export class ApiGearClient extends EventEmitter<ClientEvents> {
     this.hooks.on('close', () => {
       this.readyNow = false;
     });
-    this.hooks.on('message', (topic: string, payload: Buffer, packet: IPublishPacket) => this.onMessage(topic, payload, packet));
+    this.hooks.on('message', (topic: string, payload: Buffer, packet: IPublishPacket) =>
+      this.onMessage(topic, payload, packet),
+    );
     if (this.client.connected) this.onConnect();
   }
 
@@ -106,7 +108,9 @@ export class ApiGearClient extends EventEmitter<ClientEvents> {
     for (const [key, p] of this.pending) {
       clearTimeout(p.timer);
       this.pending.delete(key);
-      p.reject(new Error(`${this.plan.interface}.${p.operation.name}: the client was stopped before the reply arrived`));
+      p.reject(
+        new Error(`${this.plan.interface}.${p.operation.name}: the client was stopped before the reply arrived`),
+      );
     }
     for (const w of this.waiters.splice(0)) w();
   }
@@ -114,7 +118,10 @@ export class ApiGearClient extends EventEmitter<ClientEvents> {
   /** Requests a property change (`set/<p>`, not retained). Validates first: a bad value publishes nothing. */
   async setProperty(name: string, value: unknown): Promise<void> {
     const prop = this.plan.properties.get(name);
-    if (!prop) throw new ApiGearValueError(`${this.plan.interface} has no property ${name} (properties: ${[...this.plan.properties.keys()].join(', ') || 'none'})`);
+    if (!prop)
+      throw new ApiGearValueError(
+        `${this.plan.interface} has no property ${name} (properties: ${[...this.plan.properties.keys()].join(', ') || 'none'})`,
+      );
     if (prop.readonly) throw new ApiGearValueError(`${this.plan.interface}.${name}: property is read-only`);
     prop.check(value);
     await publish(this.client, prop.setTopic, encodeJson(value), { qos: this.qos, retain: false });
@@ -127,7 +134,10 @@ export class ApiGearClient extends EventEmitter<ClientEvents> {
    */
   async invoke(name: string, args: unknown[], timeoutMs = this.options.timeoutMs ?? 30000): Promise<unknown> {
     const op = this.plan.operations.get(name);
-    if (!op) throw new ApiGearValueError(`${this.plan.interface} has no operation ${name} (operations: ${[...this.plan.operations.keys()].join(', ') || 'none'})`);
+    if (!op)
+      throw new ApiGearValueError(
+        `${this.plan.interface} has no operation ${name} (operations: ${[...this.plan.operations.keys()].join(', ') || 'none'})`,
+      );
     op.checkArgs(args);
     const deadline = Date.now() + timeoutMs;
     // A reply can only reach us once the result subscription is acknowledged.
@@ -135,10 +145,13 @@ export class ApiGearClient extends EventEmitter<ClientEvents> {
     const correlationData = Buffer.from(randomUUID(), 'utf8');
     const key = correlationData.toString('hex');
     const result = new Promise<unknown>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(key);
-        reject(new ApiGearTimeoutError(`${this.plan.interface}.${name}: no reply within ${timeoutMs} ms`));
-      }, Math.max(0, deadline - Date.now()));
+      const timer = setTimeout(
+        () => {
+          this.pending.delete(key);
+          reject(new ApiGearTimeoutError(`${this.plan.interface}.${name}: no reply within ${timeoutMs} ms`));
+        },
+        Math.max(0, deadline - Date.now()),
+      );
       this.pending.set(key, { operation: op, resolve, reject, timer });
     });
     const sent = publish(this.client, op.topic, encodeJson(args), {
@@ -170,7 +183,11 @@ export class ApiGearClient extends EventEmitter<ClientEvents> {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiters = this.waiters.filter((w) => w !== wake);
-        reject(new ApiGearTimeoutError(`${this.plan.interface}.${op.name}: not connected to the broker within ${timeoutMs} ms`));
+        reject(
+          new ApiGearTimeoutError(
+            `${this.plan.interface}.${op.name}: not connected to the broker within ${timeoutMs} ms`,
+          ),
+        );
       }, timeoutMs);
       const wake = (): void => {
         clearTimeout(timer);
@@ -250,7 +267,10 @@ export class ApiGearClient extends EventEmitter<ClientEvents> {
     }
     const decoded = decodePayload(payload) ?? { ok: true as const, value: null };
     this.settle(key!, (pending) => {
-      if (!decoded.ok) return pending.reject(new Error(`${this.plan.interface}.${name}: reply is ${decoded.reason} (${decoded.error})`));
+      if (!decoded.ok)
+        return pending.reject(
+          new Error(`${this.plan.interface}.${name}: reply is ${decoded.reason} (${decoded.error})`),
+        );
       try {
         pending.operation.checkResult(decoded.value);
       } catch (err) {

@@ -5,7 +5,8 @@ export const MAX_JSON_DEPTH = 64;
 
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
-export type Decoded = { ok: true; value: unknown } | { ok: false; reason: 'not UTF-8' | 'too deeply nested' | 'not JSON'; error: string };
+export type Decoded =
+  { ok: true; value: unknown } | { ok: false; reason: 'not UTF-8' | 'too deeply nested' | 'not JSON'; error: string };
 
 /** The nesting depth of JSON text, stopping as soon as it exceeds `limit` (strings skipped, escapes honoured). */
 export function jsonDepthExceeds(text: string, limit: number): boolean {
@@ -14,7 +15,8 @@ export function jsonDepthExceeds(text: string, limit: number): boolean {
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     if (inString) {
-      if (c === 0x5c) i++; // backslash: skip the escaped character
+      if (c === 0x5c)
+        i++; // backslash: skip the escaped character
       else if (c === 0x22) inString = false;
     } else if (c === 0x22) inString = true;
     else if (c === 0x5b || c === 0x7b) {
@@ -37,7 +39,8 @@ export function decodePayload(payload: Uint8Array): Decoded | undefined {
   } catch {
     return { ok: false, reason: 'not UTF-8', error: 'invalid UTF-8 bytes' };
   }
-  if (jsonDepthExceeds(text, MAX_JSON_DEPTH)) return { ok: false, reason: 'too deeply nested', error: `nested deeper than ${MAX_JSON_DEPTH} levels` };
+  if (jsonDepthExceeds(text, MAX_JSON_DEPTH))
+    return { ok: false, reason: 'too deeply nested', error: `nested deeper than ${MAX_JSON_DEPTH} levels` };
   try {
     return { ok: true, value: JSON.parse(text) as unknown };
   } catch (err) {

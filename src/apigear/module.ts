@@ -74,7 +74,6 @@ export class ModuleError extends Error {
 
 type Raw = Record<string, unknown>;
 
-
 function list(v: unknown, where: string): Raw[] {
   if (v === undefined || v === null) return [];
   if (!Array.isArray(v)) throw new ModuleError(`${where} must be a list`);
@@ -90,7 +89,8 @@ const MODULE_NAME = /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$/;
 
 function name(raw: Raw, where: string): string {
   const n = raw.name;
-  if (typeof n !== 'string' || !NAME.test(n)) throw new ModuleError(`${where}: name must be an identifier (got ${JSON.stringify(n)})`);
+  if (typeof n !== 'string' || !NAME.test(n))
+    throw new ModuleError(`${where}: name must be an identifier (got ${JSON.stringify(n)})`);
   return n;
 }
 
@@ -108,7 +108,8 @@ export function typeRef(raw: Raw, where: string, missing?: string): TypeRef {
     array = true;
     base = base.slice(0, -2).trim();
   }
-  if (!/^[A-Za-z_][A-Za-z0-9_.]*$/.test(base)) throw new ModuleError(`${where}: type ${JSON.stringify(t)} is not a type name`);
+  if (!/^[A-Za-z_][A-Za-z0-9_.]*$/.test(base))
+    throw new ModuleError(`${where}: type ${JSON.stringify(t)} is not a type name`);
   return { type: base, array };
 }
 
@@ -143,7 +144,8 @@ function parseInterface(raw: Raw, i: number): Interface {
     let returns: TypeRef = { type: 'void', array: false };
     if (typeof ret === 'string') returns = typeRef({ type: ret }, `${n}.${on} return`, 'void');
     else if (isRecord(ret)) returns = typeRef(ret, `${n}.${on} return`, 'void');
-    else if (ret !== undefined && ret !== null) throw new ModuleError(`${n}.${on}: return must be a mapping with a type`);
+    else if (ret !== undefined && ret !== null)
+      throw new ModuleError(`${n}.${on}: return must be a mapping with a type`);
     return { name: on, params: params(o.params, `${n}.${on}`), return: returns };
   });
   const signals = list(raw.signals, `${n}.signals`).map((s, j) => {
@@ -160,7 +162,12 @@ function parseInterface(raw: Raw, i: number): Interface {
 
 /** Checks that every referenced type is a primitive or declared here, so the validators never meet a dangling name. */
 export function checkTypes(mod: Module): void {
-  const known = new Set<string>([...PRIMITIVES, ...mod.structs.map((s) => s.name), ...mod.enums.map((e) => e.name), ...mod.externs]);
+  const known = new Set<string>([
+    ...PRIMITIVES,
+    ...mod.structs.map((s) => s.name),
+    ...mod.enums.map((e) => e.name),
+    ...mod.externs,
+  ]);
   const check = (t: TypeRef, where: string, voidOk = false): void => {
     if (t.type === 'void' && voidOk && !t.array) return;
     if (!known.has(t.type)) throw new ModuleError(`${where}: unknown type ${t.type}`);
@@ -194,7 +201,8 @@ export function moduleFromObject(doc: unknown): Module {
       const mn = name(m, `${en}.members[${j}]`);
       // Members without a value count on from the previous one, as the IDL's generators do.
       const value = m.value === undefined ? next : m.value;
-      if (typeof value !== 'number' || !Number.isInteger(value)) throw new ModuleError(`${en}.${mn}: value must be an integer`);
+      if (typeof value !== 'number' || !Number.isInteger(value))
+        throw new ModuleError(`${en}.${mn}: value must be an integer`);
       next = value + 1;
       return { name: mn, value };
     });
@@ -221,7 +229,8 @@ export function moduleFromObject(doc: unknown): Module {
   const typeNames = new Set<string>();
   for (const t of [...mod.structs, ...mod.enums]) {
     if (typeNames.has(t.name)) throw new ModuleError(`type ${t.name} is declared twice`);
-    if ((PRIMITIVES as readonly string[]).includes(t.name)) throw new ModuleError(`type ${t.name} shadows a built-in type`);
+    if ((PRIMITIVES as readonly string[]).includes(t.name))
+      throw new ModuleError(`type ${t.name} shadows a built-in type`);
     typeNames.add(t.name);
   }
   checkTypes(mod);
@@ -243,7 +252,9 @@ export function findInterface(mod: Module, interfaceName: string): Interface {
   const itf = mod.interfaces.find((i) => i.name === interfaceName);
   if (!itf) {
     const names = mod.interfaces.map((i) => i.name).join(', ') || 'none';
-    throw new ModuleError(`module ${mod.name} has no interface ${JSON.stringify(interfaceName)} (it declares: ${names})`);
+    throw new ModuleError(
+      `module ${mod.name} has no interface ${JSON.stringify(interfaceName)} (it declares: ${names})`,
+    );
   }
   return itf;
 }
@@ -261,9 +272,13 @@ export interface HandMember {
 /** Parses `a: int, b: string[], c` into params; a missing type accepts any JSON value. */
 export function parseParamList(text: string, where: string): Param[] {
   const out: Param[] = [];
-  for (const piece of text.split(',').map((s) => s.trim()).filter((s) => s !== '')) {
+  for (const piece of text
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '')) {
     const [rawName, rawType] = piece.split(':').map((s) => s.trim());
-    if (!NAME.test(rawName)) throw new ModuleError(`${where}: parameter ${JSON.stringify(rawName)} is not an identifier`);
+    if (!NAME.test(rawName))
+      throw new ModuleError(`${where}: parameter ${JSON.stringify(rawName)} is not an identifier`);
     out.push({ name: rawName, ...typeRef({ type: rawType }, `${where}(${rawName})`, 'any') });
   }
   return unique(out, `${where} parameters`);
@@ -271,15 +286,25 @@ export function parseParamList(text: string, where: string): Param[] {
 
 /** Builds a one-interface module from hand-listed members (primitive types only, since no structs are declared). */
 export function moduleFromMembers(moduleName: string, interfaceName: string, members: HandMember[]): Module {
-  if (!MODULE_NAME.test(moduleName)) throw new ModuleError(`module name must be a dotted identifier such as io.world (got ${JSON.stringify(moduleName)})`);
-  if (!NAME.test(interfaceName)) throw new ModuleError(`interface name must be an identifier (got ${JSON.stringify(interfaceName)})`);
+  if (!MODULE_NAME.test(moduleName))
+    throw new ModuleError(
+      `module name must be a dotted identifier such as io.world (got ${JSON.stringify(moduleName)})`,
+    );
+  if (!NAME.test(interfaceName))
+    throw new ModuleError(`interface name must be an identifier (got ${JSON.stringify(interfaceName)})`);
   const itf: Interface = { name: interfaceName, properties: [], operations: [], signals: [] };
   members.forEach((m, i) => {
     const n = name(m as unknown as Raw, `member ${i + 1}`);
-    if (m.kind === 'property') itf.properties.push({ name: n, readonly: false, ...typeRef({ type: m.type }, `${interfaceName}.${n}`, 'any') });
+    if (m.kind === 'property')
+      itf.properties.push({ name: n, readonly: false, ...typeRef({ type: m.type }, `${interfaceName}.${n}`, 'any') });
     else if (m.kind === 'operation') {
-      itf.operations.push({ name: n, params: parseParamList(m.params ?? '', `${interfaceName}.${n}`), return: typeRef({ type: m.type }, `${interfaceName}.${n} return`, 'void') });
-    } else if (m.kind === 'signal') itf.signals.push({ name: n, params: parseParamList(m.params ?? '', `${interfaceName}.${n}`) });
+      itf.operations.push({
+        name: n,
+        params: parseParamList(m.params ?? '', `${interfaceName}.${n}`),
+        return: typeRef({ type: m.type }, `${interfaceName}.${n} return`, 'void'),
+      });
+    } else if (m.kind === 'signal')
+      itf.signals.push({ name: n, params: parseParamList(m.params ?? '', `${interfaceName}.${n}`) });
     else throw new ModuleError(`member ${n}: kind must be property, operation or signal`);
   });
   unique(itf.properties, `${interfaceName}.properties`);

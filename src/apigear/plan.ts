@@ -146,7 +146,9 @@ function rule(e: ErrorObject, mod: Module, value: unknown): string {
     case 'enum': {
       const ref = /definitions\/([^/]+)\/enum$/.exec(e.schemaPath);
       const decl = ref ? mod.enums.find((x) => x.name === ref[1]) : undefined;
-      const allowed = decl ? decl.members.map((m) => `${m.value} (${m.name})`).join(', ') : (e.params.allowedValues as unknown[]).join(', ');
+      const allowed = decl
+        ? decl.members.map((m) => `${m.value} (${m.name})`).join(', ')
+        : (e.params.allowedValues as unknown[]).join(', ');
       return `must be ${decl ? `a ${decl.name} value` : 'one of'}: ${allowed} (got ${got})`;
     }
     case 'required':
@@ -171,13 +173,20 @@ function makeCompiler(mod: Module): (t: TypeRef, where: string) => Check {
       if (value === undefined) throw new ApiGearValueError(`${where}: a value is required`);
       if (!validate(value)) {
         const e = validate.errors?.[0];
-        throw new ApiGearValueError(`${where}${e ? pathOf(e.instancePath) : ''}: ${e ? rule(e, mod, value) : 'is invalid'}`);
+        throw new ApiGearValueError(
+          `${where}${e ? pathOf(e.instancePath) : ''}: ${e ? rule(e, mod, value) : 'is invalid'}`,
+        );
       }
     };
   };
 }
 
-function argsCheck(itf: string, member: string, params: Param[], compile: (t: TypeRef, where: string) => Check): (args: unknown[]) => void {
+function argsCheck(
+  itf: string,
+  member: string,
+  params: Param[],
+  compile: (t: TypeRef, where: string) => Check,
+): (args: unknown[]) => void {
   const checks = params.map((p) => compile(p, `${itf}.${member}(${p.name})`));
   return (args) => {
     if (!Array.isArray(args)) throw new ApiGearValueError(`${itf}.${member}: arguments must be a JSON array`);
@@ -223,14 +232,20 @@ export function compilePlan(mod: Module, interfaceName: string): InterfacePlan {
       if (!topic.startsWith(`${prefix}/`)) return undefined;
       const rest = topic.split('/').slice(levels);
       const [verb, member] = rest;
-      if (rest.length === 2 && (verb === 'prop' || verb === 'set' || verb === 'sig' || verb === 'rpc')) return { verb, member };
+      if (rest.length === 2 && (verb === 'prop' || verb === 'set' || verb === 'sig' || verb === 'rpc'))
+        return { verb, member };
       if (rest.length === 4 && verb === 'rpc' && rest[3] === 'result') return { verb: 'result', member };
       return undefined;
     },
   };
 }
 
-function operationPlan(prefix: string, itf: string, o: Operation, compile: (t: TypeRef, where: string) => Check): OperationPlan {
+function operationPlan(
+  prefix: string,
+  itf: string,
+  o: Operation,
+  compile: (t: TypeRef, where: string) => Check,
+): OperationPlan {
   const isVoid = o.return.type === 'void' && !o.return.array;
   const checkReturn = isVoid ? undefined : compile(o.return, `${itf}.${o.name} return value`);
   return {
@@ -247,7 +262,12 @@ function operationPlan(prefix: string, itf: string, o: Operation, compile: (t: T
 }
 
 function signalPlan(prefix: string, itf: string, s: Signal, compile: (t: TypeRef, where: string) => Check): SignalPlan {
-  return { name: s.name, params: s.params, topic: `${prefix}/sig/${s.name}`, checkArgs: argsCheck(itf, s.name, s.params, compile) };
+  return {
+    name: s.name,
+    params: s.params,
+    topic: `${prefix}/sig/${s.name}`,
+    checkArgs: argsCheck(itf, s.name, s.params, compile),
+  };
 }
 
 /**
@@ -261,7 +281,9 @@ export function argsFromPayload(itf: string, member: string, params: Param[], pa
     const named = payload as Record<string, unknown>;
     for (const key of Object.keys(named)) {
       if (!params.some((p) => p.name === key)) {
-        throw new ApiGearValueError(`${itf}.${member}: has no parameter ${key} (parameters: ${params.map((p) => p.name).join(', ') || 'none'})`);
+        throw new ApiGearValueError(
+          `${itf}.${member}: has no parameter ${key} (parameters: ${params.map((p) => p.name).join(', ') || 'none'})`,
+        );
       }
     }
     return params.map((p) => {
@@ -270,7 +292,9 @@ export function argsFromPayload(itf: string, member: string, params: Param[], pa
     });
   }
   const shape = params.map((p) => p.name).join(', ');
-  throw new ApiGearValueError(`${itf}.${member}: arguments must be an array [${shape}] or an object {${shape}} (got ${describe(payload)})`);
+  throw new ApiGearValueError(
+    `${itf}.${member}: arguments must be an array [${shape}] or an object {${shape}} (got ${describe(payload)})`,
+  );
 }
 
 /** The inverse for flow outputs: positional wire arguments as an object keyed by parameter names. */

@@ -73,7 +73,9 @@ export class ApiGearService extends EventEmitter<ServiceEvents> {
     if (this.started) return;
     this.started = true;
     this.hooks.on('connect', () => this.onConnect());
-    this.hooks.on('message', (topic: string, payload: Buffer, packet: IPublishPacket) => this.onMessage(topic, payload, packet));
+    this.hooks.on('message', (topic: string, payload: Buffer, packet: IPublishPacket) =>
+      this.onMessage(topic, payload, packet),
+    );
     if (this.client.connected) this.onConnect();
   }
 
@@ -96,7 +98,10 @@ export class ApiGearService extends EventEmitter<ServiceEvents> {
    */
   async setProperty(name: string, value: unknown): Promise<boolean> {
     const prop = this.plan.properties.get(name);
-    if (!prop) throw new ApiGearValueError(`${this.plan.interface} has no property ${name} (properties: ${[...this.plan.properties.keys()].join(', ') || 'none'})`);
+    if (!prop)
+      throw new ApiGearValueError(
+        `${this.plan.interface} has no property ${name} (properties: ${[...this.plan.properties.keys()].join(', ') || 'none'})`,
+      );
     prop.check(value);
     const json = encodeJson(value);
     if (this.values.get(name) === json) return false;
@@ -113,13 +118,18 @@ export class ApiGearService extends EventEmitter<ServiceEvents> {
   async clearProperties(): Promise<void> {
     this.values.clear();
     if (!this.client.connected) return;
-    await Promise.all([...this.plan.properties.values()].map((p) => publish(this.client, p.topic, '', { qos: this.qos, retain: true })));
+    await Promise.all(
+      [...this.plan.properties.values()].map((p) => publish(this.client, p.topic, '', { qos: this.qos, retain: true })),
+    );
   }
 
   /** Publishes a signal: a JSON array of the arguments in declaration order, not retained. */
   async emitSignal(name: string, args: unknown[]): Promise<void> {
     const sig = this.plan.signals.get(name);
-    if (!sig) throw new ApiGearValueError(`${this.plan.interface} has no signal ${name} (signals: ${[...this.plan.signals.keys()].join(', ') || 'none'})`);
+    if (!sig)
+      throw new ApiGearValueError(
+        `${this.plan.interface} has no signal ${name} (signals: ${[...this.plan.signals.keys()].join(', ') || 'none'})`,
+      );
     sig.checkArgs(args);
     await publish(this.client, sig.topic, encodeJson(args), { qos: this.qos, retain: false });
   }
@@ -135,13 +145,20 @@ export class ApiGearService extends EventEmitter<ServiceEvents> {
     if (!call.responseTopic) return false;
     const properties: IPublishPacket['properties'] = {};
     if (call.correlationData) properties.correlationData = call.correlationData;
-    await publish(this.client, call.responseTopic, encodeJson(op.void ? (result ?? null) : result), { qos: this.qos, retain: false, properties });
+    await publish(this.client, call.responseTopic, encodeJson(op.void ? (result ?? null) : result), {
+      qos: this.qos,
+      retain: false,
+      properties,
+    });
     return true;
   }
 
   private operation(name: string): OperationPlan {
     const op = this.plan.operations.get(name);
-    if (!op) throw new ApiGearValueError(`${this.plan.interface} has no operation ${name} (operations: ${[...this.plan.operations.keys()].join(', ') || 'none'})`);
+    if (!op)
+      throw new ApiGearValueError(
+        `${this.plan.interface} has no operation ${name} (operations: ${[...this.plan.operations.keys()].join(', ') || 'none'})`,
+      );
     return op;
   }
 
@@ -151,7 +168,11 @@ export class ApiGearService extends EventEmitter<ServiceEvents> {
     subscribeAll(this.client, this.plan.serviceSubscriptions, this.qos)
       .then((granted) => {
         grantedQos = granted;
-        return Promise.all([...this.values].map(([name, json]) => publish(this.client, this.plan.properties.get(name)!.topic, json, { qos: this.qos, retain: true })));
+        return Promise.all(
+          [...this.values].map(([name, json]) =>
+            publish(this.client, this.plan.properties.get(name)!.topic, json, { qos: this.qos, retain: true }),
+          ),
+        );
       })
       .then(() => {
         if (this.started) this.emit('ready', { requestedQos: this.qos, grantedQos });

@@ -21,7 +21,12 @@ export function encodeJson(value: unknown): string {
 }
 
 /** Publishes through the managed client: queued while disconnected, settled on PUBACK/PUBCOMP or with an error. */
-export function publish(client: ManagedMqttClient, topic: string, body: string | Buffer, opts: PublishOptions): Promise<void> {
+export function publish(
+  client: ManagedMqttClient,
+  topic: string,
+  body: string | Buffer,
+  opts: PublishOptions,
+): Promise<void> {
   return client.publish(topic, body, opts);
 }
 

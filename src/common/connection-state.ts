@@ -26,7 +26,10 @@ export type StateSince<Reason extends string = string> = ConnectionState<Reason>
 export class StateTracker<Reason extends string = string> {
   private value: StateSince<Reason>;
 
-  constructor(initial: ConnectionState<Reason> = { phase: 'closed' }, private readonly now: () => number = Date.now) {
+  constructor(
+    initial: ConnectionState<Reason> = { phase: 'closed' },
+    private readonly now: () => number = Date.now,
+  ) {
     this.value = { ...initial, since: now() };
   }
 

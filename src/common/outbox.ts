@@ -250,7 +250,10 @@ export class Outbox {
             // Everything delivered: an empty log is the cheapest compaction there is.
             await truncate(this.fd, 0);
             this.fileBytes = 0;
-          } else if (this.fileBytes + chunk.length > COMPACT_MIN && this.fileBytes + chunk.length > COMPACT_RATIO * this.liveBytes) {
+          } else if (
+            this.fileBytes + chunk.length > COMPACT_MIN &&
+            this.fileBytes + chunk.length > COMPACT_RATIO * this.liveBytes
+          ) {
             await this.compact();
           } else {
             await writeAll(this.fd, chunk);
@@ -364,7 +367,9 @@ function writeAll(fd: number, chunk: Buffer): Promise<void> {
   return new Promise((resolve, reject) => {
     const step = (offset: number): void => {
       if (offset >= chunk.length) return resolve();
-      fs.write(fd, chunk, offset, chunk.length - offset, null, (err, written) => (err ? reject(err) : step(offset + written)));
+      fs.write(fd, chunk, offset, chunk.length - offset, null, (err, written) =>
+        err ? reject(err) : step(offset + written),
+      );
     };
     step(0);
   });

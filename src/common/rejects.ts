@@ -25,7 +25,9 @@ export class RejectedInput {
     intervalMs?: number,
   ) {
     this.counter = new BurstCounter((reason, count) => {
-      warn(`${this.prefix}: ${count} inbound message${count === 1 ? '' : 's'} dropped (${reason}); last: ${this.latest.get(reason) ?? ''}`);
+      warn(
+        `${this.prefix}: ${count} inbound message${count === 1 ? '' : 's'} dropped (${reason}); last: ${this.latest.get(reason) ?? ''}`,
+      );
     }, intervalMs);
   }
 

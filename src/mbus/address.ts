@@ -1,6 +1,9 @@
 // Mbus addresses (RFC 3259 §4): unordered sets of tag:value elements, with the subset and equality rules.
 export class MbusError extends Error {
-  constructor(message: string, readonly code = 'EMBUS') {
+  constructor(
+    message: string,
+    readonly code = 'EMBUS',
+  ) {
     super(message);
     this.name = 'MbusError';
   }
@@ -20,12 +23,18 @@ export class Address {
     const map = new Map<string, string>();
     for (const [tag, value] of elements) {
       if (!TAG.test(tag)) throw new MbusError(`address tag "${tag}" must be letters (and digits), at most 32`);
-      if (!VALUE.test(value)) throw new MbusError(`address value "${value}" of tag "${tag}" must be 1-64 printable characters without space or parentheses`);
+      if (!VALUE.test(value))
+        throw new MbusError(
+          `address value "${value}" of tag "${tag}" must be 1-64 printable characters without space or parentheses`,
+        );
       if (map.has(tag)) throw new MbusError(`address tag "${tag}" appears twice`);
       map.set(tag, value);
     }
     this.map = map;
-    this.key = [...map.entries()].map(([t, v]) => `${t}:${v}`).sort().join(' ');
+    this.key = [...map.entries()]
+      .map(([t, v]) => `${t}:${v}`)
+      .sort()
+      .join(' ');
   }
 
   static readonly empty = new Address([]);

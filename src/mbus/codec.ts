@@ -7,7 +7,10 @@ export type Rejection = 'float' | 'empty-source' | 'seq-range';
 
 /** A message the RFC forbids (as opposed to one that is merely malformed, which is code EPARSE without a rejection). */
 export class RejectedMessage extends MbusError {
-  constructor(readonly rejection: Rejection, message: string) {
+  constructor(
+    readonly rejection: Rejection,
+    message: string,
+  ) {
     super(message, 'EREJECT');
   }
 }
@@ -86,7 +89,8 @@ export function formatValue(v: MValue, depth = 0): string {
     case 'string':
       return `"${escapeString(v.value)}"`;
     case 'symbol':
-      if (!SYMBOL.test(v.value)) throw new MbusError(`"${v.value}" is not a valid symbol (a letter, then letters, digits, _ - .)`);
+      if (!SYMBOL.test(v.value))
+        throw new MbusError(`"${v.value}" is not a valid symbol (a letter, then letters, digits, _ - .)`);
       return v.value;
     case 'data':
       return `<${v.value.toString('base64')}>`;
@@ -155,7 +159,19 @@ class Cursor {
     let i = start;
     for (;;) {
       const ch = s.charCodeAt(i);
-      if (ch !== ch || ch === 0x20 || ch === 0x09 || ch === 0x0d || ch === 0x0a || ch === 0x28 || ch === 0x29 || ch === 0x22 || ch === 0x3c || ch === 0x3e) break;
+      if (
+        ch !== ch ||
+        ch === 0x20 ||
+        ch === 0x09 ||
+        ch === 0x0d ||
+        ch === 0x0a ||
+        ch === 0x28 ||
+        ch === 0x29 ||
+        ch === 0x22 ||
+        ch === 0x3c ||
+        ch === 0x3e
+      )
+        break;
       i++;
     }
     this.i = i;
@@ -217,10 +233,12 @@ function parseValue(c: Cursor, depth: number): MValue {
   if (FLOAT.test(tok)) {
     const value = Number(tok);
     // 400 digits before the point are syntactically a Float but no finite number: refused, never Infinity in a flow.
-    if (!Number.isFinite(value)) throw new RejectedMessage('float', `float "${tok.slice(0, 20)}…" is not a finite number`);
+    if (!Number.isFinite(value))
+      throw new RejectedMessage('float', `float "${tok.slice(0, 20)}…" is not a finite number`);
     return { type: 'float', value };
   }
-  if (EXPONENT_FLOAT.test(tok)) throw new RejectedMessage('float', `float "${tok.slice(0, 20)}" uses an exponent, which RFC 3259 does not allow`);
+  if (EXPONENT_FLOAT.test(tok))
+    throw new RejectedMessage('float', `float "${tok.slice(0, 20)}" uses an exponent, which RFC 3259 does not allow`);
   if (/^[A-Za-z]/.test(tok)) return { type: 'symbol', value: tok };
   return c.fail(`"${tok.slice(0, 20)}" is no Mbus value`);
 }
@@ -312,7 +330,8 @@ export function parseMessage(text: string): Message {
   const ackText = c.s.slice(c.i + 1, ackEnd).trim();
   if (ackText !== '' && !/^\d{1,20}(\s+\d{1,20})*$/.test(ackText)) c.fail('malformed AckList');
   const acks = ackText === '' ? [] : ackText.split(/\s+/).map(Number);
-  for (const a of acks) if (a > MAX_SEQ) throw new RejectedMessage('seq-range', `acknowledged SeqNum ${a} is outside 0..${MAX_SEQ}`);
+  for (const a of acks)
+    if (a > MAX_SEQ) throw new RejectedMessage('seq-range', `acknowledged SeqNum ${a} is outside 0..${MAX_SEQ}`);
   c.i = ackEnd + 1;
   c.eol();
   const commands: Command[] = [];
@@ -331,7 +350,8 @@ export function parseMessage(text: string): Message {
   }
   // A reliable message needs a sender to acknowledge; an ack to () would go to everyone, and UCL matches acks by
   // SeqNum alone, so it could complete another entity's pending message.
-  if (type === 'R' && source.size === 0) throw new RejectedMessage('empty-source', 'a reliable message from the empty address () cannot be acknowledged');
+  if (type === 'R' && source.size === 0)
+    throw new RejectedMessage('empty-source', 'a reliable message from the empty address () cannot be acknowledged');
   return { seq, timestamp, reliable: type === 'R', source, destination, acks, commands };
 }
 
@@ -341,7 +361,9 @@ export function parseMessage(text: string): Message {
 export function toPlain(v: MValue): unknown {
   switch (v.type) {
     case 'integer':
-      return v.value >= BigInt(Number.MIN_SAFE_INTEGER) && v.value <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v.value) : v.value;
+      return v.value >= BigInt(Number.MIN_SAFE_INTEGER) && v.value <= BigInt(Number.MAX_SAFE_INTEGER)
+        ? Number(v.value)
+        : v.value;
     case 'float':
     case 'string':
     case 'symbol':
@@ -365,7 +387,9 @@ export function fromPlain(x: unknown, path = 'payload', depth = 0): MValue {
   if (typeof x === 'bigint') return { type: 'integer', value: x };
   if (typeof x === 'number') {
     if (!Number.isFinite(x)) throw new MbusError(`${path}: ${x} cannot be sent (no NaN/Infinity in Mbus)`);
-    return Number.isInteger(x) && !Object.is(x, -0) ? { type: 'integer', value: BigInt(x) } : { type: 'float', value: x };
+    return Number.isInteger(x) && !Object.is(x, -0)
+      ? { type: 'integer', value: BigInt(x) }
+      : { type: 'float', value: x };
   }
   if (typeof x === 'boolean') return { type: 'integer', value: x ? 1n : 0n };
   if (typeof x === 'string') return { type: 'string', value: x };
@@ -380,8 +404,10 @@ export function fromPlain(x: unknown, path = 'payload', depth = 0): MValue {
       switch (o.type) {
         case 'integer':
           if (typeof o.value === 'bigint') return { type: 'integer', value: o.value };
-          if (typeof o.value === 'number' && Number.isInteger(o.value)) return { type: 'integer', value: BigInt(o.value) };
-          if (typeof o.value === 'string' && /^-?\d+$/.test(o.value)) return { type: 'integer', value: BigInt(o.value) };
+          if (typeof o.value === 'number' && Number.isInteger(o.value))
+            return { type: 'integer', value: BigInt(o.value) };
+          if (typeof o.value === 'string' && /^-?\d+$/.test(o.value))
+            return { type: 'integer', value: BigInt(o.value) };
           throw new MbusError(`${p}: an integer needs an integral number, bigint or digit string`);
         case 'float':
           if (typeof o.value === 'number' && Number.isFinite(o.value)) return { type: 'float', value: o.value };

@@ -271,7 +271,8 @@ export class Entity extends EventEmitter {
     this.group = options.group || DEFAULTS.group;
     this.scope = options.scope ?? DEFAULTS.scope;
     let address = Address.from(options.address);
-    if (address.size === 0) throw new MbusError('the entity address needs at least one element besides id, e.g. (app:node-red)');
+    if (address.size === 0)
+      throw new MbusError('the entity address needs at least one element besides id, e.g. (app:node-red)');
     this.iface = options.interface;
     if (!address.get('id')) {
       idCounter = (idCounter % 99999) + 1;
@@ -294,7 +295,8 @@ export class Entity extends EventEmitter {
     this.oneReliablePerPeer = options.oneReliablePerPeer ?? true;
     this.pack = options.pack ?? true;
     this.maxPeers = options.maxPeers ?? 1000;
-    if (!(this.maxPeers >= 1)) throw new MbusError(`the peer table needs room for at least 1 entity, got ${options.maxPeers}`);
+    if (!(this.maxPeers >= 1))
+      throw new MbusError(`the peer table needs room for at least 1 entity, got ${options.maxPeers}`);
     this.transport = new Transport(
       { group: this.group, port: options.port ?? DEFAULTS.port, scope: this.scope, interface: options.interface },
       (data, rinfo) => this.receive(data, rinfo),
@@ -343,7 +345,8 @@ export class Entity extends EventEmitter {
       const id = `${this.idSerial}@${hostId(this.scope, this.iface)}`;
       if (id !== this.ownAddress.get('id')) this.ownAddress = this.ownAddress.with('id', id);
     }
-    if (ownEntities.has(this.ownAddress.key)) throw new MbusError(`another entity in this process already uses ${this.ownAddress}`);
+    if (ownEntities.has(this.ownAddress.key))
+      throw new MbusError(`another entity in this process already uses ${this.ownAddress}`);
     await this.transport.open();
     ownEntities.set(this.ownAddress.key, this);
     this.running = true;
@@ -388,7 +391,8 @@ export class Entity extends EventEmitter {
 
   /** The one known entity a reliable message may go to: an exact address, or a partial one that matches exactly one peer. */
   resolvePeer(destination: Address): PeerInfo {
-    if (destination.size === 0) throw new MbusError('reliable messages and RPCs need a destination address, not () (everyone)', 'EUNKNOWN');
+    if (destination.size === 0)
+      throw new MbusError('reliable messages and RPCs need a destination address, not () (everyone)', 'EUNKNOWN');
     const exact = this.peers.get(destination.key);
     if (exact) return exact;
     const matches = [...this.peers.values()].filter((p) => destination.isSubsetOf(p.address));
@@ -414,13 +418,25 @@ export class Entity extends EventEmitter {
       const dest = reliable ? this.resolvePeer(destination).address : destination;
       const text = formatCommands(commands);
       // hello and bye alone: libgmbus recognises them only as a message's first command, and then ignores the rest.
-      const alone = !this.pack || !!options.alone || commands.some((c) => c.name === 'mbus.hello' || c.name === 'mbus.bye');
+      const alone =
+        !this.pack || !!options.alone || commands.some((c) => c.name === 'mbus.hello' || c.name === 'mbus.bye');
       const key = `${reliable ? 'R' : 'U'}${dest.key}`;
       let q = this.queues.get(key);
       if (!q) this.queues.set(key, (q = { destination: dest, reliable, waiting: [], inFlight: 0 }));
       else if (reliable && q.waiting.length >= MAX_WAITING_PER_PEER)
-        throw new MbusError(`${MAX_WAITING_PER_PEER} reliable messages already wait for ${destination}; it acknowledges too slowly`, 'EBUSY');
-      q.waiting.push({ commands, text, bytes: Buffer.byteLength(text, 'utf8'), alone, signal: options.signal, resolve, reject });
+        throw new MbusError(
+          `${MAX_WAITING_PER_PEER} reliable messages already wait for ${destination}; it acknowledges too slowly`,
+          'EBUSY',
+        );
+      q.waiting.push({
+        commands,
+        text,
+        bytes: Buffer.byteLength(text, 'utf8'),
+        alone,
+        signal: options.signal,
+        resolve,
+        reject,
+      });
       this.flushTimer ??= setImmediate(() => this.flush());
     });
   }
@@ -463,7 +479,14 @@ export class Entity extends EventEmitter {
     const ackQueue = this.acks.get(dest.key);
     const seq = this.seq;
     const timestamp = Date.now();
-    const header = formatHeader({ seq, timestamp, reliable: q.reliable, source: this.address, destination: dest, acks: ackQueue ? ackQueue.seqs : [] });
+    const header = formatHeader({
+      seq,
+      timestamp,
+      reliable: q.reliable,
+      source: this.address,
+      destination: dest,
+      acks: ackQueue ? ackQueue.seqs : [],
+    });
     let bytes = Buffer.byteLength(header, 'latin1'); // the header is ASCII
     let n = 0;
     while (n < q.waiting.length) {
@@ -478,7 +501,12 @@ export class Entity extends EventEmitter {
       if (size > this.maxDatagram) {
         if (n > 0) break;
         q.waiting.splice(n, 1);
-        s.reject(new MbusError(`the message is ${size} bytes, more than the maximum datagram size of ${this.maxDatagram} bytes`, 'ETOOBIG'));
+        s.reject(
+          new MbusError(
+            `the message is ${size} bytes, more than the maximum datagram size of ${this.maxDatagram} bytes`,
+            'ETOOBIG',
+          ),
+        );
         continue;
       }
       bytes += s.bytes;
@@ -565,14 +593,19 @@ export class Entity extends EventEmitter {
     try {
       msg = parseMessage(openDatagram(this.security, data));
     } catch (err) {
-      const reason: DropReason = err instanceof DatagramError ? err.reason : err instanceof RejectedMessage ? err.rejection : 'parse';
+      const reason: DropReason =
+        err instanceof DatagramError ? err.reason : err instanceof RejectedMessage ? err.rejection : 'parse';
       this.drop(reason, (err as Error).message, rinfo);
       return;
     }
     const key = msg.source.key;
     const own = ownEntities.get(key);
     if (own && !own.sentFrom(rinfo)) {
-      this.drop('spoofed', `claims the address ${msg.source} of an entity in this process but did not come from its socket`, rinfo);
+      this.drop(
+        'spoofed',
+        `claims the address ${msg.source} of an entity in this process but did not come from its socket`,
+        rinfo,
+      );
       return;
     }
     if (own === this) return; // our own multicast, looped back
@@ -593,7 +626,12 @@ export class Entity extends EventEmitter {
         }
       } else {
         if (this.peers.size >= this.maxPeers) this.evictOne();
-        this.peers.set(key, { address: msg.source, lastHeard: now, endpoint: { address: rinfo.address, port: rinfo.port }, heard: 1 });
+        this.peers.set(key, {
+          address: msg.source,
+          lastHeard: now,
+          endpoint: { address: rinfo.address, port: rinfo.port },
+          heard: 1,
+        });
         this.emit('new-entity', msg.source);
       }
     }
@@ -760,5 +798,7 @@ export class Entity extends EventEmitter {
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined && v !== null && !Number.isNaN(v))) as Partial<T>;
+  return Object.fromEntries(
+    Object.entries(o).filter(([, v]) => v !== undefined && v !== null && !Number.isNaN(v)),
+  ) as Partial<T>;
 }

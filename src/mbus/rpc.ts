@@ -62,7 +62,16 @@ function text(v: MValue | undefined): string | undefined {
 }
 
 export function buildCall(procedure: string, id: string, args: MValue[]): Command {
-  return { name: procedure, args: [metaList([['ID', M.str(id)], ['RPC-TYPE', M.str('UNICAST')]]), M.list(...args)] };
+  return {
+    name: procedure,
+    args: [
+      metaList([
+        ['ID', M.str(id)],
+        ['RPC-TYPE', M.str('UNICAST')],
+      ]),
+      M.list(...args),
+    ],
+  };
 }
 
 export function buildReturn(procedure: string, id: string, reply: RpcReply, rpcStatus = 'OK'): Command {
@@ -72,8 +81,14 @@ export function buildReturn(procedure: string, id: string, reply: RpcReply, rpcS
   return {
     name: `${procedure}.return`,
     args: [
-      metaList([['ID', M.str(id)], ['RPC-STATUS', M.str(rpcStatus)]]),
-      M.list(M.list(M.sym(success ? 'OK' : 'FAILED'), M.sym(result), M.str(reply.description ?? '')), M.list(...(reply.arguments ?? []))),
+      metaList([
+        ['ID', M.str(id)],
+        ['RPC-STATUS', M.str(rpcStatus)],
+      ]),
+      M.list(
+        M.list(M.sym(success ? 'OK' : 'FAILED'), M.sym(result), M.str(reply.description ?? '')),
+        M.list(...(reply.arguments ?? [])),
+      ),
     ],
   };
 }
@@ -85,7 +100,14 @@ export function readCall(cmd: Command, message: Message): RpcCall | undefined {
   const id = text(meta?.get('ID'));
   if (!meta || id === undefined) return undefined;
   const a = cmd.args[1];
-  return { procedure: cmd.name, id, arguments: a && a.type === 'list' ? a.value : [], meta, source: message.source, message };
+  return {
+    procedure: cmd.name,
+    id,
+    arguments: a && a.type === 'list' ? a.value : [],
+    meta,
+    source: message.source,
+    message,
+  };
 }
 
 export function readReturn(cmd: Command): { procedure: string; id: string; ret: RpcReturn } | undefined {
@@ -114,7 +136,11 @@ export function readReturn(cmd: Command): { procedure: string; id: string; ret: 
     success = false;
     result = 'UNKNOWN';
   }
-  return { procedure: cmd.name.slice(0, -'.return'.length), id, ret: { success, result, description, arguments: args, rpcStatus } };
+  return {
+    procedure: cmd.name.slice(0, -'.return'.length),
+    id,
+    ret: { success, result, description, arguments: args, rpcStatus },
+  };
 }
 
 interface Pending {
@@ -127,7 +153,11 @@ interface Pending {
 let rpcCounter = 0;
 
 export class RpcError extends MbusError {
-  constructor(message: string, code: string, readonly ret: RpcReturn) {
+  constructor(
+    message: string,
+    code: string,
+    readonly ret: RpcReturn,
+  ) {
     super(message, code);
   }
 }
@@ -144,7 +174,10 @@ export class RpcEndpoint {
   answerUnknown: boolean;
   private readonly onCommand = (cmd: Command, msg: Message): void => this.dispatch(cmd, msg);
 
-  constructor(readonly entity: Entity, options: RpcOptions = {}) {
+  constructor(
+    readonly entity: Entity,
+    options: RpcOptions = {},
+  ) {
     this.answerUnknown = !!options.answerUnknown;
     entity.on('command', this.onCommand);
   }
@@ -170,7 +203,13 @@ export class RpcEndpoint {
         if (!this.pending.delete(key)) return;
         clearTimeout(p.timer);
         abort.abort();
-        const ret: RpcReturn = { success: false, result: code === 'ETIMEDOUT' ? 'TIMEOUT' : 'DELIVERY_FAILED', description, arguments: [], rpcStatus: 'FAILED' };
+        const ret: RpcReturn = {
+          success: false,
+          result: code === 'ETIMEDOUT' ? 'TIMEOUT' : 'DELIVERY_FAILED',
+          description,
+          arguments: [],
+          rpcStatus: 'FAILED',
+        };
         reject(new RpcError(`RPC ${procedure} to ${peer.address}: ${description}`, code, ret));
       };
       const p: Pending = {
@@ -185,16 +224,24 @@ export class RpcEndpoint {
       };
       this.pending.set(key, p);
       // Alone, like returns (see reply()).
-      this.entity.send(peer.address, [buildCall(procedure, id, args)], { reliable: true, signal: abort.signal, alone: true }).catch((err: Error) => {
-        fail((err as MbusError).code === 'EDELIVERY' ? 'EDELIVERY' : (err as MbusError).code || 'EDELIVERY', `delivery failed: ${err.message}`);
-      });
+      this.entity
+        .send(peer.address, [buildCall(procedure, id, args)], { reliable: true, signal: abort.signal, alone: true })
+        .catch((err: Error) => {
+          fail(
+            (err as MbusError).code === 'EDELIVERY' ? 'EDELIVERY' : (err as MbusError).code || 'EDELIVERY',
+            `delivery failed: ${err.message}`,
+          );
+        });
     });
   }
 
   /** Sends the return for a call (deferred replies simply call this later). */
   reply(call: RpcCall, reply: RpcReply, rpcStatus = 'OK'): Promise<number> {
     // Alone: libgmbus's RPC layer reads only the first command of a message (a packed second call or return is lost).
-    return this.entity.send(call.source, [buildReturn(call.procedure, call.id, reply, rpcStatus)], { reliable: !!reply.reliable, alone: true });
+    return this.entity.send(call.source, [buildReturn(call.procedure, call.id, reply, rpcStatus)], {
+      reliable: !!reply.reliable,
+      alone: true,
+    });
   }
 
   private dispatch(cmd: Command, msg: Message): void {
@@ -210,7 +257,12 @@ export class RpcEndpoint {
     const call = readCall(cmd, msg);
     if (!call) return;
     if (handler) handler(call);
-    else this.reply(call, { success: false, result: 'UNKNOWN', description: `no procedure ${cmd.name} here` }, 'UNKNOWN').catch(() => undefined);
+    else
+      this.reply(
+        call,
+        { success: false, result: 'UNKNOWN', description: `no procedure ${cmd.name} here` },
+        'UNKNOWN',
+      ).catch(() => undefined);
   }
 
   isServed(name: string): boolean {
@@ -222,7 +274,13 @@ export class RpcEndpoint {
     for (const [k, p] of this.pending) {
       clearTimeout(p.timer);
       this.pending.delete(k);
-      p.resolve({ success: false, result: 'CLOSED', description: 'the Mbus entity stopped', arguments: [], rpcStatus: 'FAILED' });
+      p.resolve({
+        success: false,
+        result: 'CLOSED',
+        description: 'the Mbus entity stopped',
+        arguments: [],
+        rpcStatus: 'FAILED',
+      });
     }
   }
 }

@@ -24,7 +24,8 @@ const B64 = /^[A-Za-z0-9+/]*={0,2}$/;
 function decodeKey(b64: string, what: string): Buffer {
   const t = b64.trim();
   // Never echo the text: a malformed key is still mostly key material (it ends up in logs and status).
-  if (!B64.test(t) || t.length % 4 === 1) throw new MbusError(`${what}: the key is not valid base64 (${t.length} characters)`);
+  if (!B64.test(t) || t.length % 4 === 1)
+    throw new MbusError(`${what}: the key is not valid base64 (${t.length} characters)`);
   return Buffer.from(t, 'base64');
 }
 
@@ -51,7 +52,12 @@ export function hashKey(text: string, defaultAlg: HashAlgorithm = 'HMAC-MD5-96')
 
 export function encryptionKey(text: string, defaultAlg: EncryptionAlgorithm = 'NOENCR'): KeySpec<EncryptionAlgorithm> {
   const t = text.trim();
-  const e = t === '' ? { algorithm: 'NOENCR', key: Buffer.alloc(0) } : t.startsWith('(') ? parseKeyEntry(t) : { algorithm: defaultAlg, key: decodeKey(t, 'encryption key') };
+  const e =
+    t === ''
+      ? { algorithm: 'NOENCR', key: Buffer.alloc(0) }
+      : t.startsWith('(')
+        ? parseKeyEntry(t)
+        : { algorithm: defaultAlg, key: decodeKey(t, 'encryption key') };
   if (e.algorithm === 'NOENCR') return { algorithm: 'NOENCR', key: Buffer.alloc(0) };
   if (e.algorithm === 'DES') {
     if (e.key.length !== 8) throw new MbusError(`a DES key is 8 octets (12 base64 characters), got ${e.key.length}`);
@@ -127,7 +133,8 @@ export function encrypt(enc: KeySpec<EncryptionAlgorithm>, plain: Buffer): Buffe
 export function decrypt(enc: KeySpec<EncryptionAlgorithm>, body: Buffer): Buffer {
   if (enc.algorithm === 'NOENCR') return body;
   const bs = blockSize(enc);
-  if (body.length === 0 || body.length % bs !== 0) throw new MbusError(`ciphertext length ${body.length} is not a multiple of ${bs}`, 'EDECRYPT');
+  if (body.length === 0 || body.length % bs !== 0)
+    throw new MbusError(`ciphertext length ${body.length} is not a multiple of ${bs}`, 'EDECRYPT');
   const out = runCipher(enc, body, true);
   let end = out.length;
   while (end > 0 && out[end - 1] === 0) end--;
@@ -138,10 +145,14 @@ export function decrypt(enc: KeySpec<EncryptionAlgorithm>, body: Buffer): Buffer
  * Why a received datagram was dropped: the first five are checked here, `parse` and the RFC rejections (`float`,
  * `empty-source`, `seq-range`) by the codec, `spoofed` by the entity (our own entity's address from another socket).
  */
-export type DropReason = 'short' | 'hash' | 'decrypt' | 'utf8' | 'parse' | 'size' | 'float' | 'empty-source' | 'seq-range' | 'spoofed';
+export type DropReason =
+  'short' | 'hash' | 'decrypt' | 'utf8' | 'parse' | 'size' | 'float' | 'empty-source' | 'seq-range' | 'spoofed';
 
 export class DatagramError extends MbusError {
-  constructor(readonly reason: DropReason, message: string) {
+  constructor(
+    readonly reason: DropReason,
+    message: string,
+  ) {
     super(message, 'EDROP');
   }
 }
@@ -151,11 +162,13 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 /** Checks the hash, decrypts and returns the message text; throws DatagramError for every datagram to drop. */
 export function openDatagram(sec: SecurityConfig, dgram: Buffer): string {
   const lf = dgram.indexOf(0x0a);
-  if (lf < 16 || lf > 17 || (lf === 17 && dgram[16] !== 0x0d)) throw new DatagramError('short', 'no 16-character hash line');
+  if (lf < 16 || lf > 17 || (lf === 17 && dgram[16] !== 0x0d))
+    throw new DatagramError('short', 'no 16-character hash line');
   const body = dgram.subarray(lf + 1);
   const want = mac(sec.hash, body);
   // The received hash bytes are compared as they are (a latin1 round trip of them would be the identity).
-  if (!crypto.timingSafeEqual(dgram.subarray(0, 16), Buffer.from(want, 'latin1'))) throw new DatagramError('hash', 'wrong hash');
+  if (!crypto.timingSafeEqual(dgram.subarray(0, 16), Buffer.from(want, 'latin1')))
+    throw new DatagramError('hash', 'wrong hash');
   let plain: Buffer;
   try {
     plain = decrypt(sec.encryption, body);
@@ -165,7 +178,8 @@ export function openDatagram(sec: SecurityConfig, dgram: Buffer): string {
   let end = plain.length;
   while (end > 0 && plain[end - 1] === 0) end--; // UCL stops at the first NUL; padding is trailing NULs
   plain = plain.subarray(0, end);
-  if (plain.subarray(0, 5).toString('latin1') !== 'mbus/') throw new DatagramError('decrypt', 'body does not start with "mbus/"');
+  if (plain.subarray(0, 5).toString('latin1') !== 'mbus/')
+    throw new DatagramError('decrypt', 'body does not start with "mbus/"');
   try {
     return utf8.decode(plain);
   } catch {
@@ -220,7 +234,10 @@ export function mbusFilePath(env: NodeJS.ProcessEnv = process.env): string {
 
 /** Parses an `[MBUS]` file. Read-only: a missing file is `undefined`, never created. */
 export function parseMbusFile(text: string, file = '(text)'): MbusFileConfig {
-  const lines = text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+  const lines = text
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('#'));
   if (lines[0] !== '[MBUS]') throw new MbusError(`${file}: the first line must be [MBUS]`);
   const out: MbusFileConfig = { file };
   for (const line of lines.slice(1)) {

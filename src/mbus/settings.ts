@@ -50,15 +50,23 @@ function num(v: unknown, fallback: number): number {
 /** The effective entity options: node fields win, then ~/.mbus (when enabled), then the RFC/spec defaults. */
 export function entityOptions(def: MbusSettings, creds: MbusCredentials, file?: MbusFileConfig): EntityOptions {
   const elements = (def.addressElements ?? []).filter((e) => e && e.tag);
-  const address = elements.length ? new Address(elements.map((e) => [String(e.tag).trim(), String(e.value).trim()] as const)) : Address.parse('(app:node-red module:flow)');
+  const address = elements.length
+    ? new Address(elements.map((e) => [String(e.tag).trim(), String(e.value).trim()] as const))
+    : Address.parse('(app:node-red module:flow)');
   const hashAlg = def.hashAlgorithm === 'HMAC-SHA1-96' ? 'HMAC-SHA1-96' : 'HMAC-MD5-96';
-  const encAlg = def.encryptionAlgorithm === 'DES' || def.encryptionAlgorithm === 'AES' ? def.encryptionAlgorithm : 'NOENCR';
+  const encAlg =
+    def.encryptionAlgorithm === 'DES' || def.encryptionAlgorithm === 'AES' ? def.encryptionAlgorithm : 'NOENCR';
   const security: SecurityConfig = {
-    hash: creds.hashKey ? hashKey(creds.hashKey, hashAlg) : file?.hashKey ?? hashKey(DEFAULTS.hashKey),
-    encryption: encAlg !== 'NOENCR' ? encryptionKey(creds.encryptionKey ?? '', encAlg) : file?.encryptionKey ?? encryptionKey('(NOENCR)'),
+    hash: creds.hashKey ? hashKey(creds.hashKey, hashAlg) : (file?.hashKey ?? hashKey(DEFAULTS.hashKey)),
+    encryption:
+      encAlg !== 'NOENCR'
+        ? encryptionKey(creds.encryptionKey ?? '', encAlg)
+        : (file?.encryptionKey ?? encryptionKey('(NOENCR)')),
   };
-  if (encAlg !== 'NOENCR' && !creds.encryptionKey) throw new Error(`encryption ${encAlg} is selected but no encryption key is set`);
-  const scope: Scope = def.scope === 'LINKLOCAL' || def.scope === 'HOSTLOCAL' ? def.scope : file?.scope ?? DEFAULTS.scope;
+  if (encAlg !== 'NOENCR' && !creds.encryptionKey)
+    throw new Error(`encryption ${encAlg} is selected but no encryption key is set`);
+  const scope: Scope =
+    def.scope === 'LINKLOCAL' || def.scope === 'HOSTLOCAL' ? def.scope : (file?.scope ?? DEFAULTS.scope);
   const timers: Partial<Timers> = {
     retransmit: num(def.retransmit, DEFAULT_TIMERS.retransmit),
     retries: num(def.retries, DEFAULT_TIMERS.retries),
@@ -67,7 +75,10 @@ export function entityOptions(def: MbusSettings, creds: MbusCredentials, file?: 
     helloMin: num(def.helloMin, DEFAULT_TIMERS.helloMin),
     helloMax: num(def.helloMax, DEFAULT_TIMERS.helloMax),
   };
-  if (timers.ackDelay! >= timers.retransmit!) throw new Error(`the ack delay T_c (${timers.ackDelay} ms) must be shorter than the retransmit timer T_r (${timers.retransmit} ms)`);
+  if (timers.ackDelay! >= timers.retransmit!)
+    throw new Error(
+      `the ack delay T_c (${timers.ackDelay} ms) must be shorter than the retransmit timer T_r (${timers.retransmit} ms)`,
+    );
   return {
     address,
     group: def.group || (file?.address && file.address !== 'BROADCAST' ? file.address : DEFAULTS.group),
@@ -84,7 +95,6 @@ export function entityOptions(def: MbusSettings, creds: MbusCredentials, file?: 
   };
 }
 
-
 /** Compiles the command filter: exact names, `prefix.*` patterns; empty means every command outside `mbus.*`. */
 export function compileFilter(filters: string[] | undefined): (name: string) => boolean {
   const list = (filters ?? []).map((f) => String(f).trim()).filter(Boolean);
@@ -93,4 +103,3 @@ export function compileFilter(filters: string[] | undefined): (name: string) => 
   const prefixes = list.filter((f) => f.endsWith('*')).map((f) => f.slice(0, -1));
   return (name) => exact.has(name) || prefixes.some((p) => name.startsWith(p));
 }
-

@@ -18,7 +18,8 @@ export interface TransportOptions {
 export type DatagramHandler = (data: Buffer, rinfo: dgram.RemoteInfo) => void;
 
 /** Why the sockets could not be opened, as data (the Node-RED layer words it); all of them are worth retrying. */
-export type OpenFailureReason = 'no-ipv4' | 'port-in-use' | 'address-unavailable' | 'no-device' | 'permission' | 'other';
+export type OpenFailureReason =
+  'no-ipv4' | 'port-in-use' | 'address-unavailable' | 'no-device' | 'permission' | 'other';
 
 export class OpenFailure extends MbusError {
   constructor(
@@ -73,7 +74,11 @@ export function hostId(scope: Scope, iface?: string): string {
 
 class SharedReceiver {
   readonly handlers = new Set<DatagramHandler>();
-  constructor(readonly key: string, readonly socket: dgram.Socket, readonly port: number) {
+  constructor(
+    readonly key: string,
+    readonly socket: dgram.Socket,
+    readonly port: number,
+  ) {
     socket.on('message', (data, rinfo) => {
       for (const h of [...this.handlers]) h(data, rinfo);
     });
@@ -114,13 +119,19 @@ async function openReceiver(group: string, port: number, iface: string | undefin
         sock.close();
         sock = dgram.createSocket({ type: 'udp4', reuseAddr: true });
         // A port held without SO_REUSEADDR fails both binds; the first error names the cause as well.
-        await bindSocket(sock, port).catch((second: unknown) => Promise.reject(asError(classify(second).reason === 'other' ? first : second)));
+        await bindSocket(sock, port).catch((second: unknown) =>
+          Promise.reject(asError(classify(second).reason === 'other' ? first : second)),
+        );
       }
       sock.addMembership(group, iface);
     } catch (err) {
       sock.close();
       const { reason, errno } = classify(err);
-      throw new OpenFailure(reason, { group, port, interface: iface, errno }, `cannot join ${group}:${port} on ${iface ?? 'the default interface'}: ${(err as Error).message}`);
+      throw new OpenFailure(
+        reason,
+        { group, port, interface: iface, errno },
+        `cannot join ${group}:${port} on ${iface ?? 'the default interface'}: ${(err as Error).message}`,
+      );
     }
     const actual = sock.address().port;
     const r = new SharedReceiver(`${group}|${actual}|${iface ?? ''}`, sock, actual);
@@ -147,7 +158,10 @@ export class Transport {
   /** The address the send socket is bound to (0.0.0.0 when no interface is chosen). */
   sendAddress = '';
 
-  constructor(readonly options: TransportOptions, private readonly onDatagram: DatagramHandler) {}
+  constructor(
+    readonly options: TransportOptions,
+    private readonly onDatagram: DatagramHandler,
+  ) {}
 
   async open(): Promise<void> {
     const { group, scope } = this.options;
@@ -166,7 +180,11 @@ export class Transport {
       s.close();
       await this.close();
       const { reason, errno } = classify(err);
-      throw new OpenFailure(reason, { interface: this.iface, errno }, `cannot open the send socket: ${(err as Error).message}`);
+      throw new OpenFailure(
+        reason,
+        { interface: this.iface, errno },
+        `cannot open the send socket: ${(err as Error).message}`,
+      );
     }
     s.on('message', this.onDatagram);
     s.on('error', () => undefined);
@@ -180,7 +198,9 @@ export class Transport {
     const s = this.sender;
     if (!s) return Promise.reject(new MbusError('the Mbus entity is not running', 'ECLOSED'));
     return new Promise((resolve, reject) => {
-      s.send(data, to ? to.port : this.port, to ? to.address : this.options.group, (err) => (err ? reject(err) : resolve()));
+      s.send(data, to ? to.port : this.port, to ? to.address : this.options.group, (err) =>
+        err ? reject(err) : resolve(),
+      );
     });
   }
 

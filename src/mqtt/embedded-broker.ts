@@ -54,7 +54,11 @@ function loadAedes(): Promise<AedesModule> {
  * (number, retained store, fan-out — all microtasks with the in-memory persistence) before the next packet of the read
  * gets its number. The same dedupe drop as moscajs/aedes#994 (open); test/mqtt-embedded-qos2.test.ts reproduces it.
  */
-function publishOneAtATime(_client: unknown, packet: { topic: string }, callback: (error?: Error | null) => void): void {
+function publishOneAtATime(
+  _client: unknown,
+  packet: { topic: string },
+  callback: (error?: Error | null) => void,
+): void {
   if (packet.topic.startsWith('$SYS/')) {
     callback(new Error('$SYS/ topic is reserved'));
     return;
@@ -119,7 +123,8 @@ export class EmbeddedBroker {
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       const port = this.options.port ?? DEFAULT_EMBEDDED_PORT;
-      const onError = (err: NodeJS.ErrnoException): void => reject(err.code === 'EADDRINUSE' ? new PortInUseError(this.host, port) : err);
+      const onError = (err: NodeJS.ErrnoException): void =>
+        reject(err.code === 'EADDRINUSE' ? new PortInUseError(this.host, port) : err);
       server.once('error', onError);
       server.listen(port, this.host, () => {
         server.removeListener('error', onError);

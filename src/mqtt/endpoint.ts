@@ -54,10 +54,14 @@ export function protocolFields(protocol: MqttProtocol): Pick<IClientOptions, 'pr
 
 /** Checks settings a user typed; returns a message naming the field and the rule, or undefined when fine. */
 export function validateBrokerSettings(settings: BrokerSettings): string | undefined {
-  if (!settings.host || /[\s/]/.test(settings.host)) return `host "${settings.host}" must be a host name or IP address (no scheme, no path)`;
-  if (!Number.isInteger(settings.port) || settings.port < 0 || settings.port > 65535) return `port ${settings.port} must be an integer 0..65535`;
-  if (!MQTT_PROTOCOLS.includes(settings.protocol)) return `protocol "${settings.protocol}" must be one of ${MQTT_PROTOCOLS.join(', ')}`;
-  if (!Number.isInteger(settings.keepalive) || settings.keepalive < 0 || settings.keepalive > 65535) return `keepalive ${settings.keepalive} must be an integer 0..65535 seconds`;
+  if (!settings.host || /[\s/]/.test(settings.host))
+    return `host "${settings.host}" must be a host name or IP address (no scheme, no path)`;
+  if (!Number.isInteger(settings.port) || settings.port < 0 || settings.port > 65535)
+    return `port ${settings.port} must be an integer 0..65535`;
+  if (!MQTT_PROTOCOLS.includes(settings.protocol))
+    return `protocol "${settings.protocol}" must be one of ${MQTT_PROTOCOLS.join(', ')}`;
+  if (!Number.isInteger(settings.keepalive) || settings.keepalive < 0 || settings.keepalive > 65535)
+    return `keepalive ${settings.keepalive} must be an integer 0..65535 seconds`;
   return undefined;
 }
 
@@ -83,7 +87,11 @@ export function resolveEndpoint(settings: BrokerSettings): MqttEndpoint {
     const tls = settings.tls;
     // sgframework's default TLS 1.0 fails against current OpenSSL; TLS 1.2 is the floor here.
     // minVersion and passphrase are passed through to tls.connect() but not in mqtt.js's option type.
-    Object.assign(options, { minVersion: 'TLSv1.2' }, tls.passphrase !== undefined ? { passphrase: tls.passphrase } : {});
+    Object.assign(
+      options,
+      { minVersion: 'TLSv1.2' },
+      tls.passphrase !== undefined ? { passphrase: tls.passphrase } : {},
+    );
     if (tls.ca !== undefined) options.ca = tls.ca;
     if (tls.cert !== undefined) options.cert = tls.cert;
     if (tls.key !== undefined) options.key = tls.key;

@@ -10,7 +10,13 @@ import mqtt, { IClientOptions, IDisconnectPacket, IPublishPacket, ISubscriptionG
 import { RetryTimer } from '../common/backoff';
 import { Outbox, OutboxEntry } from '../common/outbox';
 import { BurstCounter, ChangeWarner } from '../common/warn';
-import { ConnectionReason, ConnectionState, ENDPOINT_REASONS, refusalReason, SESSION_TAKEN_OVER } from './connection-state';
+import {
+  ConnectionReason,
+  ConnectionState,
+  ENDPOINT_REASONS,
+  refusalReason,
+  SESSION_TAKEN_OVER,
+} from './connection-state';
 import type { MqttEndpoint } from './endpoint';
 import { asError, messageOf } from '../common/guards';
 
@@ -102,7 +108,12 @@ const FLUSH_WINDOW = 256;
 /** Listeners we attach to one library client, so that exactly those (and never the library's own) are removed. */
 export class ListenerSet {
   private readonly attached: Array<[string, (...args: never[]) => void]> = [];
-  constructor(private readonly emitter: { on(event: string, fn: (...args: never[]) => void): unknown; removeListener(event: string, fn: (...args: never[]) => void): unknown }) {}
+  constructor(
+    private readonly emitter: {
+      on(event: string, fn: (...args: never[]) => void): unknown;
+      removeListener(event: string, fn: (...args: never[]) => void): unknown;
+    },
+  ) {}
 
   on(event: string, handler: (...args: never[]) => void): void {
     this.emitter.on(event, handler);
@@ -192,10 +203,13 @@ export class ManagedMqttClient extends EventEmitter<ManagedClientEvents> {
    * once it is on disk; rejects when it cannot be delivered (queue overflow, QoS 0 while down, closed).
    */
   publish(topic: string, payload: string | Buffer, opts: PublishOptions): Promise<void> {
-    if (this.closing) return Promise.reject(new Error(`the MQTT connection ${this.clientId} is closed; ${topic} not sent`));
+    if (this.closing)
+      return Promise.reject(new Error(`the MQTT connection ${this.clientId} is closed; ${topic} not sent`));
     const qos = opts.qos;
     if (qos === 0 && !this.live && !this.options.queue?.qos0) {
-      return Promise.reject(new Error(`not connected to the broker; ${topic} not sent (QoS 0 messages are not queued)`));
+      return Promise.reject(
+        new Error(`not connected to the broker; ${topic} not sent (QoS 0 messages are not queued)`),
+      );
     }
     // A Buffer goes out as its bytes.
     const item: Item = { topic, payload, qos, retain: opts.retain === true, properties: opts.properties };
@@ -215,7 +229,12 @@ export class ManagedMqttClient extends EventEmitter<ManagedClientEvents> {
     if (!client || !this.live) return Promise.reject(new Error(`not connected to the broker; ${topic} not sent`));
     this.corkForThisTurn(client);
     return new Promise((resolve, reject) => {
-      client.publish(topic, payload, { qos: opts.qos, retain: opts.retain === true, properties: opts.properties }, (err) => (err ? reject(err) : resolve()));
+      client.publish(
+        topic,
+        payload,
+        { qos: opts.qos, retain: opts.retain === true, properties: opts.properties },
+        (err) => (err ? reject(err) : resolve()),
+      );
     });
   }
 
@@ -225,7 +244,9 @@ export class ManagedMqttClient extends EventEmitter<ManagedClientEvents> {
     if (!client || !this.live) return Promise.reject(new Error('not connected to the broker; subscription not sent'));
     const map: Record<string, { qos: QoS }> = {};
     for (const t of topics) map[t] = { qos };
-    return new Promise((resolve, reject) => client.subscribe(map, (err, granted) => (err ? reject(err) : resolve(granted ?? []))));
+    return new Promise((resolve, reject) =>
+      client.subscribe(map, (err, granted) => (err ? reject(err) : resolve(granted ?? []))),
+    );
   }
 
   unsubscribe(topics: string[]): Promise<void> {
@@ -242,7 +263,8 @@ export class ManagedMqttClient extends EventEmitter<ManagedClientEvents> {
     if (this.closing) return;
     const client = this.client;
     if (client) {
-      if (last && this.live) await this.withTimeout(this.publishNow(last.topic, last.payload, last).catch(() => undefined));
+      if (last && this.live)
+        await this.withTimeout(this.publishNow(last.topic, last.payload, last).catch(() => undefined));
       this.dropClient(client);
       await this.endClient(client);
     }
@@ -258,14 +280,18 @@ export class ManagedMqttClient extends EventEmitter<ManagedClientEvents> {
     if (this.closing) return;
     this.closing = true;
     this.retry.cancel();
-    if (this.live && this.backlog > 0) await this.withTimeout(new Promise<void>((resolve) => this.drainWaiters.push(resolve)));
+    if (this.live && this.backlog > 0)
+      await this.withTimeout(new Promise<void>((resolve) => this.drainWaiters.push(resolve)));
     const client = this.client;
     if (client) {
-      if (last && this.live) await this.withTimeout(this.publishNow(last.topic, last.payload, last).catch(() => undefined));
+      if (last && this.live)
+        await this.withTimeout(this.publishNow(last.topic, last.payload, last).catch(() => undefined));
       this.dropClient(client);
       await this.endClient(client);
     }
-    const closed = new Error(`the MQTT connection ${this.clientId} was closed before the broker acknowledged the message`);
+    const closed = new Error(
+      `the MQTT connection ${this.clientId} was closed before the broker acknowledged the message`,
+    );
     for (const item of this.queued.values()) this.settle(item, closed);
     this.queued.clear();
     await this.outbox.close();
@@ -301,7 +327,8 @@ export class ManagedMqttClient extends EventEmitter<ManagedClientEvents> {
       reconnectPeriod: 0,
       resubscribe: false,
     };
-    if (will) options.will = { topic: will.topic, payload: Buffer.from(will.payload), qos: will.qos, retain: will.retain };
+    if (will)
+      options.will = { topic: will.topic, payload: Buffer.from(will.payload), qos: will.qos, retain: will.retain };
     let client: MqttClient;
     try {
       client = mqtt.connect(endpoint.url, options);
@@ -315,10 +342,12 @@ export class ManagedMqttClient extends EventEmitter<ManagedClientEvents> {
     let lastError: Error | undefined;
     let disconnectCode: number | undefined;
     let connectedAt = 0;
-    hooks.on('error', ((err: Error) => (lastError = err)));
-    hooks.on('disconnect', ((packet: IDisconnectPacket) => (disconnectCode = packet.reasonCode)));
-    hooks.on('message', ((topic: string, payload: Buffer, packet: IPublishPacket) => this.emit('message', topic, payload, packet)));
-    hooks.on('connect', (() => {
+    hooks.on('error', (err: Error) => (lastError = err));
+    hooks.on('disconnect', (packet: IDisconnectPacket) => (disconnectCode = packet.reasonCode));
+    hooks.on('message', (topic: string, payload: Buffer, packet: IPublishPacket) =>
+      this.emit('message', topic, payload, packet),
+    );
+    hooks.on('connect', () => {
       if (this.client !== client) return;
       connectedAt = Date.now();
       // Commands, echoes and calls are small packets: Nagle plus delayed ACK would add ~40 ms to each exchange.
@@ -334,8 +363,8 @@ export class ManagedMqttClient extends EventEmitter<ManagedClientEvents> {
       this.stableTimer.unref?.();
       this.emit('connect');
       this.pump();
-    }));
-    hooks.on('close', (() => {
+    });
+    hooks.on('close', () => {
       if (this.client !== client) return;
       const wasUp = connectedAt > 0;
       this.dropClient(client);
@@ -353,7 +382,7 @@ export class ManagedMqttClient extends EventEmitter<ManagedClientEvents> {
         if (this.shortLived >= 2) this.failed('closed-early', disconnectCode, 'closed by the broker');
         else this.failed(wasUp ? 'lost' : 'unreachable', disconnectCode, lastError?.message);
       }
-    }));
+    });
   }
 
   /** Forgets a client: our listeners off (a no-op error listener stays so a late socket error cannot throw). */
@@ -375,7 +404,11 @@ export class ManagedMqttClient extends EventEmitter<ManagedClientEvents> {
     this.outbox.rewind();
     const requeue: Item[] = [];
     for (const item of unacked) {
-      if (item.qos === 0 && !this.options.queue?.qos0) this.settle(item, new Error(`the connection dropped before ${item.topic} was sent (QoS 0 messages are not queued)`));
+      if (item.qos === 0 && !this.options.queue?.qos0)
+        this.settle(
+          item,
+          new Error(`the connection dropped before ${item.topic} was sent (QoS 0 messages are not queued)`),
+        );
       else requeue.push(item);
     }
     for (const item of this.queued.values()) item.seq = undefined;
@@ -398,7 +431,12 @@ export class ManagedMqttClient extends EventEmitter<ManagedClientEvents> {
     });
   }
 
-  private failed(reason: ConnectionReason, code: number | undefined, detail: string | undefined, permanent = false): void {
+  private failed(
+    reason: ConnectionReason,
+    code: number | undefined,
+    detail: string | undefined,
+    permanent = false,
+  ): void {
     if (permanent) {
       this.setState({ phase: 'failed', reason, code, detail });
       this.failures.report(`${reason}:${code ?? ''}:${detail ?? ''}`);
@@ -455,20 +493,25 @@ export class ManagedMqttClient extends EventEmitter<ManagedClientEvents> {
     const generation = this.generation;
     this.inFlight.add(item);
     this.corkForThisTurn(client);
-    client.publish(item.topic, item.payload, { qos: item.qos, retain: item.retain, properties: item.properties }, (err) => {
-      if (generation !== this.generation) return; // the connection was replaced; the item was put back in the queue
-      this.inFlight.delete(item);
-      if (item.seq !== undefined) {
-        this.lent--;
-        const seq = item.seq;
-        item.seq = undefined;
-        if (item.key) this.queued.delete(item.key);
-        this.outbox.ack(seq);
-      }
-      // An error here is about this message (e.g. a topic the library rejects), not the link: fail it, go on.
-      this.settle(item, err ?? undefined);
-      if (this.outbox.length > 0 || this.drainWaiters.length > 0) this.pump();
-    });
+    client.publish(
+      item.topic,
+      item.payload,
+      { qos: item.qos, retain: item.retain, properties: item.properties },
+      (err) => {
+        if (generation !== this.generation) return; // the connection was replaced; the item was put back in the queue
+        this.inFlight.delete(item);
+        if (item.seq !== undefined) {
+          this.lent--;
+          const seq = item.seq;
+          item.seq = undefined;
+          if (item.key) this.queued.delete(item.key);
+          this.outbox.ack(seq);
+        }
+        // An error here is about this message (e.g. a topic the library rejects), not the link: fail it, go on.
+        this.settle(item, err ?? undefined);
+        if (this.outbox.length > 0 || this.drainWaiters.length > 0) this.pump();
+      },
+    );
   }
 
   private settle(item: Item, err?: Error): void {
@@ -482,7 +525,11 @@ export class ManagedMqttClient extends EventEmitter<ManagedClientEvents> {
   private onDrop(entry: OutboxEntry): void {
     const item = this.queued.get(entry.data);
     this.queued.delete(entry.data);
-    if (item) this.settle(item, new Error(`offline queue full (${this.outbox.length} messages): ${item.topic} dropped, oldest first`));
+    if (item)
+      this.settle(
+        item,
+        new Error(`offline queue full (${this.outbox.length} messages): ${item.topic} dropped, oldest first`),
+      );
     this.drops.note('overflow');
   }
 
@@ -538,17 +585,33 @@ function encodeItem(item: Item): Buffer {
   );
   const prefix = Buffer.allocUnsafe(4);
   prefix.writeUInt32LE(header.length, 0);
-  return Buffer.concat([prefix, header, typeof item.payload === 'string' ? Buffer.from(item.payload, 'utf8') : item.payload]);
+  return Buffer.concat([
+    prefix,
+    header,
+    typeof item.payload === 'string' ? Buffer.from(item.payload, 'utf8') : item.payload,
+  ]);
 }
 
 function decodeItem(record: Buffer): Item | undefined {
   try {
     const length = record.readUInt32LE(0);
-    const header = JSON.parse(record.subarray(4, 4 + length).toString('utf8')) as { t: string; q: QoS; r: boolean; rt?: string; cd?: string };
+    const header = JSON.parse(record.subarray(4, 4 + length).toString('utf8')) as {
+      t: string;
+      q: QoS;
+      r: boolean;
+      rt?: string;
+      cd?: string;
+    };
     const properties: PublishOptions['properties'] = {};
     if (header.rt) properties.responseTopic = header.rt;
     if (header.cd) properties.correlationData = Buffer.from(header.cd, 'base64');
-    return { topic: header.t, qos: header.q, retain: header.r, payload: record.subarray(4 + length), properties: header.rt || header.cd ? properties : undefined };
+    return {
+      topic: header.t,
+      qos: header.q,
+      retain: header.r,
+      payload: record.subarray(4 + length),
+      properties: header.rt || header.cd ? properties : undefined,
+    };
   } catch {
     return undefined;
   }

@@ -95,7 +95,9 @@ export function runCommand(emulator: MsbEmulator, line: string): string {
       case 'drop':
         return emulator.dropConnection(uuid) ? 'dropped' : `service ${uuid} is not connected`;
       case 'services':
-        return [...emulator.services()].map(([id, sd]) => `${id} ${String(sd.name)}`).join('\n') || 'no service registered';
+        return (
+          [...emulator.services()].map(([id, sd]) => `${id} ${String(sd.name)}`).join('\n') || 'no service registered'
+        );
       default:
         return `unknown command ${cmd}; try K, ping, status, call, drop, services`;
     }
@@ -114,16 +116,25 @@ async function main(): Promise<void> {
   }
   const emulator = new MsbEmulator({ flows: opts.flows, heartbeatInterval: opts.heartbeat });
   if (!opts.quiet) {
-    emulator.on('traffic', (r) => process.stdout.write(`${new Date(r.time).toISOString()} ${r.direction === 'in' ? '<-' : '->'} ${r.uuid ?? r.session.slice(0, 8)} ${r.message}\n`));
+    emulator.on('traffic', (r) =>
+      process.stdout.write(
+        `${new Date(r.time).toISOString()} ${r.direction === 'in' ? '<-' : '->'} ${r.uuid ?? r.session.slice(0, 8)} ${r.message}\n`,
+      ),
+    );
   }
   const { url } = await emulator.start({ host: opts.host, port: opts.port });
-  process.stdout.write(`MSB emulator listening on ${url} (SockJS ${url}/websocket/data/<server>/<session>/websocket, raw ${url}/websocket/data/websocket), ${opts.flows.length} integration flow(s)\n`);
+  process.stdout.write(
+    `MSB emulator listening on ${url} (SockJS ${url}/websocket/data/<server>/<session>/websocket, raw ${url}/websocket/data/websocket), ${opts.flows.length} integration flow(s)\n`,
+  );
   if (process.stdin.isTTY) {
     const rl = readline.createInterface({ input: process.stdin });
     rl.on('line', (line) => process.stdout.write(`${runCommand(emulator, line)}\n`));
   }
   const stop = (): void => {
-    emulator.close().then(() => process.exit(0), () => process.exit(1));
+    emulator.close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
   };
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);

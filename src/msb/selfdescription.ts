@@ -118,10 +118,34 @@ const PARAMETER_TYPES: Record<SimpleType, { type: string; format?: string }> = {
 
 /** Keys the MSB's dataFormat meta-schema allows in a schema object (event_schema.json of the official clients). */
 const ALLOWED_KEYS = new Set([
-  '$ref', 'format', 'title', 'description', 'default', 'multipleOf', 'maximum', 'exclusiveMaximum', 'minimum',
-  'exclusiveMinimum', 'maxLength', 'minLength', 'pattern', 'maxItems', 'minItems', 'uniqueItems', 'maxProperties',
-  'minProperties', 'required', 'enum', 'additionalProperties', 'type', 'items', 'allOf', 'properties',
-  'discriminator', 'readOnly', 'example',
+  '$ref',
+  'format',
+  'title',
+  'description',
+  'default',
+  'multipleOf',
+  'maximum',
+  'exclusiveMaximum',
+  'minimum',
+  'exclusiveMinimum',
+  'maxLength',
+  'minLength',
+  'pattern',
+  'maxItems',
+  'minItems',
+  'uniqueItems',
+  'maxProperties',
+  'minProperties',
+  'required',
+  'enum',
+  'additionalProperties',
+  'type',
+  'items',
+  'allOf',
+  'properties',
+  'discriminator',
+  'readOnly',
+  'example',
 ]);
 const JSON_TYPES = new Set(['array', 'boolean', 'integer', 'null', 'number', 'object', 'string']);
 const REF_PREFIX = '#/definitions/';
@@ -140,7 +164,10 @@ export function compileDataFormat(decl: DataFormatDeclaration, field = 'dataForm
   let format: DataFormat;
   if (decl.kind === 'simple') {
     if (!isSimpleType(decl.type)) {
-      throw new MsbDefinitionError(`${field}.type`, `unknown data type ${JSON.stringify(decl.type)}; use one of ${SIMPLE_TYPES.join(', ')}`);
+      throw new MsbDefinitionError(
+        `${field}.type`,
+        `unknown data type ${JSON.stringify(decl.type)}; use one of ${SIMPLE_TYPES.join(', ')}`,
+      );
     }
     const item = { ...SIMPLE_SCHEMAS[decl.type] };
     format = { dataObject: decl.isArray ? { type: 'array', items: item } : item };
@@ -160,7 +187,8 @@ export function compileDataFormat(decl: DataFormatDeclaration, field = 'dataForm
 function complexFormat(schema: unknown, field: string): DataFormat {
   let value = schema;
   if (typeof value === 'string') {
-    if (value.trim() === '') throw new MsbDefinitionError(`${field}.schema`, 'a complex data format needs a JSON schema');
+    if (value.trim() === '')
+      throw new MsbDefinitionError(`${field}.schema`, 'a complex data format needs a JSON schema');
     try {
       value = JSON.parse(value) as unknown;
     } catch (err) {
@@ -194,7 +222,11 @@ function hoist(schema: SchemaObject, into: Record<string, SchemaObject>, field: 
       if (key !== 'definitions') continue;
       if (!isObject(value)) throw new MsbDefinitionError(`${field}.definitions`, 'must be an object of named schemas');
       for (const [name, def] of Object.entries(value)) {
-        if (name === 'dataObject') throw new MsbDefinitionError(`${field}.definitions.dataObject`, '"dataObject" is reserved for the payload schema');
+        if (name === 'dataObject')
+          throw new MsbDefinitionError(
+            `${field}.definitions.dataObject`,
+            '"dataObject" is reserved for the payload schema',
+          );
         if (!isObject(def)) throw new MsbDefinitionError(`${field}.definitions.${name}`, 'must be a JSON object');
         const hoisted = hoist(def, into, `${field}.definitions.${name}`);
         if (into[name] !== undefined && JSON.stringify(into[name]) !== JSON.stringify(hoisted)) {
@@ -212,19 +244,23 @@ function hoist(schema: SchemaObject, into: Record<string, SchemaObject>, field: 
 function hoistChildren(key: string, value: unknown, into: Record<string, SchemaObject>, field: string): unknown {
   if (key === 'properties' && isObject(value)) {
     const props: SchemaObject = {};
-    for (const [name, sub] of Object.entries(value)) props[name] = isObject(sub) ? hoist(sub, into, `${field}.${name}`) : sub;
+    for (const [name, sub] of Object.entries(value))
+      props[name] = isObject(sub) ? hoist(sub, into, `${field}.${name}`) : sub;
     return props;
   }
   if ((key === 'items' || key === 'additionalProperties') && isObject(value)) return hoist(value, into, field);
-  if (key === 'allOf' && Array.isArray(value)) return (value as unknown[]).map((sub, i) => (isObject(sub) ? hoist(sub, into, `${field}[${i}]`) : sub));
+  if (key === 'allOf' && Array.isArray(value))
+    return (value as unknown[]).map((sub, i) => (isObject(sub) ? hoist(sub, into, `${field}[${i}]`) : sub));
   return value;
 }
 
 /** Definition-time check against the MSB dataFormat meta-schema: allowed keys, draft-04 types, resolvable refs. */
 export function checkDataFormat(format: DataFormat, field = 'dataFormat'): void {
-  if (!isObject(format) || !isObject(format.dataObject)) throw new MsbDefinitionError(field, 'must contain a dataObject schema');
+  if (!isObject(format) || !isObject(format.dataObject))
+    throw new MsbDefinitionError(field, 'must contain a dataObject schema');
   for (const [name, schema] of Object.entries(format)) {
-    if (!/^[A-Za-z0-9_.-]+$/.test(name)) throw new MsbDefinitionError(`${field}.${name}`, 'definition names may only use letters, digits, _ . -');
+    if (!/^[A-Za-z0-9_.-]+$/.test(name))
+      throw new MsbDefinitionError(`${field}.${name}`, 'definition names may only use letters, digits, _ . -');
     checkSchema(schema, format, `${field}.${name}`);
   }
 }
@@ -232,11 +268,13 @@ export function checkDataFormat(format: DataFormat, field = 'dataFormat'): void 
 function checkSchema(schema: unknown, format: DataFormat, field: string): void {
   if (!isObject(schema)) throw new MsbDefinitionError(field, 'must be a JSON schema object');
   for (const [key, value] of Object.entries(schema)) {
-    if (!ALLOWED_KEYS.has(key)) throw new MsbDefinitionError(`${field}.${key}`, `keyword "${key}" is not allowed in an MSB data format`);
+    if (!ALLOWED_KEYS.has(key))
+      throw new MsbDefinitionError(`${field}.${key}`, `keyword "${key}" is not allowed in an MSB data format`);
     if (key === 'type') {
       const types = Array.isArray(value) ? value : [value];
       for (const t of types) {
-        if (typeof t !== 'string' || !JSON_TYPES.has(t)) throw new MsbDefinitionError(`${field}.type`, `${JSON.stringify(t)} is not a JSON schema type`);
+        if (typeof t !== 'string' || !JSON_TYPES.has(t))
+          throw new MsbDefinitionError(`${field}.type`, `${JSON.stringify(t)} is not a JSON schema type`);
       }
     }
     if (key === '$ref') {
@@ -256,7 +294,8 @@ function checkSchema(schema: unknown, format: DataFormat, field: string): void {
       if (Array.isArray(value)) value.forEach((sub, i) => checkSchema(sub, format, `${field}.items[${i}]`));
       else checkSchema(value, format, `${field}.items`);
     }
-    if (key === 'additionalProperties' && typeof value !== 'boolean') checkSchema(value, format, `${field}.additionalProperties`);
+    if (key === 'additionalProperties' && typeof value !== 'boolean')
+      checkSchema(value, format, `${field}.additionalProperties`);
     if (key === 'allOf') {
       if (!Array.isArray(value)) throw new MsbDefinitionError(`${field}.allOf`, 'must be an array');
       value.forEach((sub, i) => checkSchema(sub, format, `${field}.allOf[${i}]`));
@@ -275,7 +314,8 @@ export function coerceParameterValue(type: SimpleType, value: unknown, field: st
   switch (type) {
     case 'boolean':
       if (typeof value === 'boolean') return value;
-      if (typeof value === 'string' && /^(true|false)$/i.test(value.trim())) return value.trim().toLowerCase() === 'true';
+      if (typeof value === 'string' && /^(true|false)$/i.test(value.trim()))
+        return value.trim().toLowerCase() === 'true';
       return bad('is not a boolean (true/false)');
     case 'int32':
     case 'int64': {
@@ -354,7 +394,9 @@ export function compileSelfDescription(
     }
     eventsById.set(decl.eventId, { '@id': 0, ...compiled });
   }
-  const sortedEvents = [...eventsById.values()].sort((a, b) => (a.eventId < b.eventId ? -1 : a.eventId > b.eventId ? 1 : 0));
+  const sortedEvents = [...eventsById.values()].sort((a, b) =>
+    a.eventId < b.eventId ? -1 : a.eventId > b.eventId ? 1 : 0,
+  );
   sortedEvents.forEach((ev, i) => (ev['@id'] = i + 1));
 
   const functionsById = new Map<string, SelfDescriptionFunction>();
@@ -363,7 +405,11 @@ export function compileSelfDescription(
     const field = `functions[${decl.functionId}]`;
     const responseEvents = [...new Set(decl.responseEvents ?? [])].map((eventId) => {
       const ev = eventsById.get(eventId);
-      if (!ev) throw new MsbDefinitionError(`${field}.responseEvents`, `event "${eventId}" is not declared by any msb-event-out of this service`);
+      if (!ev)
+        throw new MsbDefinitionError(
+          `${field}.responseEvents`,
+          `event "${eventId}" is not declared by any msb-event-out of this service`,
+        );
       return ev['@id'];
     });
     const compiled: SelfDescriptionFunction = {
@@ -376,17 +422,23 @@ export function compileSelfDescription(
     if (dataFormat) compiled.dataFormat = dataFormat;
     const seen = functionsById.get(decl.functionId);
     if (seen && JSON.stringify(seen) !== JSON.stringify(compiled)) {
-      throw new MsbDefinitionError(field, 'is declared twice with different name, description, data format or response events');
+      throw new MsbDefinitionError(
+        field,
+        'is declared twice with different name, description, data format or response events',
+      );
     }
     functionsById.set(decl.functionId, compiled);
   }
-  const sortedFunctions = [...functionsById.values()].sort((a, b) => (a.functionId < b.functionId ? -1 : a.functionId > b.functionId ? 1 : 0));
+  const sortedFunctions = [...functionsById.values()].sort((a, b) =>
+    a.functionId < b.functionId ? -1 : a.functionId > b.functionId ? 1 : 0,
+  );
 
   const parameters: Record<string, ConfigParameterValue> = {};
   for (const p of service.parameters ?? []) {
     requireText(p.name, 'configuration.parameters[].name');
     const field = `configuration.parameters.${p.name}`;
-    if (Object.prototype.hasOwnProperty.call(parameters, p.name)) throw new MsbDefinitionError(field, 'is declared twice');
+    if (Object.prototype.hasOwnProperty.call(parameters, p.name))
+      throw new MsbDefinitionError(field, 'is declared twice');
     if (!isSimpleType(p.type)) throw new MsbDefinitionError(`${field}.type`, `unknown type ${JSON.stringify(p.type)}`);
     // Defined, not assigned: a parameter may be called "constructor" or even "__proto__".
     Object.defineProperty(parameters, p.name, {

@@ -10,11 +10,17 @@ const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$
 
 function makeAjv(): Ajv {
   const ajv = new Ajv({ allErrors: false, strict: false, validateFormats: true });
-  ajv.addFormat('int32', { type: 'number', validate: (n: number) => Number.isInteger(n) && n >= INT32_MIN && n <= INT32_MAX });
+  ajv.addFormat('int32', {
+    type: 'number',
+    validate: (n: number) => Number.isInteger(n) && n >= INT32_MIN && n <= INT32_MAX,
+  });
   ajv.addFormat('int64', { type: 'number', validate: (n: number) => Number.isInteger(n) });
   ajv.addFormat('float', { type: 'number', validate: (n: number) => Number.isFinite(n) && Math.abs(n) <= FLOAT_MAX });
   ajv.addFormat('double', { type: 'number', validate: (n: number) => Number.isFinite(n) });
-  ajv.addFormat('date-time', { type: 'string', validate: (s: string) => DATE_TIME.test(s) && !Number.isNaN(Date.parse(s)) });
+  ajv.addFormat('date-time', {
+    type: 'string',
+    validate: (s: string) => DATE_TIME.test(s) && !Number.isNaN(Date.parse(s)),
+  });
   ajv.addFormat('byte', { type: 'string', validate: (s: string) => BASE64.test(s) });
   return ajv;
 }
@@ -54,10 +60,18 @@ export function validatorFor(format: DataFormat): PayloadValidator {
 
 function describe(error: ErrorObject | undefined): MsbValidationError {
   if (!error) return new MsbValidationError('payload', 'does not match the data format');
-  const path = 'payload' + error.instancePath.split('/').slice(1).map((p) => (/^\d+$/.test(p) ? `[${p}]` : `.${p}`)).join('');
+  const path =
+    'payload' +
+    error.instancePath
+      .split('/')
+      .slice(1)
+      .map((p) => (/^\d+$/.test(p) ? `[${p}]` : `.${p}`))
+      .join('');
   let rule = `${error.keyword}: ${error.message ?? 'does not match'}`;
-  if (error.keyword === 'additionalProperties') rule += ` (${String((error.params as { additionalProperty?: string }).additionalProperty)})`;
-  if (error.keyword === 'enum') rule += ` (${JSON.stringify((error.params as { allowedValues?: unknown }).allowedValues)})`;
+  if (error.keyword === 'additionalProperties')
+    rule += ` (${String((error.params as { additionalProperty?: string }).additionalProperty)})`;
+  if (error.keyword === 'enum')
+    rule += ` (${JSON.stringify((error.params as { allowedValues?: unknown }).allowedValues)})`;
   return new MsbValidationError(path, rule);
 }
 
@@ -68,7 +82,10 @@ function describe(error: ErrorObject | undefined): MsbValidationError {
 export function toWireValue(format: DataFormat | undefined, value: unknown): unknown {
   if (!format) return value;
   const root = format.dataObject;
-  const items = root.type === 'array' && typeof root.items === 'object' && root.items !== null ? (root.items as Record<string, unknown>) : undefined;
+  const items =
+    root.type === 'array' && typeof root.items === 'object' && root.items !== null
+      ? (root.items as Record<string, unknown>)
+      : undefined;
   const convert = (schema: Record<string, unknown>, v: unknown): unknown => {
     if (schema.format === 'date-time' && v instanceof Date) return v.toISOString();
     if (schema.format === 'byte' && Buffer.isBuffer(v)) return v.toString('base64');

@@ -175,7 +175,11 @@ export class SgConnection {
     const signal = pythonStrip(rawSignal);
     const entry = this.plan.outputs.find((o) => o.signal === signal);
     if (!entry) {
-      return Promise.reject(new Error(`"${signal}" is not a declared data signal of ${this.name} (declared: ${this.plan.outputs.map((o) => o.signal).join(', ') || 'none'})`));
+      return Promise.reject(
+        new Error(
+          `"${signal}" is not a declared data signal of ${this.name} (declared: ${this.plan.outputs.map((o) => o.signal).join(', ') || 'none'})`,
+        ),
+      );
     }
     this.remember(entry.topic, entry.defaultValue, payload);
     return this.publish({ topic: entry.topic, payload, qos: this.options.qos, retain: entry.retained });
@@ -196,7 +200,8 @@ export class SgConnection {
    */
   answer(handle: string, payload: string | Buffer | null): Promise<void> {
     const pending = this.pending.get(handle);
-    if (!pending) return Promise.reject(new Error(`no command is waiting for this answer (handle ${handle} unknown or timed out)`));
+    if (!pending)
+      return Promise.reject(new Error(`no command is waiting for this answer (handle ${handle} unknown or timed out)`));
     this.pending.delete(handle);
     clearTimeout(pending.timer);
     return this.echo(pending.entry, payload ?? pending.payload);
@@ -210,12 +215,14 @@ export class SgConnection {
 
   /** sgframework replaces a default by the latest sent value only when a default was registered (text values only). */
   private remember(topic: string, registeredDefault: string | null, payload: string | Buffer): void {
-    if (registeredDefault !== null && typeof payload === 'string') this.latest.set(topic, { payload, registeredDefault });
+    if (registeredDefault !== null && typeof payload === 'string')
+      this.latest.set(topic, { payload, registeredDefault });
   }
 
   private publish(p: { topic: string; payload: string | Buffer; qos: SgQos; retain: boolean }): Promise<void> {
     const client = this.client;
-    if (!client) return Promise.reject(new Error(`${this.name} is not connecting (no node uses it); ${p.topic} not sent`));
+    if (!client)
+      return Promise.reject(new Error(`${this.name} is not connecting (no node uses it); ${p.topic} not sent`));
     return client.publish(p.topic, p.payload, { qos: p.qos, retain: p.retain });
   }
 
@@ -229,7 +236,10 @@ export class SgConnection {
     // Between a redeploy's stop and start nobody is registered; keep the plan for the users about to come back
     // (a connection left without users is closed by its owner's sweep after the deploy).
     if (this.closed || users.length === 0) return;
-    const plan = compilePlan(this.options.name, users.map((u) => u.declaration()));
+    const plan = compilePlan(
+      this.options.name,
+      users.map((u) => u.declaration()),
+    );
     const planChanged = JSON.stringify(plan) !== JSON.stringify(this.plan);
     this.plan = plan;
     this.inputsByTopic = new Map(plan.inputs.map((i) => [i.topic, i]));
@@ -336,7 +346,8 @@ export class SgConnection {
     const current = (topic: string, registered: string): string | undefined => this.latestFor(topic, registered);
     const announced = new Set(startupSequence(before, this.options.qos, current).map(key));
     for (const p of startupSequence(after, this.options.qos, current)) {
-      if (!announced.has(key(p))) client.publishNow(p.topic, p.payload, { qos: p.qos, retain: p.retain }).catch(() => undefined);
+      if (!announced.has(key(p)))
+        client.publishNow(p.topic, p.payload, { qos: p.qos, retain: p.retain }).catch(() => undefined);
     }
     this.applied = after;
   }
@@ -357,7 +368,10 @@ export class SgConnection {
       const handle = randomUUID();
       const timer = setTimeout(() => {
         this.pending.delete(handle);
-        this.warnUsers(`${this.name}: no answer for ${topic} within ${entry.answerTimeout} ms; nothing echoed`, entry.owners);
+        this.warnUsers(
+          `${this.name}: no answer for ${topic} within ${entry.answerTimeout} ms; nothing echoed`,
+          entry.owners,
+        );
       }, entry.answerTimeout);
       this.pending.set(handle, { entry, payload, timer });
       message.answerHandle = handle;
@@ -365,7 +379,10 @@ export class SgConnection {
     for (const user of this.pool.list()) {
       if (entry.owners.includes(user.id)) user.deliver({ ...message });
     }
-    if (echoNow) this.echo(entry, payload).catch((err: unknown) => this.warnUsers(`${this.name}: echo on data/${service}/${signal} failed: ${String(err)}`, entry.owners));
+    if (echoNow)
+      this.echo(entry, payload).catch((err: unknown) =>
+        this.warnUsers(`${this.name}: echo on data/${service}/${signal} failed: ${String(err)}`, entry.owners),
+      );
   }
 
   private shutdown(): Promise<void> {

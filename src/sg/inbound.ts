@@ -13,7 +13,11 @@ export type SgInbound =
  * Accepts a message only for a topic registered in `inputs` (a Map: names from the wire are never looked up in an
  * object's prototype). Invalid UTF-8 is dropped rather than decoded lossily (sgframework itself would wedge on it).
  */
-export function classifyInbound(rawTopic: string, bytes: Uint8Array, inputs: ReadonlyMap<string, InputEntry>): SgInbound {
+export function classifyInbound(
+  rawTopic: string,
+  bytes: Uint8Array,
+  inputs: ReadonlyMap<string, InputEntry>,
+): SgInbound {
   const text = decodeUtf8(bytes);
   if (text === undefined) return { ok: false, reason: 'not UTF-8', detail: `payload on ${rawTopic}` };
   const topic = pythonStrip(rawTopic);

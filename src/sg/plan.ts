@@ -9,7 +9,11 @@ export const PAYLOAD_FALSE = 'False';
 
 export type MessageType = 'command' | 'data' | 'commandavailable' | 'dataavailable' | 'resourceavailable';
 export type AvailabilityPrefix = 'commandavailable' | 'dataavailable' | 'resourceavailable';
-export const AVAILABILITY_PREFIXES: readonly AvailabilityPrefix[] = ['commandavailable', 'dataavailable', 'resourceavailable'];
+export const AVAILABILITY_PREFIXES: readonly AvailabilityPrefix[] = [
+  'commandavailable',
+  'dataavailable',
+  'resourceavailable',
+];
 
 /** sgframework `register_incoming_command`. */
 export interface CommandDeclaration {
@@ -168,7 +172,10 @@ export function compilePlan(rawName: string, declarations: SgDeclaration[]): SgP
       plan.inputs.push(entry);
       return;
     }
-    if (!sameSettings(existing, entry)) warn(`${entry.topic} is declared twice with different settings; the later declaration wins`, 'twice', { topic: entry.topic });
+    if (!sameSettings(existing, entry))
+      warn(`${entry.topic} is declared twice with different settings; the later declaration wins`, 'twice', {
+        topic: entry.topic,
+      });
     const owners = existing.owners.includes(entry.owners[0]) ? existing.owners : [...existing.owners, ...entry.owners];
     Object.assign(existing, entry, { owners });
   };
@@ -184,7 +191,13 @@ export function compilePlan(rawName: string, declarations: SgDeclaration[]): SgP
       }
       const topic = topicOf('data', name, signal);
       const existing = outputs.get(topic);
-      const entry: OutputEntry = { topic, signal, retained: raw.retained, defaultValue: raw.defaultValue, owners: [decl.owner] };
+      const entry: OutputEntry = {
+        topic,
+        signal,
+        retained: raw.retained,
+        defaultValue: raw.defaultValue,
+        owners: [decl.owner],
+      };
       if (!existing) {
         outputs.set(topic, entry);
         plan.outputs.push(entry);
@@ -192,7 +205,9 @@ export function compilePlan(rawName: string, declarations: SgDeclaration[]): SgP
         if (existing.retained !== entry.retained || existing.defaultValue !== entry.defaultValue) {
           warn(`${topic} is declared twice with different settings; the later declaration wins`, 'twice', { topic });
         }
-        Object.assign(existing, entry, { owners: existing.owners.includes(decl.owner) ? existing.owners : [...existing.owners, decl.owner] });
+        Object.assign(existing, entry, {
+          owners: existing.owners.includes(decl.owner) ? existing.owners : [...existing.owners, decl.owner],
+        });
       }
     }
     for (const raw of decl.commands ?? []) {
@@ -220,14 +235,19 @@ export function compilePlan(rawName: string, declarations: SgDeclaration[]): SgP
     for (const sub of decl.subscriptions ?? []) {
       const service = pythonStrip(sub.service);
       // sgframework replaces the signal of a resourceavailable registration with "presence".
-      const signal = sub.kind === 'availability' && sub.prefix === 'resourceavailable' ? 'presence' : pythonStrip(sub.signal);
+      const signal =
+        sub.kind === 'availability' && sub.prefix === 'resourceavailable' ? 'presence' : pythonStrip(sub.signal);
       const issue = nameProblem(service, 'service') ?? nameProblem(signal, 'signal');
       if (issue) {
         warn(`${issue}; subscription skipped`, 'subscription-bad', { service, signal });
         continue;
       }
       if (sub.kind === 'availability' && !AVAILABILITY_PREFIXES.includes(sub.prefix)) {
-        warn(`availability prefix "${String(sub.prefix)}" must be one of ${AVAILABILITY_PREFIXES.join(', ')}; subscription skipped`, 'prefix-bad', { prefix: String(sub.prefix) });
+        warn(
+          `availability prefix "${String(sub.prefix)}" must be one of ${AVAILABILITY_PREFIXES.join(', ')}; subscription skipped`,
+          'prefix-bad',
+          { prefix: String(sub.prefix) },
+        );
         continue;
       }
       const messagetype: MessageType = sub.kind === 'data' ? 'data' : sub.prefix;
@@ -250,7 +270,11 @@ export function compilePlan(rawName: string, declarations: SgDeclaration[]): SgP
   for (const input of plan.inputs) {
     if (input.kind === 'command' && input.echo && outputs.has(topicOf('data', name, input.signal))) {
       const topic = topicOf('data', name, input.signal);
-      warn(`${topic} is both an echoed command and a data signal; sgframework peers expect one or the other`, 'echo-and-data', { topic });
+      warn(
+        `${topic} is both an echoed command and a data signal; sgframework peers expect one or the other`,
+        'echo-and-data',
+        { topic },
+      );
     }
   }
   return plan;
@@ -266,17 +290,27 @@ export function subscriptionsOf(plan: SgPlan): string[] {
  * availability and default, then per command its availability and, with echo, the echo's availability and default.
  * `current` gives the latest value that replaces a configured default after a send or an echo.
  */
-export function startupSequence(plan: SgPlan, qos: SgQos, current: (topic: string, registeredDefault: string) => string | undefined = () => undefined): Publication[] {
+export function startupSequence(
+  plan: SgPlan,
+  qos: SgQos,
+  current: (topic: string, registeredDefault: string) => string | undefined = () => undefined,
+): Publication[] {
   if (!plan.resource) return [];
   const out: Publication[] = [{ topic: presenceTopic(plan.name), payload: PAYLOAD_TRUE, qos, retain: true }];
   const valueOf = (topic: string, registered: string): string => current(topic, registered) ?? registered;
   for (const data of plan.outputs) {
     out.push({ topic: topicOf('dataavailable', plan.name, data.signal), payload: PAYLOAD_TRUE, qos, retain: true });
-    if (data.defaultValue !== null) out.push({ topic: data.topic, payload: valueOf(data.topic, data.defaultValue), qos, retain: data.retained });
+    if (data.defaultValue !== null)
+      out.push({ topic: data.topic, payload: valueOf(data.topic, data.defaultValue), qos, retain: data.retained });
   }
   for (const command of plan.inputs) {
     if (command.kind !== 'command') continue;
-    out.push({ topic: topicOf('commandavailable', plan.name, command.signal), payload: PAYLOAD_TRUE, qos, retain: true });
+    out.push({
+      topic: topicOf('commandavailable', plan.name, command.signal),
+      payload: PAYLOAD_TRUE,
+      qos,
+      retain: true,
+    });
     if (!command.echo) continue;
     out.push({ topic: topicOf('dataavailable', plan.name, command.signal), payload: PAYLOAD_TRUE, qos, retain: true });
     if (command.defaultValue !== null) {
@@ -293,6 +327,7 @@ export function describePlan(plan: SgPlan, qos: SgQos, clean: boolean): string[]
   const will = willFor(plan, qos);
   lines.push(will ? `will: ${will.topic} = ${will.payload} (QoS ${will.qos}, retained)` : 'will: none');
   for (const topic of subscriptionsOf(plan)) lines.push(`SUBSCRIBE ${topic} (QoS ${qos})`);
-  for (const p of startupSequence(plan, qos)) lines.push(`PUBLISH ${p.topic} = ${p.payload} (QoS ${p.qos}${p.retain ? ', retained' : ''})`);
+  for (const p of startupSequence(plan, qos))
+    lines.push(`PUBLISH ${p.topic} = ${p.payload} (QoS ${p.qos}${p.retain ? ', retained' : ''})`);
   return lines;
 }

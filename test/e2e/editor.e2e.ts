@@ -114,7 +114,9 @@ async function importThroughDialog(page: Page, flowJson: string): Promise<void> 
 /** Closes open notifications the editor's way (removing their elements makes the editor throw later). */
 async function closeNotifications(page: Page): Promise<void> {
   const open = await page.evaluate(() => {
-    const els = Array.from(document.querySelectorAll('.red-ui-notification')) as Array<HTMLElement & { close?: () => void }>;
+    const els = Array.from(document.querySelectorAll('.red-ui-notification')) as Array<
+      HTMLElement & { close?: () => void }
+    >;
     for (const el of els) if (typeof el.close === 'function') el.close();
     return els.length;
   });
@@ -150,7 +152,9 @@ async function closeDialog(page: Page, prefix: string): Promise<void> {
   // Wait for the tray's closing animation to finish: opening the next dialog during it makes the editor itself
   // throw ("reading 'removeChild'"), which is not the node's fault.
   await page
-    .waitForFunction(() => $('.red-ui-tray').length === 0 && RED.editor.getEditStack().length === 0, undefined, { timeout: 10000 })
+    .waitForFunction(() => $('.red-ui-tray').length === 0 && RED.editor.getEditStack().length === 0, undefined, {
+      timeout: 10000,
+    })
     .catch(() => undefined);
   await page.waitForTimeout(300);
 }
@@ -165,7 +169,13 @@ async function untranslatedTexts(page: Page): Promise<string[]> {
     for (let t = walker.nextNode(); t; t = walker.nextNode()) {
       const s = (t.textContent || '').trim();
       const el = t.parentElement;
-      if (!s || !el || el.closest('script,style,textarea,.red-ui-editableList-item-content input') || !$(el).is(':visible')) continue;
+      if (
+        !s ||
+        !el ||
+        el.closest('script,style,textarea,.red-ui-editableList-item-content input') ||
+        !$(el).is(':visible')
+      )
+        continue;
       if (re.test(s)) out.add(s);
     }
     for (const el of Array.from(tray.querySelectorAll('[placeholder],[title]'))) {
@@ -179,7 +189,11 @@ async function untranslatedTexts(page: Page): Promise<string[]> {
 }
 
 /** Inputs the dialog offers per default, and what its validators say to a set of bad values. */
-async function probeFields(page: Page, id: string, prefix: string): Promise<{ inputs: string[]; missing: string[]; probes: FieldProbe[] }> {
+async function probeFields(
+  page: Page,
+  id: string,
+  prefix: string,
+): Promise<{ inputs: string[]; missing: string[]; probes: FieldProbe[] }> {
   return page.evaluate(
     ({ id, prefix, probes }) => {
       // The node being edited (for "Add new config node" it is not in RED.nodes yet), as validators see it as `this`.
@@ -200,9 +214,11 @@ async function probeFields(page: Page, id: string, prefix: string): Promise<{ in
           }
           inputs.push(p);
           const spec = props[p];
-          const isConfigRef = spec.type && RED.nodes.getType(spec.type) && RED.nodes.getType(spec.type).category === 'config';
+          const isConfigRef =
+            spec.type && RED.nodes.getType(spec.type) && RED.nodes.getType(spec.type).category === 'config';
           const tag = el[0].tagName;
-          const textual = tag === 'INPUT' && ['text', 'hidden', 'number', 'password', ''].includes(el.attr('type') || '');
+          const textual =
+            tag === 'INPUT' && ['text', 'hidden', 'number', 'password', ''].includes(el.attr('type') || '');
           if (isConfigRef || !textual || !(spec.required || spec.validate)) continue;
           const typed = !!el.data('noderedTypedInput');
           const original = typed ? el.typedInput('value') : el.val();
@@ -220,7 +236,8 @@ async function probeFields(page: Page, id: string, prefix: string): Promise<{ in
             let messageIgnored = false;
             if (spec.required && value === '') {
               invalid = true;
-              if (typeof spec.label === 'string') message = RED._('validator.errors.missing-required-prop', { prop: spec.label });
+              if (typeof spec.label === 'string')
+                message = RED._('validator.errors.missing-required-prop', { prop: spec.label });
             } else if (spec.validate && !(spec.required === false && value === '')) {
               let r: unknown;
               try {
@@ -244,8 +261,15 @@ async function probeFields(page: Page, id: string, prefix: string): Promise<{ in
             if (typed) el.typedInput('value', value);
             else el.val(value);
             el.trigger('change');
-            const flagged = el.hasClass('input-error') || el.next('.red-ui-typedInput-container').hasClass('input-error');
-            results.push({ property: p, value: value.length > 20 ? `${value.slice(0, 17)}...` : value, message, flagged, messageIgnored });
+            const flagged =
+              el.hasClass('input-error') || el.next('.red-ui-typedInput-container').hasClass('input-error');
+            results.push({
+              property: p,
+              value: value.length > 20 ? `${value.slice(0, 17)}...` : value,
+              message,
+              flagged,
+              messageIgnored,
+            });
             if (typed) el.typedInput('value', original);
             else el.val(original);
             el.trigger('change');
@@ -288,7 +312,10 @@ async function screenshotTray(page: Page, file: string): Promise<void> {
     const label = ((await tabs.nth(i).textContent()) || `tab${i}`).trim().replace(/[^A-Za-z0-9]+/g, '_');
     await tabs.nth(i).click();
     await page.waitForTimeout(400);
-    await page.locator('.red-ui-tray').last().screenshot({ path: file.replace(/\.png$/, `-tab${i}-${label}.png`) });
+    await page
+      .locator('.red-ui-tray')
+      .last()
+      .screenshot({ path: file.replace(/\.png$/, `-tab${i}-${label}.png`) });
   }
   await tabs.nth(0).click();
   await page.waitForTimeout(200);
@@ -319,7 +346,11 @@ async function inspectFresh(p: Page, type: string, index: number, lang: string):
     await p.mouse.move(chart.x + 250 + 220 * (index % 3), chart.y + 80 + 70 * Math.floor(index / 3), { steps: 12 });
     await p.mouse.up();
     const added: string[] = await p.evaluate(
-      (known) => RED.nodes.filterNodes({}).map((n: { id: string }) => n.id).filter((x: string) => !known.includes(x)),
+      (known) =>
+        RED.nodes
+          .filterNodes({})
+          .map((n: { id: string }) => n.id)
+          .filter((x: string) => !known.includes(x)),
       before,
     );
     assert.strictEqual(added.length, 1, `dragging ${type} from the palette added ${added.length} nodes`);
@@ -362,9 +393,13 @@ function checkDialog(report: DialogReport): void {
     [],
     'validate(v) returns a message but declares one parameter, so Node-RED accepts the value; declare validate(v, opt)',
   );
-  const keys = report.probes.filter((p) => p.message !== null && I18N_KEY.test(p.message)).map((p) => `${p.property}: ${p.message}`);
+  const keys = report.probes
+    .filter((p) => p.message !== null && I18N_KEY.test(p.message))
+    .map((p) => `${p.property}: ${p.message}`);
   assert.deepStrictEqual(keys, [], 'validation messages that are untranslated i18n keys');
-  const unflagged = report.probes.filter((p) => !p.messageIgnored && !p.flagged).map((p) => `${p.property}=${JSON.stringify(p.value)}`);
+  const unflagged = report.probes
+    .filter((p) => !p.messageIgnored && !p.flagged)
+    .map((p) => `${p.property}=${JSON.stringify(p.value)}`);
   assert.deepStrictEqual(unflagged, [], 'invalid values the dialog does not mark');
   const silent = report.probes
     .filter((p) => p.value !== '' && !p.messageIgnored && p.message === null)
@@ -403,7 +438,11 @@ function watch(p: Page): void {
   p.on('dialog', (d) => void d.accept().catch(() => undefined));
   p.on('pageerror', (err) => {
     // Keep the first frames so the report shows whose script threw (a node's .html or the editor itself).
-    const frames = (err.stack || '').split('\n').slice(1, 3).map((l) => l.trim().replace(/\(?https?:\/\/[^/]+\//, '(')).join(' ');
+    const frames = (err.stack || '')
+      .split('\n')
+      .slice(1, 3)
+      .map((l) => l.trim().replace(/\(?https?:\/\/[^/]+\//, '('))
+      .join(' ');
     pageErrors.push(`${err.message}${frames ? ` [${frames}]` : ''}`);
   });
   p.on('console', (m) => {
@@ -437,22 +476,27 @@ describe('editor in a real browser (chromium)', function () {
   this.timeout(120000);
 
   it('shows every node type of the package in the palette', async () => {
-    const missing = await page.evaluate(
-      (types) => types.filter((t) => !RED.nodes.getType(t)),
-      [...ourTypes],
-    );
+    const missing = await page.evaluate((types) => types.filter((t) => !RED.nodes.getType(t)), [...ourTypes]);
     assert.deepStrictEqual(missing, [], 'types the editor does not know');
     const palette = await page.evaluate(() =>
-      Array.from(document.querySelectorAll('#red-ui-palette .red-ui-palette-node')).map((e) => e.getAttribute('data-palette-type')),
+      Array.from(document.querySelectorAll('#red-ui-palette .red-ui-palette-node')).map((e) =>
+        e.getAttribute('data-palette-type'),
+      ),
     );
     const flowTypes = ours.filter((t) => t.definition?.category !== 'config').map((t) => t.type);
-    assert.deepStrictEqual(flowTypes.filter((t) => !palette.includes(t)), [], 'flow node types missing from the palette');
+    assert.deepStrictEqual(
+      flowTypes.filter((t) => !palette.includes(t)),
+      [],
+      'flow node types missing from the palette',
+    );
     fs.mkdirSync(ARTIFACTS, { recursive: true });
     // One screenshot per palette category holding our nodes (labels, colours, icons as a user sees them).
     const categories: string[] = await page.evaluate((types) => {
       const ids = new Set<string>();
       for (const t of types) {
-        const cat = $(`#red-ui-palette .red-ui-palette-node[data-palette-type="${t}"]`).closest('.red-ui-palette-category');
+        const cat = $(`#red-ui-palette .red-ui-palette-node[data-palette-type="${t}"]`).closest(
+          '.red-ui-palette-category',
+        );
         if (cat.attr('id')) ids.add(cat.attr('id'));
       }
       return [...ids];
@@ -500,11 +544,18 @@ describe('editor in a real browser (chromium)', function () {
           (ids) =>
             ids.map((id) => {
               const n = RED.nodes.node(id);
-              return { id, type: n ? n.type : null, valid: n ? n.valid !== false : false, errors: n && n.validationErrors };
+              return {
+                id,
+                type: n ? n.type : null,
+                valid: n ? n.valid !== false : false,
+                errors: n && n.validationErrors,
+              };
             }),
           mine.map((n) => n.id),
         );
-        const bad = state.filter((s) => !s.valid).map((s) => `${s.type} ${s.id}${s.errors ? ` (${s.errors.join(', ')})` : ''}`);
+        const bad = state
+          .filter((s) => !s.valid)
+          .map((s) => `${s.type} ${s.id}${s.errors ? ` (${s.errors.join(', ')})` : ''}`);
         assert.deepStrictEqual(bad, [], 'nodes imported as not properly configured');
         assert.deepStrictEqual(pageErrors, [], 'page errors while importing');
       });
@@ -571,7 +622,8 @@ describe('editor in a real browser (chromium)', function () {
           30000,
         );
         if (outcome !== 'deployed') deployNotes.push({ example: rel, note: outcome });
-        if (outcome !== 'deployed') await waitFor('the confirmed deploy', () => page.evaluate(() => !RED.nodes.dirty()), 30000);
+        if (outcome !== 'deployed')
+          await waitFor('the confirmed deploy', () => page.evaluate(() => !RED.nodes.dirty()), 30000);
         const flowNodes = mine.filter((n) => !configTypes.has(n.type));
         let last: StatusReport[] = [];
         try {
@@ -582,8 +634,16 @@ describe('editor in a real browser (chromium)', function () {
                 (nodes) =>
                   nodes.map((n) => {
                     const node = RED.nodes.node(n.id);
-                    const label = document.querySelector(`#red-ui-workspace-chart g[id="${n.id}"] .red-ui-flow-node-status-label`);
-                    return { example: '', id: n.id, type: n.type, status: node && node.status, shownText: label ? label.textContent || '' : '' };
+                    const label = document.querySelector(
+                      `#red-ui-workspace-chart g[id="${n.id}"] .red-ui-flow-node-status-label`,
+                    );
+                    return {
+                      example: '',
+                      id: n.id,
+                      type: n.type,
+                      status: node && node.status,
+                      shownText: label ? label.textContent || '' : '',
+                    };
                   }),
                 flowNodes.map((n) => ({ id: n.id, type: n.type })),
               );
@@ -596,7 +656,9 @@ describe('editor in a real browser (chromium)', function () {
           await page.screenshot({ path: path.join(ARTIFACTS, slug(rel), 'deployed.png') }).catch(() => undefined);
         }
         assert.strictEqual(outcome, 'deployed', outcome);
-        const untranslated = last.filter((s) => I18N_KEY.test(s.shownText.trim())).map((s) => `${s.type}: ${s.shownText}`);
+        const untranslated = last
+          .filter((s) => I18N_KEY.test(s.shownText.trim()))
+          .map((s) => `${s.type}: ${s.shownText}`);
         assert.deepStrictEqual(untranslated, [], 'status texts shown as i18n keys');
       });
 
@@ -604,8 +666,15 @@ describe('editor in a real browser (chromium)', function () {
       // debug sidebar. What the debug nodes show is recorded in the report (some examples wait for a peer or a click).
       it('runs for a few seconds without errors or warnings from our nodes', async function () {
         this.timeout(60000);
-        interface DebugMsg { id?: string; name?: string; level?: number; msg?: string; format?: string }
-        const read = () => page.evaluate(() => (window as unknown as { busbarDebug: unknown[] }).busbarDebug) as Promise<DebugMsg[]>;
+        interface DebugMsg {
+          id?: string;
+          name?: string;
+          level?: number;
+          msg?: string;
+          format?: string;
+        }
+        const read = () =>
+          page.evaluate(() => (window as unknown as { busbarDebug: unknown[] }).busbarDebug) as Promise<DebugMsg[]>;
         await page.waitForTimeout(4000);
         const msgs = await read();
         const ourIds = new Set(mine.map((n) => n.id));
@@ -613,7 +682,10 @@ describe('editor in a real browser (chromium)', function () {
           .filter((m) => m.id && ourIds.has(m.id) && (m.level === 20 || m.level === 30))
           .map((m) => `${m.level === 20 ? 'error' : 'warn'} from ${m.name || m.id}: ${String(m.msg).slice(0, 200)}`);
         const shown = msgs.filter((m) => m.level === undefined || (m.level !== 20 && m.level !== 30)).length;
-        deployNotes.push({ example: rel, note: `debug sidebar after 4 s: ${shown} debug messages${problems.length ? `; ${problems.join(' | ')}` : ''}` });
+        deployNotes.push({
+          example: rel,
+          note: `debug sidebar after 4 s: ${shown} debug messages${problems.length ? `; ${problems.join(' | ')}` : ''}`,
+        });
         assert.deepStrictEqual(problems, [], 'errors or warnings from our nodes in the debug sidebar');
       });
     });
@@ -692,14 +764,23 @@ async function deployWithButton(p: Page): Promise<string> {
 }
 
 /** Every one of our flow nodes in the workspace (demo and imported copies) with its status. */
-async function ourStatuses(p: Page): Promise<Array<{ id: string; type: string; name: string; tab: string; fill?: string; text?: string }>> {
+async function ourStatuses(
+  p: Page,
+): Promise<Array<{ id: string; type: string; name: string; tab: string; fill?: string; text?: string }>> {
   return p.evaluate(
     ({ flowTypes }) => {
       const out: Array<{ id: string; type: string; name: string; tab: string; fill?: string; text?: string }> = [];
       RED.nodes.eachNode((n: any) => {
         if (!flowTypes.includes(n.type)) return;
         const ws = RED.nodes.workspace(n.z);
-        out.push({ id: n.id, type: n.type, name: n.name || '', tab: ws ? ws.label : n.z, fill: n.status?.fill, text: n.status?.text });
+        out.push({
+          id: n.id,
+          type: n.type,
+          name: n.name || '',
+          tab: ws ? ws.label : n.z,
+          fill: n.status?.fill,
+          text: n.status?.text,
+        });
       });
       return out;
     },
@@ -710,12 +791,18 @@ async function ourStatuses(p: Page): Promise<Array<{ id: string; type: string; n
 async function waitAllGreen(p: Page, what: string): Promise<void> {
   let last: Awaited<ReturnType<typeof ourStatuses>> = [];
   try {
-    await waitFor(what, async () => {
-      last = await ourStatuses(p);
-      return last.length > 0 && last.every((s) => s.fill === 'green');
-    }, 40000);
+    await waitFor(
+      what,
+      async () => {
+        last = await ourStatuses(p);
+        return last.length > 0 && last.every((s) => s.fill === 'green');
+      },
+      40000,
+    );
   } catch (err) {
-    const red = last.filter((s) => s.fill !== 'green').map((s) => `${s.tab} / ${s.type} "${s.name}": ${s.fill ?? 'no status'} ${s.text ?? ''}`);
+    const red = last
+      .filter((s) => s.fill !== 'green')
+      .map((s) => `${s.tab} / ${s.type} "${s.name}": ${s.fill ?? 'no status'} ${s.text ?? ''}`);
     throw new Error(`${(err as Error).message}; not green: ${red.join(' | ')}`);
   }
 }
@@ -748,9 +835,14 @@ async function importIntoRunning(p: Page, flowJson: string): Promise<string> {
   // Node-RED asks when ids exist already; the README says which button to press.
   const answer = p.locator('.red-ui-notification button', { hasText: IMPORT_ANSWER }).first();
   let asked = 'no question';
-  const shown = await answer.waitFor({ state: 'visible', timeout: 5000 }).then(() => true, () => false);
+  const shown = await answer.waitFor({ state: 'visible', timeout: 5000 }).then(
+    () => true,
+    () => false,
+  );
   if (shown) {
-    asked = await answer.evaluate((b) => ((b.closest('.red-ui-notification') as HTMLElement | null)?.innerText ?? '').split('\n')[0]);
+    asked = await answer.evaluate(
+      (b) => ((b.closest('.red-ui-notification') as HTMLElement | null)?.innerText ?? '').split('\n')[0],
+    );
     await answer.click();
   }
   const chart = await p.$('#red-ui-workspace-chart');
@@ -797,7 +889,10 @@ describe('the npm start demo (every example in one runtime)', function () {
         RED.workspaces.show(n.z);
         RED.view.reveal(id);
       }, inject.id);
-      await page.locator(`#red-ui-workspace-chart g[id="${inject.id}"] .red-ui-flow-node-button-button`).first().click({ timeout: 10000 });
+      await page
+        .locator(`#red-ui-workspace-chart g[id="${inject.id}"] .red-ui-flow-node-button-button`)
+        .first()
+        .click({ timeout: 10000 });
       // A click on a one-shot inject must show a debug message (the positive marker that the click ran through; the
       // answer may show on another tab, e.g. the Hello service's signal at the Hello client).
       if (String(inject.repeat ?? '') === '') {
@@ -808,11 +903,16 @@ describe('the npm start demo (every example in one runtime)', function () {
         ).catch(() => false);
         if (!shown) silent.push(`${tab?.label} / ${inject.name}`);
       }
-      await page.screenshot({ path: path.join(ARTIFACTS, 'demo-clicks', `${slug(String(tab?.label))}-${slug(String(inject.name))}.png`) });
+      await page.screenshot({
+        path: path.join(ARTIFACTS, 'demo-clicks', `${slug(String(tab?.label))}-${slug(String(inject.name))}.png`),
+      });
     }
     await debugSettled(page);
     const msgs = await readDebug(page);
-    deployNotes.push({ example: '(npm start demo, every inject clicked)', note: `${msgs.length} debug messages${silent.length ? `; no debug message after: ${silent.join(', ')}` : ''}` });
+    deployNotes.push({
+      example: '(npm start demo, every inject clicked)',
+      note: `${msgs.length} debug messages${silent.length ? `; no debug message after: ${silent.join(', ')}` : ''}`,
+    });
     assert.deepStrictEqual(problemsIn(msgs, true), [], 'errors or warnings in the debug sidebar');
     assert.deepStrictEqual(silent, [], 'injects whose click showed nothing in the debug sidebar');
   });
@@ -834,15 +934,25 @@ describe('the npm start demo (every example in one runtime)', function () {
       try {
         await waitAllGreen(page, `every node green after importing ${rel} twice`);
       } finally {
-        await page.screenshot({ path: path.join(ARTIFACTS, slug(rel), 'imported-twice-into-demo.png') }).catch(() => undefined);
+        await page
+          .screenshot({ path: path.join(ARTIFACTS, slug(rel), 'imported-twice-into-demo.png') })
+          .catch(() => undefined);
       }
       await debugSettled(page);
       const msgs = await readDebug(page);
       deployNotes.push({
         example: `${rel} imported twice into the demo`,
-        note: `asked: ${asked.join(' / ')}; ${outcome}; ${msgs.length} debug messages; warnings: ${problemsIn(msgs, true).filter((l) => l.startsWith('warn')).join(' | ') || 'none'}`,
+        note: `asked: ${asked.join(' / ')}; ${outcome}; ${msgs.length} debug messages; warnings: ${
+          problemsIn(msgs, true)
+            .filter((l) => l.startsWith('warn'))
+            .join(' | ') || 'none'
+        }`,
       });
-      assert.deepStrictEqual(asked.map((a) => a !== 'no question'), [true, true], 'Node-RED asks about existing nodes on both imports');
+      assert.deepStrictEqual(
+        asked.map((a) => a !== 'no question'),
+        [true, true],
+        'Node-RED asks about existing nodes on both imports',
+      );
       assert.deepStrictEqual(problemsIn(msgs, false), [], 'errors in the debug sidebar');
     });
   }
@@ -879,7 +989,8 @@ describe('editor in German (de-DE browser)', function () {
       assert.ok(help.trim().length > 0, 'no help in the sidebar');
       const english = fs.readFileSync(path.join(path.dirname(t.js), 'locales', 'en-US', `${t.set}.html`), 'utf8');
       const firstEnglishLine = /<p>([^<]{12,})/.exec(english);
-      if (firstEnglishLine) assert.ok(!help.includes(firstEnglishLine[1].trim()), 'the help sidebar shows the English help');
+      if (firstEnglishLine)
+        assert.ok(!help.includes(firstEnglishLine[1].trim()), 'the help sidebar shows the English help');
     });
   });
 });
@@ -896,19 +1007,26 @@ function writeReport(): void {
       continue;
     }
     for (const d of ds) {
-      lines.push(`- ${d.lang} ${d.example} ${d.id}: ![](${path.relative(ARTIFACTS, path.join(packageRoot, d.screenshot))})`);
+      lines.push(
+        `- ${d.lang} ${d.example} ${d.id}: ![](${path.relative(ARTIFACTS, path.join(packageRoot, d.screenshot))})`,
+      );
       if (d.inputs.length) lines.push(`  - inputs: ${d.inputs.join(', ')}`);
-      if (d.defaultsWithoutInput.length) lines.push(`  - defaults without an input: ${d.defaultsWithoutInput.join(', ')}`);
+      if (d.defaultsWithoutInput.length)
+        lines.push(`  - defaults without an input: ${d.defaultsWithoutInput.join(', ')}`);
       for (const p of d.probes) {
-        lines.push(`  - ${p.property} = ${JSON.stringify(p.value)}: ${p.flagged ? 'marked' : 'NOT marked'}, ` +
-          `${p.message === null ? 'no message' : `"${p.message}"`}${p.messageIgnored ? ' (IGNORED: validate takes one parameter)' : ''}`);
+        lines.push(
+          `  - ${p.property} = ${JSON.stringify(p.value)}: ${p.flagged ? 'marked' : 'NOT marked'}, ` +
+            `${p.message === null ? 'no message' : `"${p.message}"`}${p.messageIgnored ? ' (IGNORED: validate takes one parameter)' : ''}`,
+        );
       }
       if (d.untranslated.length) lines.push(`  - untranslated: ${d.untranslated.join(' | ')}`);
       if (d.pageErrors.length) lines.push(`  - page errors: ${d.pageErrors.join(' | ')}`);
       if (d.consoleErrors.length) lines.push(`  - console errors: ${d.consoleErrors.join(' | ')}`);
     }
     for (const s of statuses.filter((x) => x.type === type)) {
-      lines.push(`- status in ${s.example} ${s.id}: ${s.status ? `${s.status.fill}/${s.status.shape}` : 'none'} "${s.shownText}"`);
+      lines.push(
+        `- status in ${s.example} ${s.id}: ${s.status ? `${s.status.fill}/${s.status.shape}` : 'none'} "${s.shownText}"`,
+      );
     }
     lines.push('');
   }

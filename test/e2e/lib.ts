@@ -16,7 +16,12 @@ export function freePort(): Promise<number> {
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Polls `probe` every `every` ms until it returns a value other than undefined/false, or throws after `ms`. */
-export async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false> | T | undefined | false, ms = 30000, every = 250): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  probe: () => Promise<T | undefined | false> | T | undefined | false,
+  ms = 30000,
+  every = 250,
+): Promise<T> {
   const until = Date.now() + ms;
   let last: unknown;
   for (;;) {
@@ -26,7 +31,8 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | undefine
     } catch (err) {
       last = err;
     }
-    if (Date.now() > until) throw new Error(`timed out after ${ms} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    if (Date.now() > until)
+      throw new Error(`timed out after ${ms} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
     await sleep(every);
   }
 }
@@ -60,8 +66,14 @@ export async function deployFlows(base: string, flows: unknown[]): Promise<void>
 
 /** Runs a command to completion, throwing with its output if it fails. */
 export function run(cmd: string, args: string[], cwd: string, timeoutMs = 600000): string {
-  const r = spawnSync(cmd, args, { cwd, encoding: 'utf8', timeout: timeoutMs, env: { ...process.env, npm_config_fund: 'false', npm_config_audit: 'false', npm_config_update_notifier: 'false' } });
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} (in ${cwd}) failed: ${r.error ?? ''}\n${r.stdout}\n${r.stderr}`);
+  const r = spawnSync(cmd, args, {
+    cwd,
+    encoding: 'utf8',
+    timeout: timeoutMs,
+    env: { ...process.env, npm_config_fund: 'false', npm_config_audit: 'false', npm_config_update_notifier: 'false' },
+  });
+  if (r.status !== 0)
+    throw new Error(`${cmd} ${args.join(' ')} (in ${cwd}) failed: ${r.error ?? ''}\n${r.stdout}\n${r.stderr}`);
   return r.stdout;
 }
 
@@ -77,7 +89,15 @@ export async function startNodeRed(nodeRedDir: string, userDir: string, settings
   let output = '';
   const proc: ChildProcess = spawn(
     process.execPath,
-    [require.resolve('node-red/red.js', { paths: [nodeRedDir] }), '--userDir', userDir, '--settings', settingsFile, '--port', String(port)],
+    [
+      require.resolve('node-red/red.js', { paths: [nodeRedDir] }),
+      '--userDir',
+      userDir,
+      '--settings',
+      settingsFile,
+      '--port',
+      String(port),
+    ],
     { cwd: userDir, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_RED_ENABLE_PROJECTS: 'false' } },
   );
   proc.stdout?.on('data', (d: Buffer) => (output += d.toString()));
@@ -85,10 +105,14 @@ export async function startNodeRed(nodeRedDir: string, userDir: string, settings
   const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
   const url = `http://127.0.0.1:${port}/`;
   try {
-    await waitFor('Node-RED to start', async () => {
-      if (proc.exitCode !== null) throw new Error(`Node-RED exited with ${proc.exitCode}:\n${output}`);
-      return /Started flows/.test(output) && (await get(url + 'settings')).status === 200;
-    }, 60000);
+    await waitFor(
+      'Node-RED to start',
+      async () => {
+        if (proc.exitCode !== null) throw new Error(`Node-RED exited with ${proc.exitCode}:\n${output}`);
+        return /Started flows/.test(output) && (await get(url + 'settings')).status === 200;
+      },
+      60000,
+    );
   } catch (err) {
     proc.kill('SIGKILL');
     throw err;

@@ -52,7 +52,12 @@ function freshUserDir(name: string, tarball: string): string {
   fs.mkdirSync(userDir, { recursive: true });
   fs.writeFileSync(
     path.join(userDir, 'package.json'),
-    JSON.stringify({ name: `palette-test-${name}`, version: '0.0.0', private: true, description: 'palette install test' }),
+    JSON.stringify({
+      name: `palette-test-${name}`,
+      version: '0.0.0',
+      private: true,
+      description: 'palette install test',
+    }),
   );
   run('npm', ['install', '--no-audit', '--no-fund', '--omit=dev', '--no-package-lock', tarball], userDir);
   return userDir;
@@ -74,7 +79,8 @@ before(function () {
   // The tarball comes from a fresh clone with no prior build: prepack must build it, or dist/ would be missing.
   const clone = path.join(work, 'clone');
   const dirty = uncommittedChanges();
-  if (dirty) console.warn(`    note: the clone holds the last commit; these uncommitted changes are not tested:\n${dirty}`);
+  if (dirty)
+    console.warn(`    note: the clone holds the last commit; these uncommitted changes are not tested:\n${dirty}`);
   run('git', ['clone', '--quiet', '--no-hardlinks', packageRoot, clone], work);
   assert.ok(!fs.existsSync(path.join(clone, 'dist')), 'a fresh clone has no dist/');
   // Its own node_modules (the checkout's stays untouched): what `npm ci` gives a publisher.
@@ -132,7 +138,9 @@ for (const target of targets) {
       } catch (err) {
         // Only the optional older release may be absent; 4.1 is a devDependency and must work.
         if (target.label === '3.1') {
-          skipBecause(this, `Node-RED 3.1 does not install here: ${String(err).split('\n')[0]}`, { requiredInCi: true });
+          skipBecause(this, `Node-RED 3.1 does not install here: ${String(err).split('\n')[0]}`, {
+            requiredInCi: true,
+          });
         }
         throw err;
       }
@@ -168,10 +176,20 @@ for (const target of targets) {
       const errors = sets.filter((s) => s.err).map((s) => `${s.name}: ${s.err}`);
       assert.deepStrictEqual(errors, [], 'node sets that failed to load');
       const loaded = new Set(sets.flatMap((s) => s.types));
-      assert.deepStrictEqual(types.filter((t) => !loaded.has(t)), [], 'types declared but not loaded');
+      assert.deepStrictEqual(
+        types.filter((t) => !loaded.has(t)),
+        [],
+        'types declared but not loaded',
+      );
       assert.deepStrictEqual(sets.map((s) => s.name).sort(), ['apigear', 'mbus', 'msb', 'sg'], 'one node set per bus');
-      assert.ok(sets.every((s) => s.enabled), 'every set enabled');
-      assert.ok(sets.every((s) => s.version === pkg.version), `module version ${sets[0].version}`);
+      assert.ok(
+        sets.every((s) => s.enabled),
+        'every set enabled',
+      );
+      assert.ok(
+        sets.every((s) => s.version === pkg.version),
+        `module version ${sets[0].version}`,
+      );
       assert.doesNotMatch(nr!.log(), /\[(error|warn)\].*(busbar|node-red-buses)/i, 'load-time warnings for the module');
     });
 
@@ -211,7 +229,9 @@ for (const target of targets) {
           assert.match(res.type, /image\//, `icon ${def.icon} served as ${res.type}`);
         }
       }
-      const own = setFiles.flatMap(([, js]) => fs.readdirSync(path.join(installed, path.dirname(js), 'icons'))).filter((f) => /\.(svg|png)$/.test(f));
+      const own = setFiles
+        .flatMap(([, js]) => fs.readdirSync(path.join(installed, path.dirname(js), 'icons')))
+        .filter((f) => /\.(svg|png)$/.test(f));
       assert.deepStrictEqual([...ours].sort(), own.sort(), 'icons listed by GET /icons');
     });
 
@@ -225,7 +245,11 @@ for (const target of targets) {
           const res = await get(`${nr!.url}resources/${m[1]}`);
           assert.strictEqual(res.status, 200, `resources/${m[1]} of ${t}: HTTP ${res.status}`);
           assert.match(res.type, /javascript/, `resources/${m[1]} served as ${res.type}`);
-          assert.strictEqual(res.text, fs.readFileSync(path.join(installed, 'resources', file), 'utf8'), `resources/${m[1]} as installed`);
+          assert.strictEqual(
+            res.text,
+            fs.readFileSync(path.join(installed, 'resources', file), 'utf8'),
+            `resources/${m[1]} as installed`,
+          );
           count++;
         }
       }
@@ -241,7 +265,8 @@ for (const target of targets) {
         assert.ok(Array.isArray(listing), `listing of ${rel || '/'} is not an array`);
         for (const e of listing) {
           if (typeof e === 'string') await walk(rel ? `${rel}/${e}` : e);
-          else if (e && typeof e === 'object' && 'fn' in e) found.push(rel ? `${rel}/${(e as { fn: string }).fn}` : (e as { fn: string }).fn);
+          else if (e && typeof e === 'object' && 'fn' in e)
+            found.push(rel ? `${rel}/${(e as { fn: string }).fn}` : (e as { fn: string }).fn);
         }
       };
       await walk('');
@@ -249,7 +274,11 @@ for (const target of targets) {
       assert.deepStrictEqual(found.sort(), expected, 'examples listed');
       for (const rel of expected) {
         const flow = await getJson<unknown>(base + rel.split('/').map(encodeURIComponent).join('/'));
-        assert.deepStrictEqual(flow, JSON.parse(fs.readFileSync(path.join(installed, 'examples', `${rel}.json`), 'utf8')), rel);
+        assert.deepStrictEqual(
+          flow,
+          JSON.parse(fs.readFileSync(path.join(installed, 'examples', `${rel}.json`), 'utf8')),
+          rel,
+        );
       }
     });
 

@@ -45,7 +45,10 @@ export async function clearUsedNames(url: string): Promise<void> {
   client.on('message', (topic, payload, packet) => {
     if (packet.retain && payload.length > 0) retained.add(topic);
   });
-  await client.subscribeAsync(names.map((n) => `+/${n}/#`), { qos: 1 });
+  await client.subscribeAsync(
+    names.map((n) => `+/${n}/#`),
+    { qos: 1 },
+  );
   // Retained messages follow the SUBACK; a round trip through the broker (own message) marks their end.
   const marker = `busbar-test/${randomBytes(4).toString('hex')}`;
   await client.subscribeAsync(marker, { qos: 1 });
@@ -77,7 +80,12 @@ export class Observer {
 
   static async connect(url: string, options: IClientOptions = {}): Promise<Observer> {
     // MQTT 5 with retain-as-published, so live retained publications show their retain flag.
-    const client = await mqtt.connectAsync(url, { clientId: uniqueName('observer-'), protocolVersion: 5, reconnectPeriod: 0, ...options });
+    const client = await mqtt.connectAsync(url, {
+      clientId: uniqueName('observer-'),
+      protocolVersion: 5,
+      reconnectPeriod: 0,
+      ...options,
+    });
     return new Observer(client);
   }
 
@@ -185,7 +193,9 @@ export function delay(ms: number): Promise<void> {
 }
 
 // aedes is ESM-only; a real dynamic import (TypeScript would turn `import()` into `require()`).
-const importEsm = new Function('specifier', 'return import(specifier)') as (specifier: string) => Promise<typeof import('aedes')>;
+const importEsm = new Function('specifier', 'return import(specifier)') as (
+  specifier: string,
+) => Promise<typeof import('aedes')>;
 
 /** What the fault broker saw: every client PUBLISH, CONNECT (with its will) and disconnect, across restarts. */
 export interface BrokerLog {
@@ -233,11 +243,14 @@ export class FaultBroker {
           this.held++;
           return; // never answered: no PUBACK, no delivery
         }
-        if (client) this.log.publishes.push({ clientId: client.id, topic: packet.topic, payload: Buffer.from(packet.payload) });
+        if (client)
+          this.log.publishes.push({ clientId: client.id, topic: packet.topic, payload: Buffer.from(packet.payload) });
         setImmediate(callback, null);
       },
     });
-    broker.on('client', (client) => this.log.connects.push({ clientId: client.id, will: Boolean((client as unknown as { will?: unknown }).will) }));
+    broker.on('client', (client) =>
+      this.log.connects.push({ clientId: client.id, will: Boolean((client as unknown as { will?: unknown }).will) }),
+    );
     broker.on('clientDisconnect', (client) => this.log.disconnects.push(client.id));
     const server = net.createServer((socket) => {
       socket.setNoDelay(true);

@@ -7,7 +7,11 @@ import helper from 'node-red-node-test-helper';
 
 /** helper.load with plain flow objects (the helper's typings only allow the core NodeDef properties). */
 export function load(nodes: TestNodeInitializer, flow: object[], credentials?: object): Promise<void> {
-  return helper.load(nodes, flow as Parameters<typeof helper.load>[1], credentials as Parameters<typeof helper.load>[2]) as unknown as Promise<void>;
+  return helper.load(
+    nodes,
+    flow as Parameters<typeof helper.load>[1],
+    credentials as Parameters<typeof helper.load>[2],
+  ) as unknown as Promise<void>;
 }
 
 export const sgResource = require('../../nodes/sg/sg-resource') as TestNodeInitializer;

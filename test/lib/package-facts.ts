@@ -112,7 +112,11 @@ export function editorDefinitions(html: string): EditorDefinition[] {
       if (n.type !== 'CallExpression') return;
       const callee = n.callee as AstNode;
       const calleeName =
-        callee.type === 'MemberExpression' ? propertyNameOfMember(callee) : callee.type === 'Identifier' ? callee.name : '';
+        callee.type === 'MemberExpression'
+          ? propertyNameOfMember(callee)
+          : callee.type === 'Identifier'
+            ? callee.name
+            : '';
       if (calleeName !== 'registerType') return;
       const [first, second] = n.arguments as AstNode[];
       const type = literalString(first);
@@ -187,7 +191,11 @@ export function nodeTypes(root = packageRoot): NodeTypeFacts[] {
     const html = path.join(root, js.replace(/\.c?js$/, '.html'));
     const base = { set, js: path.join(root, js), html };
     try {
-      return editorDefinitions(fs.readFileSync(html, 'utf8')).map((definition) => ({ ...base, type: definition.type, definition }));
+      return editorDefinitions(fs.readFileSync(html, 'utf8')).map((definition) => ({
+        ...base,
+        type: definition.type,
+        definition,
+      }));
     } catch (err) {
       return [{ ...base, type: set, parseError: (err as Error).message }];
     }

@@ -3,7 +3,13 @@ import mqtt, { IClientPublishOptions, IPublishPacket, MqttClient } from 'mqtt';
 import { ManagedMqttClient } from '../../src/mqtt/managed-client';
 
 export async function connectV5(url: string, clientId: string): Promise<MqttClient> {
-  const client = mqtt.connect(url, { protocolVersion: 5, clientId, clean: true, reconnectPeriod: 100, connectTimeout: 5000 });
+  const client = mqtt.connect(url, {
+    protocolVersion: 5,
+    clientId,
+    clean: true,
+    reconnectPeriod: 100,
+    connectTimeout: 5000,
+  });
   await new Promise<void>((resolve, reject) => {
     client.once('connect', () => resolve());
     client.once('error', reject);
@@ -12,11 +18,20 @@ export async function connectV5(url: string, clientId: string): Promise<MqttClie
 }
 
 export function subscribe(client: MqttClient, topic: string | string[]): Promise<void> {
-  return new Promise((resolve, reject) => client.subscribe(topic, { qos: 1 }, (err) => (err ? reject(err) : resolve())));
+  return new Promise((resolve, reject) =>
+    client.subscribe(topic, { qos: 1 }, (err) => (err ? reject(err) : resolve())),
+  );
 }
 
-export function publish(client: MqttClient, topic: string, body: string | Buffer, opts: IClientPublishOptions = {}): Promise<void> {
-  return new Promise((resolve, reject) => client.publish(topic, body, { qos: 1, ...opts }, (err) => (err ? reject(err) : resolve())));
+export function publish(
+  client: MqttClient,
+  topic: string,
+  body: string | Buffer,
+  opts: IClientPublishOptions = {},
+): Promise<void> {
+  return new Promise((resolve, reject) =>
+    client.publish(topic, body, { qos: 1, ...opts }, (err) => (err ? reject(err) : resolve())),
+  );
 }
 
 export interface Received {

@@ -10,7 +10,10 @@ type Spied = Record<string, { getCalls(): SpyCall[] }>;
 
 export function callsOf(id: string, method: 'status' | 'error' | 'warn' | 'log'): unknown[][] {
   const node = helper.getNode(id) as unknown as Spied;
-  return node[method].getCalls().filter((c) => c.thisValue === node).map((c) => c.args);
+  return node[method]
+    .getCalls()
+    .filter((c) => c.thisValue === node)
+    .map((c) => c.args);
 }
 
 export function lastStatus(id: string): { fill?: string; shape?: string; text?: string } | undefined {
@@ -21,5 +24,6 @@ export function lastStatus(id: string): { fill?: string; shape?: string; text?: 
 /** Waits (bounded: 5 s) until the node shows a green status, i.e. its subscriptions are acknowledged. */
 export async function green(id: string): Promise<void> {
   for (let i = 0; i < 250 && lastStatus(id)?.fill !== 'green'; i++) await new Promise((r) => setTimeout(r, 20));
-  if (lastStatus(id)?.fill !== 'green') throw new Error(`${id} did not connect (status ${JSON.stringify(lastStatus(id))})`);
+  if (lastStatus(id)?.fill !== 'green')
+    throw new Error(`${id} did not connect (status ${JSON.stringify(lastStatus(id))})`);
 }

@@ -19,7 +19,12 @@ export class StrictJsonPeer {
       try {
         this.parsed.push({ topic, value: JSON.parse(payload.toString('utf8')) as unknown, retain: packet.retain });
       } catch (err) {
-        this.unparsable.push({ topic, hex: payload.toString('hex').slice(0, 64), retain: packet.retain, error: (err as Error).message });
+        this.unparsable.push({
+          topic,
+          hex: payload.toString('hex').slice(0, 64),
+          retain: packet.retain,
+          error: (err as Error).message,
+        });
       }
       for (const w of this.waiters.splice(0)) w();
     });
@@ -27,7 +32,11 @@ export class StrictJsonPeer {
 
   /** Connects (MQTT v5, or 3.1.1 where the broker has no v5) and subscribes to everything under `prefix`. */
   static async watch(url: string, prefix: string, protocolVersion: 4 | 5 = 5): Promise<StrictJsonPeer> {
-    const client = await mqtt.connectAsync(url, { protocolVersion, clientId: `strict-${process.pid}-${Math.random().toString(36).slice(2, 8)}`, reconnectPeriod: 0 });
+    const client = await mqtt.connectAsync(url, {
+      protocolVersion,
+      clientId: `strict-${process.pid}-${Math.random().toString(36).slice(2, 8)}`,
+      reconnectPeriod: 0,
+    });
     const peer = new StrictJsonPeer(client);
     await client.subscribeAsync(`${prefix}/#`, { qos: 1 });
     return peer;
@@ -37,7 +46,10 @@ export class StrictJsonPeer {
   async seen(topic: string, match: (value: unknown) => boolean = () => true, ms = 10000): Promise<void> {
     const deadline = Date.now() + ms;
     while (!this.parsed.some((m) => m.topic === topic && match(m.value))) {
-      if (Date.now() > deadline) throw new Error(`strict peer: nothing parsable on ${topic} within ${ms} ms (unparsable: ${JSON.stringify(this.unparsable)})`);
+      if (Date.now() > deadline)
+        throw new Error(
+          `strict peer: nothing parsable on ${topic} within ${ms} ms (unparsable: ${JSON.stringify(this.unparsable)})`,
+        );
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, 200);
         this.waiters.push(() => {

@@ -276,7 +276,7 @@ export function parseParamList(text: string, where: string): Param[] {
     .split(',')
     .map((s) => s.trim())
     .filter((s) => s !== '')) {
-    const [rawName, rawType] = piece.split(':').map((s) => s.trim());
+    const [rawName = '', rawType] = piece.split(':').map((s) => s.trim());
     if (!NAME.test(rawName))
       throw new ModuleError(`${where}: parameter ${JSON.stringify(rawName)} is not an identifier`);
     out.push({ name: rawName, ...typeRef({ type: rawType }, `${where}(${rawName})`, 'any') });

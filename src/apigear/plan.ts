@@ -232,6 +232,7 @@ export function compilePlan(mod: Module, interfaceName: string): InterfacePlan {
       if (!topic.startsWith(`${prefix}/`)) return undefined;
       const rest = topic.split('/').slice(levels);
       const [verb, member] = rest;
+      if (member === undefined) return undefined;
       if (rest.length === 2 && (verb === 'prop' || verb === 'set' || verb === 'sig' || verb === 'rpc'))
         return { verb, member };
       if (rest.length === 4 && verb === 'rpc' && rest[3] === 'result') return { verb: 'result', member };

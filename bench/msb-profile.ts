@@ -41,7 +41,6 @@ async function child(sockJs: boolean, rounds: number, windowsFile: string): Prom
     path.join(userDir, 'package.json'),
     JSON.stringify({ name: 'profile', version: '1.0.0', dependencies: { '@busbar/node-red-buses': '*' } }),
   );
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
   const RED = require('node-red');
   RED.init(http.createServer(), {
     userDir,

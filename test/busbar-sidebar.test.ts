@@ -13,7 +13,6 @@ import type { ProbeView } from '../nodes/lib/busbar-admin';
 import { load, sgNodes } from './lib/nodes';
 import { startTestBroker, TestBroker, uniqueName } from './lib/mqtt-peer';
 
-/* eslint-disable @typescript-eslint/no-require-imports */
 const msbNodes = [require('../nodes/msb/msb-config'), require('../nodes/msb/msb-event-out')];
 const mbusNodes = [require('../nodes/mbus/mbus-config'), require('../nodes/mbus/mbus-entity')];
 const sidebarPlugin = require('../nodes/busbar-sidebar');

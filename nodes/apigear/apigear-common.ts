@@ -57,8 +57,8 @@ export function clientIdOf(RED: NodeAPI, node: Node, def: ApiGearDef, prefix: st
 export function topicOf(topic: unknown): { verb?: string; member: string } | undefined {
   if (typeof topic !== 'string' || topic.trim() === '') return undefined;
   const parts = topic.trim().split('/');
-  if (parts.length === 1) return { member: parts[0] };
-  return { verb: parts[parts.length - 2], member: parts[parts.length - 1] };
+  const member = parts[parts.length - 1] ?? '';
+  return parts.length === 1 ? { member } : { verb: parts[parts.length - 2], member };
 }
 
 /** CorrelationData as a Buffer, whether it survived as a Buffer, its JSON form, or a plain byte array. */

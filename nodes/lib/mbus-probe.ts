@@ -1,6 +1,6 @@
 // The Busbar sidebar's view of one mbus-config: our address, the entities heard (and recently lost), reliable
 // messages in flight, traffic counters and the trace (header + commands as they go on the wire, unencrypted).
-import type { Address, Entity, Message } from '../../src/mbus';
+import type { Address, Entity } from '../../src/mbus';
 import { formatMessage } from '../../src/mbus/codec';
 import { newCounts } from '../../src/common/counters';
 import { TraceRing } from '../../src/common/trace';
@@ -71,11 +71,7 @@ export function mbusProbe(
         if (direction === 'out') traffic.sent++;
         else traffic.received++;
         if (trace.enabled)
-          trace.record(
-            direction,
-            'udp',
-            typeof message === 'string' ? message.trim() : formatMessage(message as Message).trim(),
-          );
+          trace.record(direction, 'udp', typeof message === 'string' ? message.trim() : formatMessage(message).trim());
       };
       e.on('new-entity', (address: Address) => {
         firstHeard.set(address.toString(), Date.now());

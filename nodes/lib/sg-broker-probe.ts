@@ -112,7 +112,7 @@ export function sgBrokerProbe(o: SgBrokerProbeOptions): SgBrokerProbe {
     type: 'sg-broker',
     bus: 'sg',
     trace,
-    name: o.name,
+    name: () => o.name(),
     state: () => {
       const all = states();
       const down = all.find((s) => s.state.phase !== 'connected');

@@ -218,7 +218,7 @@ export = function (RED: NodeAPI) {
     '/msb-config/:id/state',
     RED.auth.needsPermission('msb-config.read'),
     (req: AdminRequest, res: AdminResponse) => {
-      const node = RED.nodes.getNode(req.params.id);
+      const node = RED.nodes.getNode(req.params.id ?? '');
       if (!isMsbConfigNode(node)) {
         res.status(404).json({ error: 'not deployed' });
         return;

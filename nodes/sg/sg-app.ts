@@ -28,8 +28,10 @@ interface SgAppDef extends NodeDef, SgFormatDef {
 /** `<service>/<signal>` or `command/<service>/<signal>` from msg.topic. */
 function commandTarget(topic: string): [string, string] | undefined {
   const parts = topic.split('/');
-  if (parts.length === 2) return [parts[0], parts[1]];
-  if (parts.length === 3 && pythonStrip(parts[0]) === 'command') return [parts[1], parts[2]];
+  const [a, b, c] = parts;
+  if (parts.length === 2 && a !== undefined && b !== undefined) return [a, b];
+  if (parts.length === 3 && a !== undefined && pythonStrip(a) === 'command' && b !== undefined && c !== undefined)
+    return [b, c];
   return undefined;
 }
 

@@ -3,6 +3,7 @@ import { lazy } from '../common/lazy';
 import { isRecord, messageOf } from '../common/guards';
 
 /** yaml is loaded by the first module parsed, not by Node-RED's start. */
+// eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded on first use (see lazy), not at start
 const yaml = lazy(() => require('yaml') as typeof import('yaml'));
 
 /** A type reference as the IDL writes it: a primitive, an enum, a struct or an extern, optionally an array. */
@@ -279,7 +280,7 @@ export function parseParamList(text: string, where: string): Param[] {
     .split(',')
     .map((s) => s.trim())
     .filter((s) => s !== '')) {
-    const [rawName, rawType] = piece.split(':').map((s) => s.trim());
+    const [rawName = '', rawType] = piece.split(':').map((s) => s.trim());
     if (!NAME.test(rawName))
       throw new ModuleError(`${where}: parameter ${JSON.stringify(rawName)} is not an identifier`);
     out.push({ name: rawName, ...typeRef({ type: rawType }, `${where}(${rawName})`, 'any') });

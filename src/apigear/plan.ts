@@ -165,6 +165,7 @@ function rule(e: ErrorObject, mod: Module, value: unknown): string {
 }
 
 /** ajv is loaded by the first plan compiled, not by Node-RED's start. */
+// eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded on first use (see lazy), not at start
 const AjvClass = lazy(() => (require('ajv') as typeof import('ajv')).default);
 
 /** One ajv instance per plan: the module's structs and enums are added once as `apigear#/definitions/*`. */
@@ -236,6 +237,7 @@ export function compilePlan(mod: Module, interfaceName: string): InterfacePlan {
       if (!topic.startsWith(`${prefix}/`)) return undefined;
       const rest = topic.split('/').slice(levels);
       const [verb, member] = rest;
+      if (member === undefined) return undefined;
       if (rest.length === 2 && (verb === 'prop' || verb === 'set' || verb === 'sig' || verb === 'rpc'))
         return { verb, member };
       if (rest.length === 4 && verb === 'rpc' && rest[3] === 'result') return { verb: 'result', member };

@@ -92,7 +92,7 @@ export class Outbox {
   /** Entries lent out by next() and neither acknowledged nor rewound. */
   get inFlight(): number {
     let n = 0;
-    for (let i = this.head; i < this.slots.length; i++) if (this.slots[i].inFlight) n++;
+    for (const slot of this.pending()) if (slot.inFlight) n++;
     return n;
   }
 
@@ -112,10 +112,17 @@ export class Outbox {
     return this.insert(datas, true);
   }
 
-  /** The oldest entry not lent out yet, now lent out; undefined when there is none. */
-  next(): OutboxEntry | undefined {
+  /** The live entries, oldest first (the slots before `head` are dropped and wait for compaction). */
+  private *pending(): IterableIterator<Slot> {
     for (let i = this.head; i < this.slots.length; i++) {
       const slot = this.slots[i];
+      if (slot) yield slot;
+    }
+  }
+
+  /** The oldest entry not lent out yet, now lent out; undefined when there is none. */
+  next(): OutboxEntry | undefined {
+    for (const slot of this.pending()) {
       if (!slot.inFlight) {
         slot.inFlight = true;
         return slot;
@@ -129,7 +136,7 @@ export class Outbox {
     const index = this.indexOf(seq);
     if (index < 0) return;
     const [slot] = this.slots.splice(index, 1);
-    this.liveBytes -= slot.data.length;
+    if (slot) this.liveBytes -= slot.data.length;
     this.record(DELETE, seq);
     this.afterRemove();
     // Written soon (not synced): without it a delivered entry would stay on disk until the next push and come back
@@ -139,8 +146,7 @@ export class Outbox {
 
   /** Delivered in order (acknowledgements that name no entry): removes the oldest lent-out entry and returns it. */
   ackOldest(): OutboxEntry | undefined {
-    for (let i = this.head; i < this.slots.length; i++) {
-      const slot = this.slots[i];
+    for (const slot of this.pending()) {
       if (slot.inFlight) {
         this.ack(slot.seq);
         return slot;
@@ -151,7 +157,7 @@ export class Outbox {
 
   /** The link dropped: everything lent out is pending again, in its place. */
   rewind(): void {
-    for (let i = this.head; i < this.slots.length; i++) this.slots[i].inFlight = false;
+    for (const slot of this.pending()) slot.inFlight = false;
   }
 
   /** Every queued entry, oldest first, without lending them out (for state views and tests). */
@@ -177,7 +183,7 @@ export class Outbox {
     if (datas.length === 0) return Promise.resolve();
     const slots: Slot[] = datas.map((data) => ({ seq: 0, data, inFlight: false }));
     if (front) {
-      let seq = this.length > 0 ? this.slots[this.head].seq : this.nextSeq;
+      let seq = this.slots[this.head]?.seq ?? this.nextSeq;
       for (let i = slots.length - 1; i >= 0; i--) (slots[i] as { seq: number }).seq = --seq;
       this.slots = [...slots, ...this.slots.slice(this.head)];
       this.head = 0;
@@ -202,6 +208,7 @@ export class Outbox {
   private enforceBounds(): void {
     while (this.length > this.options.maxEntries || (this.liveBytes > this.options.maxBytes && this.length > 1)) {
       const slot = this.slots[this.head];
+      if (!slot) break;
       this.head++;
       this.liveBytes -= slot.data.length;
       this.record(DELETE, slot.seq);
@@ -224,7 +231,7 @@ export class Outbox {
 
   private indexOf(seq: number): number {
     // Acknowledgements nearly always name the oldest entries: search from the front.
-    for (let i = this.head; i < this.slots.length; i++) if (this.slots[i].seq === seq) return i;
+    for (let i = this.head; i < this.slots.length; i++) if (this.slots[i]?.seq === seq) return i;
     return -1;
   }
 
@@ -343,7 +350,8 @@ export class Outbox {
       this.slots.push({ seq, data, inFlight: false });
       this.liveBytes += data.length;
     }
-    if (seqs.length > 0) this.nextSeq = seqs[seqs.length - 1] + 1;
+    const last = seqs[seqs.length - 1];
+    if (last !== undefined) this.nextSeq = last + 1;
     this.fd = fs.openSync(file, 'a');
     this.fileBytes = offset;
     // A smaller bound than last time applies at once; the dropped entries are reported like any other drop.

@@ -64,11 +64,13 @@ type Bits = number[];
 
 function toBits(b: Uint8Array, off: number, n: number): Bits {
   const out: Bits = new Array<number>(n * 8);
-  for (let i = 0; i < n * 8; i++) out[i] = (b[off + (i >> 3)] >> (7 - (i & 7))) & 1;
+  for (let i = 0; i < n * 8; i++) out[i] = ((b[off + (i >> 3)] ?? 0) >> (7 - (i & 7))) & 1;
   return out;
 }
 
-const permute = (bits: Bits, table: number[]): Bits => table.map((i) => bits[i - 1]);
+// Indices below come from the fixed tables and are always in range; `?? 0` only satisfies the type checker.
+const permute = (bits: Bits, table: number[]): Bits => table.map((i) => bits[i - 1] ?? 0);
+const at = (bits: ArrayLike<number>, i: number): number => bits[i] ?? 0;
 
 function subkeys(key: Uint8Array): Bits[] {
   const k = permute(toBits(key, 0, 8), PC1);
@@ -86,21 +88,28 @@ function block(input: Uint8Array, keys: Bits[]): Uint8Array {
   let l = b.slice(0, 32);
   let r = b.slice(32);
   for (const k of keys) {
-    const x = permute(r, E).map((v, i) => v ^ k[i]);
+    const x = permute(r, E).map((v, i) => v ^ at(k, i));
     const s: Bits = [];
     for (let j = 0; j < 8; j++) {
       const o = j * 6;
-      const v = S[j][(x[o] << 5) | (x[o + 5] << 4) | (x[o + 1] << 3) | (x[o + 2] << 2) | (x[o + 3] << 1) | x[o + 4]];
+      const row =
+        (at(x, o) << 5) |
+        (at(x, o + 5) << 4) |
+        (at(x, o + 1) << 3) |
+        (at(x, o + 2) << 2) |
+        (at(x, o + 3) << 1) |
+        at(x, o + 4);
+      const v = at(S[j] ?? [], row);
       s.push((v >> 3) & 1, (v >> 2) & 1, (v >> 1) & 1, v & 1);
     }
     const f = permute(s, P);
-    const next = l.map((v, i) => v ^ f[i]);
+    const next = l.map((v, i) => v ^ at(f, i));
     l = r;
     r = next;
   }
   const out = permute(r.concat(l), FP);
   const bytes = new Uint8Array(8);
-  for (let i = 0; i < 64; i++) bytes[i >> 3] |= out[i] << (7 - (i & 7));
+  for (let i = 0; i < 64; i++) bytes[i >> 3] = at(bytes, i >> 3) | (at(out, i) << (7 - (i & 7)));
   return bytes;
 }
 
@@ -116,11 +125,11 @@ export function desCbc(key: Uint8Array, iv: Uint8Array, data: Uint8Array, decryp
     const chunk = data.subarray(o, o + 8);
     if (decrypt) {
       const p = block(chunk, keys);
-      for (let i = 0; i < 8; i++) out[o + i] = p[i] ^ prev[i];
+      for (let i = 0; i < 8; i++) out[o + i] = at(p, i) ^ at(prev, i);
       prev = Uint8Array.from(chunk);
     } else {
       const x = new Uint8Array(8);
-      for (let i = 0; i < 8; i++) x[i] = chunk[i] ^ prev[i];
+      for (let i = 0; i < 8; i++) x[i] = at(chunk, i) ^ at(prev, i);
       prev = block(x, keys);
       out.set(prev, o);
     }

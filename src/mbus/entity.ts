@@ -410,7 +410,8 @@ export class Entity extends EventEmitter {
     const exact = this.peers.get(destination.key);
     if (exact) return exact;
     const matches = [...this.peers.values()].filter((p) => destination.isSubsetOf(p.address));
-    if (matches.length === 1) return matches[0];
+    const [only] = matches;
+    if (only && matches.length === 1) return only;
     throw new MbusError(
       matches.length === 0
         ? `no known entity matches ${destination} (reliable messages and RPCs need a peer that has said hello)`
@@ -505,6 +506,7 @@ export class Entity extends EventEmitter {
     let n = 0;
     while (n < q.waiting.length) {
       const s = q.waiting[n];
+      if (!s) break;
       if (s.signal?.aborted) {
         q.waiting.splice(n, 1);
         s.reject(new MbusError(`the message to ${dest} was cancelled before it was sent`, 'ECANCELED'));

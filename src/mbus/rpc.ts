@@ -47,9 +47,9 @@ export function parseMeta(v: MValue | undefined): Map<string, MValue> | undefine
   const out = new Map<string, MValue>();
   for (const e of v.value) {
     if (e.type !== 'list' || e.value.length !== 2) return undefined;
-    const k = e.value[0];
-    if (k.type !== 'string' && k.type !== 'symbol') return undefined;
-    out.set(k.value.toUpperCase(), e.value[1]);
+    const [k, value] = e.value;
+    if (!k || !value || (k.type !== 'string' && k.type !== 'symbol')) return undefined;
+    out.set(k.value.toUpperCase(), value);
   }
   return out;
 }

@@ -34,7 +34,7 @@ export function parseKeyEntry(text: string): { algorithm: string; key: Buffer } 
   const t = text.trim();
   const m = /^\(\s*([A-Za-z0-9-]+)\s*(?:,\s*([^)]*?)\s*)?\)$/.exec(t);
   if (!m) throw new MbusError('a key entry is not of the form (ALGORITHM,base64key)');
-  const algorithm = m[1].toUpperCase();
+  const algorithm = (m[1] ?? '').toUpperCase();
   return { algorithm, key: m[2] ? decodeKey(m[2], algorithm) : Buffer.alloc(0) };
 }
 

@@ -29,6 +29,7 @@ import type { MqttEndpoint } from './endpoint';
 import { asError, messageOf } from '../common/guards';
 
 /** mqtt.js (40 ms, several MB) is loaded by the first connect, not by Node-RED's start. */
+// eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded on first use (see lazy), not at start
 const mqttLib = lazy(() => require('mqtt') as typeof import('mqtt'));
 
 export type QoS = 0 | 1 | 2;

@@ -16,6 +16,7 @@ import { coerceParameterValue, ConfigParameterValue, SelfDescription, simpleType
 import { isRecord } from '../common/guards';
 
 /** ws is loaded by the first connect, not by Node-RED's start. */
+// eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded on first use (see lazy), not at start
 const WebSocketClass = lazy(() => require('ws') as typeof import('ws'));
 
 export type ClientState = 'disconnected' | 'connecting' | 'connected' | 'registered' | 'closed';
@@ -799,20 +800,20 @@ export class MsbClient extends EventEmitter<MsbClientEvents> {
         return;
       case 'NIO_EVENT_FORWARDING_ERROR':
       case 'NIO_UNEXPECTED_EVENT_FORWARDING_ERROR':
-        this.emit('nio', keyword, STATUS_KEYWORDS[keyword], this.answerOldest(keyword));
+        this.emit('nio', keyword, STATUS_KEYWORDS[keyword] ?? keyword, this.answerOldest(keyword));
         return;
       case 'NIO_REGISTRATION_ERROR':
       case 'NIO_UNEXPECTED_REGISTRATION_ERROR':
         // Stay connected: retrying the same description would fail the same way; a redeploy or K sends a new one.
         this.lastRegistered = undefined;
-        this.emit('nio', keyword, STATUS_KEYWORDS[keyword], undefined);
+        this.emit('nio', keyword, STATUS_KEYWORDS[keyword] ?? keyword, undefined);
         if (this.currentState === 'registered') this.setState('connected', undefined);
         return;
       case 'NIO_ALREADY_CONNECTED':
       case 'NIO_UNAUTHORIZED_CONNECTION':
         // Like the official clients: drop this session; the reconnect registers afresh. Events in flight go back to
         // the cache (or fail) when the socket closes.
-        this.emit('nio', keyword, STATUS_KEYWORDS[keyword], undefined);
+        this.emit('nio', keyword, STATUS_KEYWORDS[keyword] ?? keyword, undefined);
         this.closeReason = {
           code: keyword === 'NIO_ALREADY_CONNECTED' ? 'already-connected' : 'unauthorized',
           detail: keyword,
@@ -936,7 +937,7 @@ const EVENT_ID_PREFIX = /^\{"eventId":("(?:[^"\\]|\\.)*")/;
 function eventIdOf(data: Buffer): string {
   const match = EVENT_ID_PREFIX.exec(data.toString('utf8', 0, Math.min(data.length, 1024)));
   try {
-    return match ? (JSON.parse(match[1]) as string) : '?';
+    return match?.[1] ? (JSON.parse(match[1]) as string) : '?';
   } catch {
     return '?';
   }
@@ -968,13 +969,14 @@ export function nestedDeeperThan(value: unknown, limit: number): boolean {
 }
 
 function describeFrame(frame: string): string {
-  return frame.length > 0 && 'oahc'.includes(frame[0]) ? `SockJS ${frame[0]}-frame` : 'frame';
+  const kind = frame.charAt(0);
+  return kind !== '' && 'oahc'.includes(kind) ? `SockJS ${kind}-frame` : 'frame';
 }
 
 /** The message type for a warning: the typed letter, or the keyword (shortened, printable only). */
 function describeMessage(text: string): string {
   const typed = /^([RECK]) /.exec(text);
-  if (typed) return typed[1];
+  if (typed?.[1]) return typed[1];
   return JSON.stringify(text.slice(0, 40));
 }
 

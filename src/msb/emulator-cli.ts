@@ -72,7 +72,7 @@ function readFlows(file: string): IntegrationFlow[] {
 
 /** One terminal command against the running emulator; returns what to print. */
 export function runCommand(emulator: MsbEmulator, line: string): string {
-  const [cmd, uuid, ...rest] = line.trim().split(/\s+/);
+  const [cmd, uuid = '', ...rest] = line.trim().split(/\s+/);
   const json = (text: string): Record<string, unknown> => {
     const v = JSON.parse(text || '{}') as unknown;
     if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('expected a JSON object');

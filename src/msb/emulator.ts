@@ -119,7 +119,7 @@ export class MsbEmulator extends EventEmitter<EmulatorEvents> {
       socket.once('close', () => this.sockets.delete(socket));
     });
     server.on('upgrade', (req, socket, head) => {
-      const path = (req.url ?? '').split('?')[0];
+      const path = (req.url ?? '').split('?')[0] ?? '';
       const sockJs = SOCKJS_PATH.test(path);
       if (!sockJs && !RAW_PATH.test(path)) {
         socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
@@ -301,16 +301,14 @@ export class MsbEmulator extends EventEmitter<EmulatorEvents> {
     if (path === '/actuator/health') {
       res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"UP"}');
     } else if (path === '/websocket/data/info') {
-      res
-        .writeHead(200, { 'content-type': 'application/json' })
-        .end(
-          JSON.stringify({
-            websocket: true,
-            origins: ['*:*'],
-            cookie_needed: false,
-            entropy: Math.floor(Math.random() * 2 ** 31),
-          }),
-        );
+      res.writeHead(200, { 'content-type': 'application/json' }).end(
+        JSON.stringify({
+          websocket: true,
+          origins: ['*:*'],
+          cookie_needed: false,
+          entropy: Math.floor(Math.random() * 2 ** 31),
+        }),
+      );
     } else {
       res.writeHead(404).end();
     }
@@ -550,5 +548,6 @@ function setPointer(root: Record<string, unknown>, pointer: string, value: unkno
     if (!isRecord(node[part])) node[part] = {};
     node = node[part] as Record<string, unknown>;
   }
-  node[parts[parts.length - 1]] = value;
+  const last = parts[parts.length - 1];
+  if (last !== undefined) node[last] = value;
 }

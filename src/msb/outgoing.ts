@@ -62,8 +62,10 @@ export class OutgoingBatch {
     const messages = new Array<Buffer>(this.count);
     let start = 0;
     for (let i = 0; i < this.count; i++) {
-      messages[i] = bytes.subarray(start, this.ends[i]);
-      start = this.ends[i];
+      // ends holds the end of each of the count messages; the fallback (an empty view) is never taken.
+      const end = this.ends[i] ?? start;
+      messages[i] = bytes.subarray(start, end);
+      start = end;
     }
     // A fresh buffer next time: what was taken may still be referenced by writes in progress.
     this.hint = Math.max(INITIAL_BYTES, Math.min(this.used, MAX_HINT_BYTES));

@@ -5,6 +5,7 @@ import { lazy } from '../common/lazy';
 import type { DataFormat } from './selfdescription';
 
 /** ajv is loaded by the first validator compiled, not by Node-RED's start. */
+// eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded on first use (see lazy), not at start
 const AjvClass = lazy(() => (require('ajv') as typeof import('ajv')).default);
 
 const INT32_MIN = -2147483648;

@@ -176,7 +176,9 @@ export function compilePlan(rawName: string, declarations: SgDeclaration[]): SgP
       warn(`${entry.topic} is declared twice with different settings; the later declaration wins`, 'twice', {
         topic: entry.topic,
       });
-    const owners = existing.owners.includes(entry.owners[0]) ? existing.owners : [...existing.owners, ...entry.owners];
+    const [owner] = entry.owners;
+    const owners =
+      owner !== undefined && existing.owners.includes(owner) ? existing.owners : [...existing.owners, ...entry.owners];
     Object.assign(existing, entry, { owners });
   };
 

@@ -38,8 +38,8 @@ const PY_WHITESPACE = new Set<string>([
 export function pythonStrip(text: string): string {
   let start = 0;
   let end = text.length;
-  while (start < end && PY_WHITESPACE.has(text[start])) start++;
-  while (end > start && PY_WHITESPACE.has(text[end - 1])) end--;
+  while (start < end && PY_WHITESPACE.has(text.charAt(start))) start++;
+  while (end > start && PY_WHITESPACE.has(text.charAt(end - 1))) end--;
   return start === 0 && end === text.length ? text : text.slice(start, end);
 }
 

@@ -30,7 +30,7 @@ import {
 } from '../../src/msb/selfdescription';
 import { dataFormatFromProps, DataFormatProps, isMsbConfigNode, MsbConfigNode, MsbUser } from './msb-api';
 import { AdminRequest, AdminResponse, asError, configNode, isTlsConfigNode, Node, NodeAPI, NodeDef } from '../lib/red';
-import { installBusbarAdmin, PhaseClock, registry } from '../lib/busbar-admin';
+import { installBusbarAdmin, probeState, registry } from '../lib/busbar-admin';
 import { newCounts } from '../../src/common/counters';
 import { readableSockJs, TraceRing } from '../../src/common/trace';
 
@@ -284,7 +284,8 @@ export = function (RED: NodeAPI) {
         bursts.note(kind);
       };
       // What the Busbar sidebar shows: phase and since, traffic, the last K, the trace.
-      const clock = new PhaseClock();
+      /** The last disconnect in words, for the sidebar's state line. */
+      let disconnectWords: string | undefined;
       const traffic = newCounts();
       const trace = new TraceRing();
       let lastChange: { at: number; changed: Record<string, unknown> } | undefined;
@@ -393,12 +394,10 @@ export = function (RED: NodeAPI) {
         };
         c.on('state', (state, reason) => {
           tracker.set(connectionState(state, reason));
-          clock.set(
-            state,
+          disconnectWords =
             state === 'disconnected' && reason
               ? `${RED._(DISCONNECT_STATUS[reason.code] ?? 'msb.status.disconnected')}${reason.detail ? ` (${reason.detail})` : ''}`
-              : undefined,
-          );
+              : undefined;
           if (state !== 'registered') nioStatus = undefined;
           if (state === 'disconnected' && reason) {
             disconnectStatus = DISCONNECT_STATUS[reason.code] ?? 'msb.status.disconnected';
@@ -573,8 +572,8 @@ export = function (RED: NodeAPI) {
         type: 'msb-config',
         bus: 'msb',
         name: () => node.name || service.name || service.uuid,
-        state: () => clock.state,
-        lastError: () => urlError ?? definitionError ?? clock.lastError,
+        state: () => probeState(node.state, urlError ?? definitionError ?? disconnectWords),
+        lastError: () => urlError ?? definitionError ?? node.lastError?.message,
         counters: () => node.counters(),
         snapshot: () => ({
           uuid: service.uuid,

@@ -21,7 +21,7 @@ const CALL_TIMEOUT_MS = 3000; // a reply later than this is counted as lost
 const BUDGET_MS = 50000; // per broker and QoS: no new round after this (at least 3 rounds)
 
 /** One call: resolves true when its reply came, false when it was given up after CALL_TIMEOUT_MS. */
-type Call = () => Promise<boolean>;
+export type Call = () => Promise<boolean>;
 
 interface Msg {
   [key: string]: unknown;
@@ -82,7 +82,7 @@ class Pending {
 }
 
 /** The same protocol by hand: a raw service answering `say`, a raw caller matching replies by correlation hex. */
-async function rawPair(url: string, qos: QoS): Promise<{ call: Call; close(): Promise<void> }> {
+export async function rawPair(url: string, qos: QoS): Promise<{ call: Call; close(): Promise<void> }> {
   const P = 'bench.raw/Hello';
   const connect = async (clientId: string): Promise<MqttClient> => {
     const c = await mqtt.connectAsync(url, { protocolVersion: 5, clientId, clean: true, reconnectPeriod: 0 });
@@ -141,7 +141,7 @@ function unspy(ids: string[]): void {
 }
 
 /** The nodes: apigear-client → (broker) → apigear-service → a flow answering say → back to the client's output 3. */
-async function nodePair(url: string, qos: QoS): Promise<{ call: Call }> {
+export async function nodePair(url: string, qos: QoS): Promise<{ call: Call }> {
   const nodes = [
     require('../nodes/sg/sg-broker'),
     require('../nodes/apigear/apigear-service'),

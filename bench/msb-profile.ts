@@ -3,10 +3,10 @@
 // `node --cpu-prof`, and prints self time by category and this package's top functions, measured rounds only.
 import { spawnSync } from 'child_process';
 import fs from 'fs';
-import http from 'http';
 import os from 'os';
 import path from 'path';
 import { MsbEmulator } from '../src/msb';
+import { startNodeRed, until } from './msb.bench';
 
 const A = 'be0c0000-0000-4000-8000-00000000000a';
 const EVENTS = 20000;
@@ -23,34 +23,9 @@ interface Profile {
   timeDeltas: number[];
 }
 
-async function until(check: () => boolean): Promise<void> {
-  const end = Date.now() + 30000;
-  while (!check()) {
-    if (Date.now() > end) throw new Error('profile: timed out');
-    await new Promise((r) => setImmediate(r));
-  }
-}
-
 /** The child: Node-RED rounds, writing the measured windows (µs, the profiler's clock) to `windowsFile`. */
 async function child(sockJs: boolean, rounds: number, windowsFile: string): Promise<void> {
-  const root = path.join(__dirname, '..', '..');
-  const userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'busbar-msb-profile-'));
-  fs.mkdirSync(path.join(userDir, 'node_modules', '@busbar'), { recursive: true });
-  fs.symlinkSync(root, path.join(userDir, 'node_modules', '@busbar', 'node-red-buses'), 'dir');
-  fs.writeFileSync(
-    path.join(userDir, 'package.json'),
-    JSON.stringify({ name: 'profile', version: '1.0.0', dependencies: { '@busbar/node-red-buses': '*' } }),
-  );
-  const RED = require('node-red');
-  RED.init(http.createServer(), {
-    userDir,
-    flowFile: 'flows.json',
-    credentialSecret: false,
-    httpAdminRoot: false,
-    httpNodeRoot: false,
-    logging: { console: { level: 'warn' } },
-  });
-  await RED.start();
+  const { RED, deploy, stop } = await startNodeRed();
   const emulator = new MsbEmulator({ heartbeatInterval: 0, recordTraffic: false });
   const { url } = await emulator.start({ port: 0 });
   const flow = [
@@ -79,9 +54,9 @@ async function child(sockJs: boolean, rounds: number, windowsFile: string): Prom
   ];
   const windows: Array<[number, number]> = [];
   for (let r = 0; r <= rounds; r++) {
-    await RED.runtime.flows.setFlows({ flows: { flows: flow }, deploymentType: 'full' });
+    await deploy(flow);
     await until(() => emulator.services().has(A));
-    const src = RED.nodes.getNode('src') as { send(msg: object): void };
+    const src = RED.nodes.getNode('src') as unknown as { send(msg: object): void };
     const before = emulator.publishedCount(A);
     const t0 = process.hrtime.bigint();
     for (let i = 0; i < EVENTS; i++) src.send({ payload: i + 0.5 });
@@ -92,13 +67,12 @@ async function child(sockJs: boolean, rounds: number, windowsFile: string): Prom
     process.stderr.write(
       `  round ${r}${r === 0 ? ' (warm-up)' : ''}: ${Math.round(EVENTS / (Number(t1 - t0) / 1e9))} events/s\n`,
     );
-    await RED.runtime.flows.setFlows({ flows: { flows: [] }, deploymentType: 'full' });
+    await deploy([]);
     await until(() => !emulator.services().has(A));
   }
   fs.writeFileSync(windowsFile, JSON.stringify(windows));
-  await RED.stop();
+  await stop();
   await emulator.close();
-  fs.rmSync(userDir, { recursive: true, force: true });
 }
 
 function category(cf: CallFrame): string {

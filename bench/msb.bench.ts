@@ -29,7 +29,11 @@ interface EmbeddedRed {
   runtime: { flows: { setFlows(opts: { flows: { flows: Flow }; deploymentType: string }): Promise<unknown> } };
 }
 
-async function startNodeRed(): Promise<{ RED: EmbeddedRed; deploy(flow: Flow): Promise<void>; stop(): Promise<void> }> {
+export async function startNodeRed(): Promise<{
+  RED: EmbeddedRed;
+  deploy(flow: Flow): Promise<void>;
+  stop(): Promise<void>;
+}> {
   const root = path.join(__dirname, '..', '..');
   const userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'busbar-msb-bench-'));
   fs.mkdirSync(path.join(userDir, 'node_modules', '@busbar'), { recursive: true });
@@ -110,7 +114,7 @@ async function warmAndAlternate(
   return alternate({ rounds }, baseline, candidate);
 }
 
-async function until(check: () => boolean, timeout = 30000): Promise<void> {
+export async function until(check: () => boolean, timeout = 30000): Promise<void> {
   const end = Date.now() + timeout;
   while (!check()) {
     if (Date.now() > end) throw new Error('bench: timed out');
